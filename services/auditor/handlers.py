@@ -1,0 +1,131 @@
+"""Every chunk event → the import's state and counts → an import-status event.
+
+Each (chunk, stage) fact is recorded once (the inbox) in the same transaction as the
+counts it changes; a redelivered event re-announces the current status and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+import structlog
+
+from services.auditor import repository
+from services.auditor.metrics import IMPORT_SECONDS, IMPORTS_FINISHED
+from services.auditor.state import TERMINAL, Counts, Fact, Loaded, Submitted, Validated
+from services.auditor.state import apply_fact, next_status
+from shared import topics
+from shared.events import ChunkLoaded, ChunkSubmitted, ChunkValidated, Event, ImportStatus
+from shared.events import RowError
+from shared.kafka import Delivery, EventPublisher
+
+log = structlog.get_logger(__name__)
+
+ChunkEvent = ChunkSubmitted | ChunkValidated | ChunkLoaded
+
+
+class Observation(msgspec.Struct, frozen=True):
+    """What one chunk event tells the auditor."""
+
+    stage: str
+    fact: Fact
+    rows_in: int
+    rows_ok: int
+    rows_failed: int
+    errors: list[RowError]
+    chunk_error: str | None
+
+
+def observe(event: ChunkEvent) -> Observation:
+    match event:
+        case ChunkSubmitted():
+            n = len(event.rows)
+            return Observation("submitted", Submitted(event.seq, n, event.last), n, n, 0, [], None)
+        case ChunkValidated():
+            valid = len(event.rows)
+            return Observation(
+                "validated", Validated(valid, event.invalid_rows), event.total_rows, valid,
+                event.invalid_rows, event.errors, event.chunk_error,
+            )
+        case ChunkLoaded():
+            return Observation(
+                "loaded", Loaded(event.loaded_rows, event.failed_rows),
+                event.loaded_rows + event.failed_rows, event.loaded_rows, event.failed_rows,
+                event.errors, event.chunk_error,
+            )
+
+
+def _counts(row: asyncpg.Record) -> Counts:
+    return Counts(
+        total_rows=row["total_rows"],
+        valid_rows=row["valid_rows"],
+        loaded_rows=row["loaded_rows"],
+        failed_rows=row["failed_rows"],
+        chunks_total=row["chunks_total"],
+        chunks_validated=row["chunks_validated"],
+        chunks_loaded=row["chunks_loaded"],
+    )
+
+
+def _status(import_id: uuid.UUID, status: str, version: int, counts: Counts) -> ImportStatus:
+    return ImportStatus(
+        import_id=import_id,
+        status=status,
+        version=version,
+        total_rows=counts.total_rows,
+        valid_rows=counts.valid_rows,
+        loaded_rows=counts.loaded_rows,
+        failed_rows=counts.failed_rows,
+        chunks_total=counts.chunks_total,
+        chunks_loaded=counts.chunks_loaded,
+    )
+
+
+class ImportAuditor:
+    def __init__(self, pool: asyncpg.Pool, publisher: EventPublisher) -> None:
+        self._pool = pool
+        self._publisher = publisher
+
+    async def handle(self, event: Event, _: Delivery) -> None:
+        if isinstance(event, ImportStatus):
+            return
+        async with self._pool.acquire() as conn:
+            status = await self.apply(conn, event)
+        await self._publisher.publish(topics.IMPORT_STATUS, status, key=str(event.import_id))
+
+    async def apply(self, conn: asyncpg.Connection, event: ChunkEvent) -> ImportStatus:
+        seen = observe(event)
+        async with conn.transaction():
+            row = await repository.lock_import(conn, event.import_id)
+            if row is None:
+                table = "" if isinstance(event, ChunkLoaded) else event.table
+                columns = () if isinstance(event, ChunkLoaded) else event.columns
+                await repository.create_import(
+                    conn, event.import_id, table, columns, seen.rows_in
+                )
+                row = await repository.lock_import(conn, event.import_id)
+                assert row is not None
+            counts = _counts(row)
+            if not await repository.record_fact(
+                conn, event.import_id, event.seq, seen.stage, seen.rows_in, seen.rows_ok,
+                seen.rows_failed,
+            ):
+                log.info("fact already recorded; re-announcing status", stage=seen.stage)
+                return _status(event.import_id, row["status"], row["version"], counts)
+            await repository.record_errors(conn, event.import_id, event.seq, seen.stage,
+                                           seen.errors)
+            counts = apply_fact(counts, seen.fact)
+            status = next_status(row["status"], counts)
+            finished = status in TERMINAL
+            version = await repository.update_import(
+                conn, event.import_id, status, counts, error=seen.chunk_error, finished=finished
+            )
+        if finished and row["status"] not in TERMINAL:
+            IMPORTS_FINISHED.labels(status).inc()
+            IMPORT_SECONDS.observe((datetime.now(UTC) - row["created_at"]).total_seconds())
+            log.info("import finished", status=status, loaded=counts.loaded_rows,
+                     failed=counts.failed_rows)
+        return _status(event.import_id, status, version, counts)

@@ -1,0 +1,44 @@
+"""Wiring of the gateway: HTTP API, outbox relay, shared resources."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from services.gateway.handlers import TABLES, routes
+from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from services.gateway.problems import problem_middleware
+from services.gateway.relay import relay_context
+from shared.catalog import TableCache
+from shared.config import Settings
+from shared.service import service_app
+
+
+@web.middleware
+async def metrics_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        HTTP_REQUESTS.labels(request.method, name, str(status)).inc()
+        HTTP_SECONDS.labels(request.method, name).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = service_app(settings, middlewares=[metrics_middleware, problem_middleware])
+    app[TABLES] = TableCache(settings.allowed_schemas, ttl_seconds=2.0)
+    app.cleanup_ctx.append(relay_context)
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,80 @@
+"""The uploaded file as a stream of byte blocks: a `text/csv` body or a multipart part."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from services.gateway.problems import Problem
+
+BLOCK = 1 << 20
+CSV_TYPES = {"text/csv", "application/csv", "text/plain"}
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "file-too-large",
+        "File too large",
+        f"The upload exceeds the maximum file size of {limit} bytes.",
+        max_file_size=limit,
+    )
+
+
+def _check_charset(charset: str | None) -> None:
+    if charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise Problem(
+            415,
+            "unsupported-charset",
+            "Unsupported charset",
+            f"charset={charset} is not supported; send UTF-8.",
+        )
+
+
+async def _limited(blocks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for block in blocks:
+        seen += len(block)
+        if seen > limit:
+            raise _too_large(limit)
+        yield block
+
+
+async def _part_blocks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while block := await part.read_chunk(BLOCK):
+        yield block
+
+
+async def open_upload(request: web.Request, limit: int) -> tuple[AsyncIterator[bytes], str | None]:
+    """(byte blocks, filename) of the uploaded CSV; raises 413/415/422 problems."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    if request.content_type == "multipart/form-data":
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if isinstance(part, BodyPartReader) and part.name == "file":
+                part_type = part.headers.get("Content-Type", "text/csv").split(";")[0].strip()
+                if part_type not in CSV_TYPES | {"application/octet-stream"}:
+                    raise Problem(
+                        415,
+                        "unsupported-media-type",
+                        "Unsupported media type",
+                        f"The file part is {part_type}; send text/csv.",
+                    )
+                return _limited(_part_blocks(part), limit), part.filename
+        raise Problem(
+            422,
+            "missing-file",
+            "No file in the upload",
+            'The multipart body has no part named "file".',
+        )
+    if request.content_type in CSV_TYPES:
+        _check_charset(request.charset)
+        return _limited(request.content.iter_chunked(BLOCK), limit), None
+    raise Problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        f"Send text/csv or multipart/form-data, not {request.content_type}.",
+    )

@@ -1,0 +1,65 @@
+"""RFC 9457 problem details, and a middleware that turns every error into one.
+
+Types are stable relative URIs documented in docs/problems.md; no stack trace or SQL leaks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(web.HTTPException):
+    """An HTTP error answered as problem+json; `extra` adds members (e.g. `errors`)."""
+
+    def __init__(
+        self, status: int, code: str, title: str, detail: str | None = None, **extra: Any
+    ) -> None:
+        self.status_code = status
+        body: dict[str, Any] = {"type": f"/problems/{code}", "title": title, "status": status}
+        if detail:
+            body["detail"] = detail
+        body.update(extra)
+        super().__init__(text=json.dumps(body), content_type=PROBLEM_JSON)
+        self.body_json = body
+
+
+_GENERIC = {
+    400: ("bad-request", "Bad request"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+@web.middleware
+async def problem_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem:
+        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, title = _GENERIC.get(exc.status, ("http-error", exc.reason))
+        problem = Problem(exc.status, code, title, instance=request.path)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                problem.headers[name] = exc.headers[name]
+        raise problem from None
+    except Exception:
+        log.exception("unhandled error", path=request.path)
+        raise Problem(
+            500, "internal-error", "Internal error", "The error was logged.", instance=request.path
+        ) from None

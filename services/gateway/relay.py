@@ -1,0 +1,97 @@
+"""The outbox relay: publishes stored events until the broker acknowledges each.
+
+It wakes when an import commits, and polls as well, so events written before a crash
+(or by another gateway replica) are published too. Several relays share the work
+through `FOR UPDATE SKIP LOCKED`; a redelivered event is recognised by its id downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import structlog
+from aiohttp import web
+from aiokafka.errors import KafkaError
+
+from services.gateway import repository
+from services.gateway.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
+from shared.kafka import EventPublisher, cloudevent_headers
+from shared.service import POOL, PUBLISHER, SETTINGS
+
+log = structlog.get_logger(__name__)
+
+BATCH = 64
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, publisher: EventPublisher, poll_seconds: float) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many events the broker acknowledged."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            batch = await repository.claim_unpublished(conn, BATCH)
+            if not batch:
+                return 0
+            await self._publisher.send_records(
+                [
+                    (
+                        row["topic"],
+                        row["payload"],
+                        row["key"].encode(),
+                        cloudevent_headers(
+                            row["event_id"],
+                            row["event_type"],
+                            self._publisher.source,
+                            row["created_at"],
+                        ),
+                    )
+                    for row in batch
+                ]
+            )
+            await repository.mark_published(conn, [row["id"] for row in batch])
+        OUTBOX_PUBLISHED.inc(len(batch))
+        return len(batch)
+
+    async def run(self) -> None:
+        delay = self._poll
+        while not self._stopping:
+            try:
+                while await self.publish_pending() == BATCH and not self._stopping:
+                    pass
+                async with self._pool.acquire() as conn:
+                    OUTBOX_PENDING.set(await repository.count_unpublished(conn))
+                delay = self._poll
+            except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox relay failed; will retry", error=str(exc))
+                delay = min(delay * 2, 10.0)
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+
+RELAY = web.AppKey("relay", OutboxRelay)
+
+
+async def relay_context(app: web.Application) -> AsyncIterator[None]:
+    relay = OutboxRelay(app[POOL], app[PUBLISHER], app[SETTINGS].outbox_poll_seconds)
+    app[RELAY] = relay
+    task = asyncio.create_task(relay.run(), name="outbox-relay")
+    yield
+    relay.stop()
+    await task

@@ -1,0 +1,126 @@
+"""SQL of the gateway: recording imports with their chunks (outbox) and reading status."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared import topics
+
+IMPORT_COLUMNS = """
+id, target_table, columns, chunk_size, source, filename, status, version, file_rows,
+total_rows, valid_rows, loaded_rows, failed_rows, chunks_total, chunks_validated,
+chunks_loaded, error, created_at, updated_at, finished_at
+"""
+
+
+async def insert_chunk_event(
+    conn: asyncpg.Connection,
+    *,
+    import_id: uuid.UUID,
+    event_id: str,
+    event_type: str,
+    payload: bytes,
+) -> None:
+    await conn.execute(
+        "INSERT INTO tidegate.outbox (event_id, event_type, topic, key, payload, import_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        event_id,
+        event_type,
+        topics.CHUNK_SUBMITTED,
+        event_id,
+        payload,
+        import_id,
+    )
+
+
+async def insert_import(
+    conn: asyncpg.Connection,
+    *,
+    import_id: uuid.UUID,
+    table: str,
+    columns: tuple[str, ...],
+    chunk_size: int,
+    filename: str | None,
+    file_rows: int,
+    chunks_total: int,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, filename,"
+        " file_rows, chunks_total) VALUES ($1, $2, $3, $4, 'http', $5, $6, $7)"
+        f" RETURNING {IMPORT_COLUMNS}",
+        import_id,
+        table,
+        list(columns),
+        chunk_size,
+        filename,
+        file_rows,
+        chunks_total,
+    )
+    assert row is not None
+    return row
+
+
+async def get_import(conn: asyncpg.Connection, import_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE id = $1", import_id
+    )
+
+
+async def list_imports(
+    conn: asyncpg.Connection, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> list[asyncpg.Record]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    if after is None:
+        return await conn.fetch(
+            f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports"
+            " ORDER BY created_at DESC, id DESC LIMIT $1",
+            limit,
+        )
+    return await conn.fetch(
+        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE (created_at, id) < ($2, $3)"
+        " ORDER BY created_at DESC, id DESC LIMIT $1",
+        limit,
+        *after,
+    )
+
+
+async def list_row_errors(
+    conn: asyncpg.Connection, import_id: uuid.UUID, *, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
+    total = await conn.fetchval(
+        "SELECT count(*) FROM tidegate.row_errors WHERE import_id = $1", import_id
+    )
+    rows = await conn.fetch(
+        "SELECT line, column_name AS column, code, message, value, stage"
+        " FROM tidegate.row_errors WHERE import_id = $1"
+        " ORDER BY line, column_name NULLS FIRST, code LIMIT $2 OFFSET $3",
+        import_id,
+        limit,
+        offset,
+    )
+    return int(total), [dict(r) for r in rows]
+
+
+async def claim_unpublished(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Lock a batch of unpublished events; other relays skip them (SKIP LOCKED)."""
+    return await conn.fetch(
+        "SELECT id, event_id, event_type, topic, key, payload, created_at FROM tidegate.outbox"
+        " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+
+
+async def mark_published(conn: asyncpg.Connection, ids: list[int]) -> None:
+    await conn.execute(
+        "UPDATE tidegate.outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids
+    )
+
+
+async def count_unpublished(conn: asyncpg.Connection) -> int:
+    return int(
+        await conn.fetchval("SELECT count(*) FROM tidegate.outbox WHERE published_at IS NULL")
+    )

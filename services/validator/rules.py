@@ -1,0 +1,187 @@
+"""Cell rules derived from a column's PostgreSQL definition, with the seed's coercions:
+ISO 8601 dates and timestamps, decimal point numbers, booleans true/false, 1/0, yes/no.
+
+Every rule is at least as strict as PostgreSQL's own input function, so a row that passes
+is a row the loader can insert (constraints aside). An empty cell is NULL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time
+
+import msgspec
+
+from shared.catalog import Column
+
+CellCheck = Callable[[str], tuple[str, str] | None]  # value -> (code, message) or None
+
+_INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
+_INT = re.compile(r"\s*[+-]?\d+\s*")
+_DECIMAL = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d*,\d+\s*")
+_SPECIAL_FLOATS = {"nan", "infinity", "+infinity", "-infinity", "inf", "+inf", "-inf"}
+_BOOLEANS = {"true", "false", "1", "0", "yes", "no"}
+_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+_TIME = r"\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
+_TIMESTAMP = re.compile(rf"\s*\d{{4}}-\d{{2}}-\d{{2}}[T ]{_TIME}\s*")
+_TIMESTAMPTZ = re.compile(rf"\s*\d{{4}}-\d{{2}}-\d{{2}}[T ]{_TIME}(?:Z|[+-]\d{{2}}(?::?\d{{2}})?)?\s*")
+_TIME_OF_DAY = re.compile(rf"\s*{_TIME}\s*")
+_UUID = re.compile(r"\s*[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\s*")
+
+NUMBER_HINT = "use a decimal point, not a comma"
+
+
+def _integer(type_name: str) -> CellCheck:
+    bound = _INT_RANGES[type_name]
+
+    def check(value: str) -> tuple[str, str] | None:
+        if not _INT.fullmatch(value):
+            if _DECIMAL_COMMA.fullmatch(value):
+                return "invalid_number", f"not a whole number ({NUMBER_HINT})"
+            return "invalid_integer", "not a whole number"
+        if not -bound <= int(value) < bound:
+            return "out_of_range", f"out of range for {type_name}"
+        return None
+
+    return check
+
+
+def _decimal(column: Column) -> CellCheck:
+    precision, scale = column.precision, column.scale
+
+    def check(value: str) -> tuple[str, str] | None:
+        if not _DECIMAL.fullmatch(value):
+            if _DECIMAL_COMMA.fullmatch(value):
+                return "decimal_comma", f"{value.strip()!r} is not a number: {NUMBER_HINT}"
+            return "invalid_number", f"not a number ({NUMBER_HINT})"
+        if precision is None or scale is None:
+            return None
+        mantissa = value.strip().lstrip("+-")
+        if "e" in mantissa.lower():
+            return "invalid_number", "exponent notation is not accepted for numeric(p,s)"
+        whole, _, fraction = mantissa.partition(".")
+        if len(whole.lstrip("0")) > precision - scale:
+            return "out_of_range", f"too many digits before the decimal point for {column.type_sql}"
+        if len(fraction.rstrip("0")) > scale:
+            return "too_many_decimals", f"more than {scale} digits after the point"
+        return None
+
+    return check
+
+
+def _float(value: str) -> tuple[str, str] | None:
+    if _DECIMAL.fullmatch(value) or value.strip().lower() in _SPECIAL_FLOATS:
+        return None
+    if _DECIMAL_COMMA.fullmatch(value):
+        return "decimal_comma", f"{value.strip()!r} is not a number: {NUMBER_HINT}"
+    return "invalid_number", f"not a number ({NUMBER_HINT})"
+
+
+def _boolean(value: str) -> tuple[str, str] | None:
+    if value.strip().lower() in _BOOLEANS:
+        return None
+    return "invalid_boolean", "expected true/false, 1/0 or yes/no"
+
+
+def _parsed(
+    pattern: re.Pattern[str], parse: Callable[[str], object], code: str, message: str
+) -> CellCheck:
+    def check(value: str) -> tuple[str, str] | None:
+        if pattern.fullmatch(value):
+            try:
+                parse(value.strip())
+            except ValueError:
+                return code, f"{message}: no such date or time"
+            return None
+        return code, message
+
+    return check
+
+
+def _uuid(value: str) -> tuple[str, str] | None:
+    return None if _UUID.fullmatch(value) else ("invalid_uuid", "not a UUID")
+
+
+def _json(value: str) -> tuple[str, str] | None:
+    try:
+        msgspec.json.decode(value)
+    except msgspec.DecodeError:
+        return "invalid_json", "not valid JSON"
+    return None
+
+
+def _length(limit: int) -> CellCheck:
+    def check(value: str) -> tuple[str, str] | None:
+        if len(value) > limit:
+            return "too_long", f"{len(value)} characters; at most {limit} allowed"
+        return None
+
+    return check
+
+
+def cell_check(column: Column) -> CellCheck | None:
+    """The rule for a non-empty value of `column`; None when any text is acceptable."""
+    name = column.type_name
+    if name in _INT_RANGES:
+        return _integer(name)
+    if name == "numeric":
+        return _decimal(column)
+    if name in ("float4", "float8"):
+        return _float
+    if name == "bool":
+        return _boolean
+    if name == "date":
+        return _parsed(_DATE, date.fromisoformat, "invalid_date",
+                       "expected an ISO 8601 date (YYYY-MM-DD)")
+    if name == "timestamp":
+        return _parsed(_TIMESTAMP, datetime.fromisoformat, "invalid_timestamp",
+                       "expected an ISO 8601 timestamp without offset (YYYY-MM-DD HH:MM:SS)")
+    if name == "timestamptz":
+        return _parsed(_TIMESTAMPTZ, datetime.fromisoformat, "invalid_timestamp",
+                       "expected an ISO 8601 timestamp (YYYY-MM-DDTHH:MM:SS[+HH:MM])")
+    if name == "time":
+        return _parsed(_TIME_OF_DAY, time.fromisoformat, "invalid_time",
+                       "expected an ISO 8601 time (HH:MM[:SS])")
+    if name == "uuid":
+        return _uuid
+    if name in ("json", "jsonb"):
+        return _json
+    if name in ("varchar", "bpchar") and column.max_length is not None:
+        return _length(column.max_length)
+    return None  # text and types PostgreSQL checks itself (the loader isolates its refusals)
+
+
+class ColumnRule:
+    """Checks one column of a chunk at once; only bad cells cost a Python-level loop."""
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+        self._check = cell_check(column)
+        self._max_length = column.max_length if column.type_name in ("varchar", "bpchar") else None
+
+    def errors(self, values: Sequence[str]) -> list[tuple[int, str, str]]:
+        """(row index, code, message) for every bad cell of this column."""
+        found: list[tuple[int, str, str]] = []
+        if self.column.not_null and "" in values:
+            found += [
+                (i, "required", "a value is required (the column is NOT NULL)")
+                for i, v in enumerate(values)
+                if v == ""
+            ]
+        if "\x00" in "".join(values):
+            found += [
+                (i, "invalid_character", "contains a NUL character")
+                for i, v in enumerate(values)
+                if "\x00" in v
+            ]
+        check = self._check
+        if check is None:
+            return found
+        if self._max_length is not None and max(map(len, values), default=0) <= self._max_length:
+            return found  # fast path: nothing too long
+        for i, value in enumerate(values):
+            if value != "" and (problem := check(value)) is not None:
+                found.append((i, *problem))
+        return found

@@ -1,0 +1,1 @@
+"""Code common to the tidegate services: event schemas, config, Kafka and database helpers."""

@@ -1,0 +1,97 @@
+"""Settings parsed once from the environment into a frozen struct.
+
+An error names the variable at fault. Nothing here opens connections.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+from shared.errors import ConfigError
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a tidegate process reads from its environment."""
+
+    database_url: str
+    kafka_bootstrap_servers: str
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "info"
+    topic_partitions: int = 6
+    default_chunk_size: int = 1000
+    max_chunk_size: int = 10_000
+    allowed_schemas: tuple[str, ...] = ("public",)
+    outbox_poll_seconds: float = 1.0
+    max_file_bytes: int = 100 * 1024 * 1024
+    service_name: str = "tidegate"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set")
+    return value
+
+
+def load_settings(
+    service_name: str, env: Mapping[str, str] | None = None, *, default_port: int = 8080
+) -> Settings:
+    """Read the settings of one service; `TIDEGATE_<SERVICE>_PORT` overrides `PORT`."""
+    env = os.environ if env is None else env
+    port_var = f"TIDEGATE_{service_name.upper()}_PORT"
+    port = _int(env, port_var, _int(env, "PORT", default_port), minimum=0)
+    chunk_default = _int(env, "TIDEGATE_DEFAULT_CHUNK_SIZE", 1000, minimum=1)
+    chunk_max = _int(env, "TIDEGATE_MAX_CHUNK_SIZE", 10_000, minimum=1)
+    if chunk_default > chunk_max:
+        raise ConfigError("TIDEGATE_DEFAULT_CHUNK_SIZE must not exceed TIDEGATE_MAX_CHUNK_SIZE")
+    schemas = tuple(
+        s.strip() for s in env.get("TIDEGATE_ALLOWED_SCHEMAS", "public").split(",") if s.strip()
+    )
+    if not schemas:
+        raise ConfigError("TIDEGATE_ALLOWED_SCHEMAS must name at least one schema")
+    if "tidegate" in schemas:
+        raise ConfigError("TIDEGATE_ALLOWED_SCHEMAS must not include tidegate's own schema")
+    return Settings(
+        database_url=_required(env, "DATABASE_URL"),
+        kafka_bootstrap_servers=_required(env, "KAFKA_BOOTSTRAP_SERVERS"),
+        http_host=env.get("TIDEGATE_HTTP_HOST", "127.0.0.1"),
+        http_port=port,
+        log_level=env.get("LOG_LEVEL", "info").lower(),
+        topic_partitions=_int(env, "TIDEGATE_TOPIC_PARTITIONS", 6, minimum=1),
+        default_chunk_size=chunk_default,
+        max_chunk_size=chunk_max,
+        allowed_schemas=schemas,
+        outbox_poll_seconds=_float(env, "TIDEGATE_OUTBOX_POLL_SECONDS", 1.0),
+        max_file_bytes=_int(env, "TIDEGATE_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1),
+        service_name=service_name,
+    )

@@ -1,0 +1,81 @@
+"""PostgreSQL: the connection pool and versioned migrations applied on start."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# Any fixed number: serialises migrations when several services start at once.
+_MIGRATION_LOCK = 0x7469_6465
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every `NNNN_name.sql`, in order."""
+    folder = resources.files("shared") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
+    """Apply the migrations not yet applied; returns their names."""
+    applied: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute("CREATE SCHEMA IF NOT EXISTS tidegate")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS tidegate.schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["version"]: r["checksum"]
+            for r in await conn.fetch("SELECT version, checksum FROM tidegate.schema_migrations")
+        }
+        for version, name, sql in migration_files():
+            checksum = hashlib.sha256(sql.encode()).hexdigest()
+            if version in done:
+                if done[version] != checksum:
+                    raise RuntimeError(f"migration {name} was changed after it was applied")
+                continue
+            await conn.execute(sql)
+            await conn.execute(
+                "INSERT INTO tidegate.schema_migrations (version, name, checksum)"
+                " VALUES ($1, $2, $3)",
+                version,
+                name,
+                checksum,
+            )
+            applied.append(name)
+    if applied:
+        log.info("migrations applied", migrations=applied)
+    return applied
+
+
+@asynccontextmanager
+async def open_pool(
+    dsn: str, *, application_name: str = "tidegate", max_size: int = 10
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool whose sessions read timestamps without offset as UTC."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        server_settings={"application_name": application_name, "TimeZone": "UTC"},
+    )
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        yield pool
+    finally:
+        await pool.close()

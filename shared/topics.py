@@ -1,0 +1,9 @@
+"""Topic names. One event type per topic, except `chunk.loaded`, which is per-chunk outcome."""
+
+CHUNK_SUBMITTED = "tidegate.chunk.submitted"
+CHUNK_VALIDATED = "tidegate.chunk.validated"
+CHUNK_LOADED = "tidegate.chunk.loaded"
+IMPORT_STATUS = "tidegate.import.status"
+DEAD_LETTER = "tidegate.deadletter"
+
+ALL = (CHUNK_SUBMITTED, CHUNK_VALIDATED, CHUNK_LOADED, IMPORT_STATUS, DEAD_LETTER)

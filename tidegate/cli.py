@@ -1,0 +1,168 @@
+"""The `tidegate` command: run the stack, import files, follow imports."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from shared.db import migrate
+from tidegate import client
+from tidegate.stack import Stack
+
+DEFAULT_API = os.environ.get("TIDEGATE_API", "http://127.0.0.1:8080")
+DEMO_TABLE = "public.demo_customers"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("TIDEGATE_HOME", ".tidegate"))
+
+
+async def _prepare_demo_table(database_url: str) -> None:
+    """The demo's own table, recreated each run so the sample always loads cleanly."""
+    sql = (resources.files("tidegate") / "samples" / "demo_customers.sql").read_text()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _import_and_follow(api: str, path: Path, table: str, chunk_size: int | None) -> int:
+    async with aiohttp.ClientSession() as session:
+        try:
+            accepted = await client.upload(session, api, path, table, chunk_size)
+        except client.ApiError as exc:
+            print(client.show(exc.problem), file=sys.stderr)
+            return 2
+        print(f"accepted import {accepted['id']} ({accepted['counts']['file_rows']} rows, "
+              f"{accepted['chunks']['total']} chunks)")
+        final = await client.follow(session, api, accepted["id"])
+        print(client.show(final))
+        if final["counts"]["failed"]:
+            errors = await client.row_errors(session, api, accepted["id"])
+            print(f"first row errors ({errors['total']} in all):")
+            for error in errors["items"]:
+                print(f"  line {error['line']}, {error['column']}: {error['code']}: "
+                      f"{error['message']} (value {error['value']!r})")
+        return 0 if final["status"] == "completed" else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    sample = Path(str(resources.files("tidegate") / "samples" / "demo_customers.csv"))
+    with Stack(_home()) as stack:
+        print(f"stack up: API {stack.api_url}, PostgreSQL {stack.database_url}, "
+              f"broker {stack.bootstrap}")
+        asyncio.run(_prepare_demo_table(stack.database_url))
+        code = asyncio.run(_import_and_follow(stack.api_url, sample, DEMO_TABLE, None))
+        count = asyncio.run(_count_rows(stack.database_url, DEMO_TABLE))
+        print(f"{DEMO_TABLE} now holds {count} rows")
+    return code
+
+
+async def _count_rows(database_url: str, table: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        schema, name = table.split(".")
+        return int(await conn.fetchval(
+            f'SELECT count(*) FROM "{schema}"."{name}"'  # noqa: S608 — fixed demo table
+        ))
+    finally:
+        await conn.close()
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    stack = Stack(_home(), gateway_port=args.port)
+    stack.start()
+    print(f"tidegate is running. API: {stack.api_url}/api/v1/database  (Ctrl-C stops)")
+    print(f"  DATABASE_URL={stack.database_url}")
+    print(f"  KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap}")
+    print(f"  logs: {_home() / 'logs'}")
+    print(f"  try: curl -X POST -H 'Content-Type: text/csv' --data-binary @file.csv "
+          f"'{stack.api_url}/api/v1/database/import?table=<table>'")
+    stop = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop:
+            signal.pause()
+    finally:
+        print("stopping…")
+        stack.stop()
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    return asyncio.run(_import_and_follow(args.api, Path(args.file), args.table, args.chunk_size))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with aiohttp.ClientSession() as session:
+            path = f"/imports/{args.import_id}" if args.import_id else "/imports"
+            async with session.get(f"{args.api}/api/v1/database{path}") as response:
+                print(client.show(await response.json(content_type=None)))
+                return 0 if response.status == 200 else 1
+
+    return asyncio.run(run())
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    async def run() -> None:
+        conn = await asyncpg.connect(os.environ["DATABASE_URL"])
+        try:
+            applied = await migrate(conn)
+            print("applied: " + (", ".join(applied) or "nothing, up to date"))
+        finally:
+            await conn.close()
+
+    if not os.environ.get("DATABASE_URL"):
+        print("DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    asyncio.run(run())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tidegate", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="start the stack, import the bundled sample, print the outcome"
+                   ).set_defaults(run=cmd_demo)
+    dev = sub.add_parser("dev", help="run the stack until Ctrl-C")
+    dev.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    dev.set_defaults(run=cmd_dev)
+    imp = sub.add_parser("import", help="import a CSV file through the API and follow it")
+    imp.add_argument("file")
+    imp.add_argument("--table", required=True)
+    imp.add_argument("--chunk-size", type=int)
+    imp.add_argument("--api", default=DEFAULT_API)
+    imp.set_defaults(run=cmd_import)
+    status = sub.add_parser("status", help="show one import, or the latest imports")
+    status.add_argument("import_id", nargs="?")
+    status.add_argument("--api", default=DEFAULT_API)
+    status.set_defaults(run=cmd_status)
+    sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)"
+                   ).set_defaults(run=cmd_migrate)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

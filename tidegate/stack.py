@@ -1,0 +1,106 @@
+"""The whole stack as separate processes: embedded PostgreSQL and broker (unless URLs are
+given), then `python -m services.<name>` for each service, each with its own port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+
+SERVICES = ("gateway", "validator", "loader", "auditor")
+
+
+class Stack:
+    def __init__(self, home: Path, *, gateway_port: int | None = None) -> None:
+        self.home = home
+        self.gateway_port = gateway_port or free_port()
+        self.ports = {name: free_port() for name in SERVICES}
+        self.ports["gateway"] = self.gateway_port
+        self.database_url = os.environ.get("DATABASE_URL", "")
+        self.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+        self._postgres: EmbeddedPostgres | None = None
+        self._broker: EmbeddedBroker | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def service_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DATABASE_URL"] = self.database_url
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        for name, port in self.ports.items():
+            env[f"TIDEGATE_{name.upper()}_PORT"] = str(port)
+        return env
+
+    def start(self, timeout: float = 90.0) -> None:
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            self._postgres = EmbeddedPostgres(self.home / "pgdata")
+            self.database_url = self._postgres.start()
+        if not self.bootstrap:
+            self._broker = EmbeddedBroker()
+            self.bootstrap = self._broker.start()
+        env = self.service_env()
+        for name in SERVICES:
+            log = (self.home / "logs" / f"{name}.log").open("ab")
+            self.processes[name] = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=log
+            )
+        self._wait_healthy(timeout)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = set(SERVICES)
+        while waiting:
+            for name in sorted(waiting):
+                process = self.processes[name]
+                if process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(
+                        f"{name} exited with code {process.returncode}; "
+                        f"see {self.home / 'logs' / (name + '.log')}"
+                    )
+                url = f"http://127.0.0.1:{self.ports[name]}/healthz"
+                try:
+                    with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310
+                        if answer.status == 200:
+                            waiting.discard(name)
+                except (urllib.error.URLError, OSError):
+                    pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"not healthy after {timeout}s: {', '.join(sorted(waiting))}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM every service (each finishes the chunk in hand), then the components."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+        if self._broker is not None:
+            self._broker.stop()
+        if self._postgres is not None:
+            self._postgres.stop()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
