@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
+from shared.db import Conn
+
 MAX_NAME_LENGTH = 63  # PostgreSQL's NAMEDATALEN - 1
 
 
@@ -65,7 +67,7 @@ def split_table_name(raw: str, default_schema: str) -> tuple[str, str] | None:
         parts = [default_schema, parts[0]]
     if len(parts) != 2 or not all(0 < len(p) <= MAX_NAME_LENGTH for p in parts):
         return None
-    if any(ch in p for p in parts for ch in "\x00\"\n\r"):
+    if any(ch in p for p in parts for ch in '\x00"\n\r'):
         return None
     return parts[0], parts[1]
 
@@ -123,9 +125,7 @@ def _column(row: asyncpg.Record) -> Column:
     )
 
 
-async def load_table(
-    conn: asyncpg.Connection, raw_name: str, allowed_schemas: Sequence[str]
-) -> TableDef | None:
+async def load_table(conn: Conn, raw_name: str, allowed_schemas: Sequence[str]) -> TableDef | None:
     """The definition of a table in an allowed schema, or None if there is no such table."""
     parts = split_table_name(raw_name, allowed_schemas[0])
     if parts is None or parts[0] not in allowed_schemas:
@@ -134,9 +134,7 @@ async def load_table(
     if found is None:
         return None
     oid = found["oid"]
-    columns = tuple(
-        _column(r) for r in await conn.fetch(_COLUMNS_SQL, oid) if not r["generated"]
-    )
+    columns = tuple(_column(r) for r in await conn.fetch(_COLUMNS_SQL, oid) if not r["generated"])
     primary_key = tuple(r["attname"] for r in await conn.fetch(_PRIMARY_KEY_SQL, oid))
     return TableDef(
         oid=oid,
@@ -147,7 +145,7 @@ async def load_table(
     )
 
 
-class HeaderMismatch(Exception):  # noqa: N818 — a result, reported as 422
+class HeaderMismatch(Exception):
     def __init__(self, missing: list[str], unexpected: list[str], duplicated: list[str]) -> None:
         self.missing = missing
         self.unexpected = unexpected
@@ -200,7 +198,7 @@ class TableCache:
         self._ttl = ttl_seconds
         self._entries: dict[str, tuple[float, TableDef | None]] = {}
 
-    async def get(self, conn: asyncpg.Connection, name: str) -> TableDef | None:
+    async def get(self, conn: Conn, name: str) -> TableDef | None:
         now = time.monotonic()
         cached = self._entries.get(name)
         if cached is not None and now - cached[0] < self._ttl:

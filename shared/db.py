@@ -12,6 +12,9 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+# A connection, whether opened directly or borrowed from a pool.
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 # Any fixed number: serialises migrations when several services start at once.
 _MIGRATION_LOCK = 0x7469_6465
 
@@ -27,7 +30,7 @@ def migration_files() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: Conn) -> list[str]:
     """Apply the migrations not yet applied; returns their names."""
     applied: list[str] = []
     async with conn.transaction():

@@ -30,7 +30,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     import_id: uuid.UUID
 
 
-class ChunkSubmitted(_Event, tag="tidegate.chunk.submitted.v1"):
+class ChunkSubmitted(_Event, frozen=True, tag="tidegate.chunk.submitted.v1"):
     """A slice of a CSV file, as parsed: raw text cells, an empty cell meaning NULL.
 
     `lines[i]` is the file line on which row i starts; when absent, rows are taken to
@@ -52,7 +52,7 @@ class ChunkSubmitted(_Event, tag="tidegate.chunk.submitted.v1"):
         return list(range(self.first_line, self.first_line + len(self.rows)))
 
 
-class ChunkValidated(_Event, tag="tidegate.chunk.validated.v1"):
+class ChunkValidated(_Event, frozen=True, tag="tidegate.chunk.validated.v1"):
     """The rows of a chunk that passed every rule, and one error per bad cell."""
 
     seq: NonNegative
@@ -66,7 +66,7 @@ class ChunkValidated(_Event, tag="tidegate.chunk.validated.v1"):
     chunk_error: str | None = None
 
 
-class ChunkLoaded(_Event, tag="tidegate.chunk.loaded.v1"):
+class ChunkLoaded(_Event, frozen=True, tag="tidegate.chunk.loaded.v1"):
     """The outcome of loading one validated chunk (rows the database refused are errors)."""
 
     seq: NonNegative
@@ -76,7 +76,7 @@ class ChunkLoaded(_Event, tag="tidegate.chunk.loaded.v1"):
     chunk_error: str | None = None
 
 
-class ImportStatus(_Event, tag="tidegate.import.status.v1"):
+class ImportStatus(_Event, frozen=True, tag="tidegate.import.status.v1"):
     """The state and counts of an import after the auditor applied an event."""
 
     status: str
@@ -122,8 +122,8 @@ def event_id(event: Event) -> str:
 
 
 _msgpack_encoder = msgspec.msgpack.Encoder()
-_msgpack_decoder = msgspec.msgpack.Decoder(Event)
-_json_decoder = msgspec.json.Decoder(Event)
+_msgpack_decoder: msgspec.msgpack.Decoder[Event] = msgspec.msgpack.Decoder(Event)
+_json_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 
 MSGPACK = "application/msgpack"
 JSON = "application/json"
@@ -136,6 +136,6 @@ def encode(event: Event) -> bytes:
 
 def decode(payload: bytes, content_type: str = MSGPACK) -> Event:
     """Decode and validate an event; raises msgspec.ValidationError / DecodeError."""
-    if content_type.split(";")[0].strip() == JSON:
+    if content_type.split(";", maxsplit=1)[0].strip() == JSON:
         return _json_decoder.decode(payload)
     return _msgpack_decoder.decode(payload)

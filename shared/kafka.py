@@ -247,7 +247,7 @@ class ConsumerLoop:
             while True:
                 try:
                     await self._handler(event, delivery)
-                except Exception as exc:  # noqa: BLE001 — classified just below
+                except Exception as exc:
                     if not _is_transient(exc):
                         log.exception("event cannot be applied; dead-lettered")
                         await self._dead_letter(record, f"{type(exc).__name__}: {exc}")

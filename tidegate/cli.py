@@ -42,24 +42,30 @@ async def _import_and_follow(api: str, path: Path, table: str, chunk_size: int |
         except client.ApiError as exc:
             print(client.show(exc.problem), file=sys.stderr)
             return 2
-        print(f"accepted import {accepted['id']} ({accepted['counts']['file_rows']} rows, "
-              f"{accepted['chunks']['total']} chunks)")
+        print(
+            f"accepted import {accepted['id']} ({accepted['counts']['file_rows']} rows, "
+            f"{accepted['chunks']['total']} chunks)"
+        )
         final = await client.follow(session, api, accepted["id"])
         print(client.show(final))
         if final["counts"]["failed"]:
             errors = await client.row_errors(session, api, accepted["id"])
             print(f"first row errors ({errors['total']} in all):")
             for error in errors["items"]:
-                print(f"  line {error['line']}, {error['column']}: {error['code']}: "
-                      f"{error['message']} (value {error['value']!r})")
+                print(
+                    f"  line {error['line']}, {error['column']}: {error['code']}: "
+                    f"{error['message']} (value {error['value']!r})"
+                )
         return 0 if final["status"] == "completed" else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     sample = Path(str(resources.files("tidegate") / "samples" / "demo_customers.csv"))
     with Stack(_home()) as stack:
-        print(f"stack up: API {stack.api_url}, PostgreSQL {stack.database_url}, "
-              f"broker {stack.bootstrap}")
+        print(
+            f"stack up: API {stack.api_url}, PostgreSQL {stack.database_url}, "
+            f"broker {stack.bootstrap}"
+        )
         asyncio.run(_prepare_demo_table(stack.database_url))
         code = asyncio.run(_import_and_follow(stack.api_url, sample, DEMO_TABLE, None))
         count = asyncio.run(_count_rows(stack.database_url, DEMO_TABLE))
@@ -71,9 +77,11 @@ async def _count_rows(database_url: str, table: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
         schema, name = table.split(".")
-        return int(await conn.fetchval(
-            f'SELECT count(*) FROM "{schema}"."{name}"'  # noqa: S608 — fixed demo table
-        ))
+        return int(
+            await conn.fetchval(
+                f'SELECT count(*) FROM "{schema}"."{name}"'  # noqa: S608 — fixed demo table
+            )
+        )
     finally:
         await conn.close()
 
@@ -85,8 +93,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     print(f"  DATABASE_URL={stack.database_url}")
     print(f"  KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap}")
     print(f"  logs: {_home() / 'logs'}")
-    print(f"  try: curl -X POST -H 'Content-Type: text/csv' --data-binary @file.csv "
-          f"'{stack.api_url}/api/v1/database/import?table=<table>'")
+    print(
+        f"  try: curl -X POST -H 'Content-Type: text/csv' --data-binary @file.csv "
+        f"'{stack.api_url}/api/v1/database/import?table=<table>'"
+    )
     stop = False
 
     def on_signal(*_: object) -> None:
@@ -138,8 +148,9 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tidegate", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="start the stack, import the bundled sample, print the outcome"
-                   ).set_defaults(run=cmd_demo)
+    sub.add_parser(
+        "demo", help="start the stack, import the bundled sample, print the outcome"
+    ).set_defaults(run=cmd_demo)
     dev = sub.add_parser("dev", help="run the stack until Ctrl-C")
     dev.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
     dev.set_defaults(run=cmd_dev)
@@ -153,8 +164,9 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("import_id", nargs="?")
     status.add_argument("--api", default=DEFAULT_API)
     status.set_defaults(run=cmd_status)
-    sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)"
-                   ).set_defaults(run=cmd_migrate)
+    sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)").set_defaults(
+        run=cmd_migrate
+    )
     return top
 
 

@@ -31,16 +31,23 @@ async def _file_blocks(path: Path, bar: tqdm[Any]) -> AsyncIterator[bytes]:
 
 
 async def upload(
-    session: aiohttp.ClientSession, api: str, path: Path, table: str, chunk_size: int | None,
-    *, progress: bool = True,
+    session: aiohttp.ClientSession,
+    api: str,
+    path: Path,
+    table: str,
+    chunk_size: int | None,
+    *,
+    progress: bool = True,
 ) -> dict[str, Any]:
     params = {"table": table}
     if chunk_size:
         params["chunk_size"] = str(chunk_size)
-    with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="upload",
-              disable=not progress) as bar:
+    size = (await asyncio.to_thread(path.stat)).st_size
+    with tqdm(total=size, unit="B", unit_scale=True, desc="upload", disable=not progress) as bar:
         async with session.post(
-            f"{api}/api/v1/database/import", params=params, data=_file_blocks(path, bar),
+            f"{api}/api/v1/database/import",
+            params=params,
+            data=_file_blocks(path, bar),
             headers={"Content-Type": "text/csv"},
         ) as response:
             body: dict[str, Any] = await response.json(content_type=None)
@@ -50,7 +57,11 @@ async def upload(
 
 
 async def follow(
-    session: aiohttp.ClientSession, api: str, import_id: str, *, progress: bool = True,
+    session: aiohttp.ClientSession,
+    api: str,
+    import_id: str,
+    *,
+    progress: bool = True,
     poll: float = 0.25,
 ) -> dict[str, Any]:
     """Poll the status resource until the import is final."""

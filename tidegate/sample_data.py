@@ -30,21 +30,87 @@ CREATE TABLE {table} (
 );
 """
 
-_FIRST = ["José", "Zoë", "Łukasz", "Søren", "Åsa", "Müller", "Renée", "Nuño", "Ólafur", "Chloé",
-          "Amélie", "Dmitrij", "李", "Ana", "Björk", "Çelik", "Ewa", "François", "Grace", "Ümit"]
-_LAST = ["García", "O'Brien", "Nguyễn", "Kowalski", "Smith", "Jørgensen", "Dubois", "Schröder",
-         "王", "Ivanović", "Rossi", "Yılmaz", "Novák", "Ahmed", "Lefèvre", "Müller"]
-_CITIES = ["Lisboa", "Kraków", "München", "Zürich", "São Paulo", "Reykjavík", "Malmö", "Tōkyō",
-           "Москва", "Bogotá", "", "Córdoba", "Genève", "Århus"]
+_FIRST = [
+    "José",
+    "Zoë",
+    "Łukasz",
+    "Søren",
+    "Åsa",
+    "Müller",
+    "Renée",
+    "Nuño",
+    "Ólafur",
+    "Chloé",
+    "Amélie",
+    "Dmitrij",
+    "李",
+    "Ana",
+    "Björk",
+    "Çelik",
+    "Ewa",
+    "François",
+    "Grace",
+    "Ümit",
+]
+_LAST = [
+    "García",
+    "O'Brien",
+    "Nguyễn",
+    "Kowalski",
+    "Smith",
+    "Jørgensen",
+    "Dubois",
+    "Schröder",
+    "王",
+    "Ivanović",
+    "Rossi",
+    "Yılmaz",
+    "Novák",
+    "Ahmed",
+    "Lefèvre",
+    "Müller",
+]
+_CITIES = [
+    "Lisboa",
+    "Kraków",
+    "München",
+    "Zürich",
+    "São Paulo",
+    "Reykjavík",
+    "Malmö",
+    "Tōkyō",
+    "Москва",
+    "Bogotá",
+    "",
+    "Córdoba",
+    "Genève",
+    "Århus",
+]
 _BOOLEANS = ["true", "false", "yes", "no", "1", "0", "TRUE", "No"]
-_NOTES = ["", "", "", "vip", 'said "hello", then left', "multi\nline note", "café ☕",
-          "prefers email, not phone", "naïve résumé"]
-_BAD = [("signup_date", "2024-13-45"), ("balance", "12,50"), ("active", "maybe"),
-        ("name", ""), ("id", "x17")]
+_NOTES = [
+    "",
+    "",
+    "",
+    "vip",
+    'said "hello", then left',
+    "multi\nline note",
+    "café ☕",
+    "prefers email, not phone",
+    "naïve résumé",
+]
+_BAD = [
+    ("signup_date", "2024-13-45"),
+    ("balance", "12,50"),
+    ("active", "maybe"),
+    ("name", ""),
+    ("id", "x17"),
+]
 _EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 
-def rows(count: int, *, seed: int = 7, bad_every: int = 0, start_id: int = 1) -> Iterator[list[str]]:
+def rows(
+    count: int, *, seed: int = 7, bad_every: int = 0, start_id: int = 1
+) -> Iterator[list[str]]:
     """`count` rows; with `bad_every` = n, every n-th row has one invalid cell."""
     rng = random.Random(seed)  # noqa: S311 — test data, not secrets
     for i in range(start_id, start_id + count):

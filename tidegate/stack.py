@@ -71,7 +71,7 @@ class Stack:
                     )
                 url = f"http://127.0.0.1:{self.ports[name]}/healthz"
                 try:
-                    with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310
+                    with urllib.request.urlopen(url, timeout=1) as answer:
                         if answer.status == 200:
                             waiting.discard(name)
                 except (urllib.error.URLError, OSError):

@@ -15,11 +15,19 @@ import structlog
 
 from services.auditor import repository
 from services.auditor.metrics import IMPORT_SECONDS, IMPORTS_FINISHED
-from services.auditor.state import TERMINAL, Counts, Fact, Loaded, Submitted, Validated
-from services.auditor.state import apply_fact, next_status
+from services.auditor.state import (
+    TERMINAL,
+    Counts,
+    Fact,
+    Loaded,
+    Submitted,
+    Validated,
+    apply_fact,
+    next_status,
+)
 from shared import topics
-from shared.events import ChunkLoaded, ChunkSubmitted, ChunkValidated, Event, ImportStatus
-from shared.events import RowError
+from shared.db import Conn
+from shared.events import ChunkLoaded, ChunkSubmitted, ChunkValidated, Event, ImportStatus, RowError
 from shared.kafka import Delivery, EventPublisher
 
 log = structlog.get_logger(__name__)
@@ -47,14 +55,23 @@ def observe(event: ChunkEvent) -> Observation:
         case ChunkValidated():
             valid = len(event.rows)
             return Observation(
-                "validated", Validated(valid, event.invalid_rows), event.total_rows, valid,
-                event.invalid_rows, event.errors, event.chunk_error,
+                "validated",
+                Validated(valid, event.invalid_rows),
+                event.total_rows,
+                valid,
+                event.invalid_rows,
+                event.errors,
+                event.chunk_error,
             )
         case ChunkLoaded():
             return Observation(
-                "loaded", Loaded(event.loaded_rows, event.failed_rows),
-                event.loaded_rows + event.failed_rows, event.loaded_rows, event.failed_rows,
-                event.errors, event.chunk_error,
+                "loaded",
+                Loaded(event.loaded_rows, event.failed_rows),
+                event.loaded_rows + event.failed_rows,
+                event.loaded_rows,
+                event.failed_rows,
+                event.errors,
+                event.chunk_error,
             )
 
 
@@ -96,27 +113,31 @@ class ImportAuditor:
             status = await self.apply(conn, event)
         await self._publisher.publish(topics.IMPORT_STATUS, status, key=str(event.import_id))
 
-    async def apply(self, conn: asyncpg.Connection, event: ChunkEvent) -> ImportStatus:
+    async def apply(self, conn: Conn, event: ChunkEvent) -> ImportStatus:
         seen = observe(event)
         async with conn.transaction():
             row = await repository.lock_import(conn, event.import_id)
             if row is None:
                 table = "" if isinstance(event, ChunkLoaded) else event.table
                 columns = () if isinstance(event, ChunkLoaded) else event.columns
-                await repository.create_import(
-                    conn, event.import_id, table, columns, seen.rows_in
-                )
+                await repository.create_import(conn, event.import_id, table, columns, seen.rows_in)
                 row = await repository.lock_import(conn, event.import_id)
                 assert row is not None
             counts = _counts(row)
             if not await repository.record_fact(
-                conn, event.import_id, event.seq, seen.stage, seen.rows_in, seen.rows_ok,
+                conn,
+                event.import_id,
+                event.seq,
+                seen.stage,
+                seen.rows_in,
+                seen.rows_ok,
                 seen.rows_failed,
             ):
                 log.info("fact already recorded; re-announcing status", stage=seen.stage)
                 return _status(event.import_id, row["status"], row["version"], counts)
-            await repository.record_errors(conn, event.import_id, event.seq, seen.stage,
-                                           seen.errors)
+            await repository.record_errors(
+                conn, event.import_id, event.seq, seen.stage, seen.errors
+            )
             counts = apply_fact(counts, seen.fact)
             status = next_status(row["status"], counts)
             finished = status in TERMINAL
@@ -126,6 +147,10 @@ class ImportAuditor:
         if finished and row["status"] not in TERMINAL:
             IMPORTS_FINISHED.labels(status).inc()
             IMPORT_SECONDS.observe((datetime.now(UTC) - row["created_at"]).total_seconds())
-            log.info("import finished", status=status, loaded=counts.loaded_rows,
-                     failed=counts.failed_rows)
+            log.info(
+                "import finished",
+                status=status,
+                loaded=counts.loaded_rows,
+                failed=counts.failed_rows,
+            )
         return _status(event.import_id, status, version, counts)

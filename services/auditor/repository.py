@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import asyncpg
 
 from services.auditor.state import Counts
+from shared.db import Conn
 from shared.events import RowError
 
 
-async def lock_import(conn: asyncpg.Connection, import_id: uuid.UUID) -> asyncpg.Record | None:
+async def lock_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT id, status, version, total_rows, valid_rows, loaded_rows, failed_rows,"
         " chunks_total, chunks_validated, chunks_loaded, created_at"
@@ -21,7 +22,7 @@ async def lock_import(conn: asyncpg.Connection, import_id: uuid.UUID) -> asyncpg
 
 
 async def create_import(
-    conn: asyncpg.Connection,
+    conn: Conn,
     import_id: uuid.UUID,
     table: str,
     columns: Sequence[str],
@@ -42,7 +43,7 @@ async def create_import(
 
 
 async def record_fact(
-    conn: asyncpg.Connection,
+    conn: Conn,
     import_id: uuid.UUID,
     seq: int,
     stage: str,
@@ -65,24 +66,40 @@ async def record_fact(
 
 
 async def record_errors(
-    conn: asyncpg.Connection, import_id: uuid.UUID, seq: int, stage: str, errors: list[RowError]
+    conn: Conn, import_id: uuid.UUID, seq: int, stage: str, errors: list[RowError]
 ) -> None:
     if errors:
         await conn.copy_records_to_table(
             "row_errors",
             schema_name="tidegate",
-            columns=["import_id", "seq", "stage", "line", "column_name", "code", "message",
-                     "value"],
+            columns=[
+                "import_id",
+                "seq",
+                "stage",
+                "line",
+                "column_name",
+                "code",
+                "message",
+                "value",
+            ],
             records=[
-                (import_id, seq, stage, e.line, e.column, e.code, e.message,
-                 None if e.value is None else e.value.replace("\x00", "\\0"))
+                (
+                    import_id,
+                    seq,
+                    stage,
+                    e.line,
+                    e.column,
+                    e.code,
+                    e.message,
+                    None if e.value is None else e.value.replace("\x00", "\\0"),
+                )
                 for e in errors
             ],
         )
 
 
 async def update_import(
-    conn: asyncpg.Connection,
+    conn: Conn,
     import_id: uuid.UUID,
     status: str,
     counts: Counts,

@@ -26,11 +26,12 @@ async def metrics_middleware(
     status = 500
     try:
         response = await handler(request)
-        status = response.status
-        return response
     except web.HTTPException as exc:
         status = exc.status
         raise
+    else:
+        status = response.status
+        return response
     finally:
         HTTP_REQUESTS.labels(request.method, name, str(status)).inc()
         HTTP_SECONDS.labels(request.method, name).observe(time.perf_counter() - started)

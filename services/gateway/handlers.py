@@ -105,8 +105,9 @@ async def post_import(request: web.Request) -> web.Response:
             )
     table_name = request.query.get("table", "").strip()
     if not table_name:
-        raise Problem(400, "missing-parameter", "Missing parameter", "table is required.",
-                      parameter="table")
+        raise Problem(
+            400, "missing-parameter", "Missing parameter", "table is required.", parameter="table"
+        )
     chunk_size = _int_param(
         request, "chunk_size", settings.default_chunk_size, 1, settings.max_chunk_size
     )
@@ -115,8 +116,11 @@ async def post_import(request: web.Request) -> web.Response:
         table = await request.app[TABLES].get(conn, table_name)
     if table is None:
         raise Problem(
-            404, "unknown-table", "Unknown table",
-            f"There is no table {table_name!r} that imports may write to.", table=table_name,
+            404,
+            "unknown-table",
+            "Unknown table",
+            f"There is no table {table_name!r} that imports may write to.",
+            table=table_name,
         )
     body, filename = await open_upload(request, settings.max_file_bytes)
     async with pool.acquire() as conn:
@@ -126,20 +130,37 @@ async def post_import(request: web.Request) -> web.Response:
             )
         except HeaderMismatch as exc:
             raise Problem(
-                422, "header-mismatch", "Header does not match the table", str(exc),
-                table=table.qualified_name, missing=exc.missing, unexpected=exc.unexpected,
+                422,
+                "header-mismatch",
+                "Header does not match the table",
+                str(exc),
+                table=table.qualified_name,
+                missing=exc.missing,
+                unexpected=exc.unexpected,
                 duplicated=exc.duplicated,
             ) from None
         except CsvInputError as exc:
-            where = {k: v for k, v in (("line", exc.line), ("column", exc.column),
-                                        ("byte_offset", exc.byte_offset)) if v is not None}
+            where = {
+                k: v
+                for k, v in (
+                    ("line", exc.line),
+                    ("column", exc.column),
+                    ("byte_offset", exc.byte_offset),
+                )
+                if v is not None
+            }
             raise Problem(
                 422, exc.code.replace("_", "-"), "The file cannot be read as CSV", str(exc), **where
             ) from None
     request.app[RELAY].wake()
     body_json = render_import(received.record)
-    log.info("import accepted", import_id=body_json["id"], table=table.qualified_name,
-             rows=received.rows, chunks=received.chunks)
+    log.info(
+        "import accepted",
+        import_id=body_json["id"],
+        table=table.qualified_name,
+        rows=received.rows,
+        chunks=received.chunks,
+    )
     return web.json_response(
         body_json, status=202, headers={"Location": import_url(body_json["id"])}
     )
@@ -166,8 +187,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         at, ident = raw.split("|")
         return datetime.fromisoformat(at), uuid.UUID(ident)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Problem(400, "invalid-parameter", "Invalid parameter", "cursor is not valid.",
-                      parameter="cursor") from None
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "Invalid parameter",
+            "cursor is not valid.",
+            parameter="cursor",
+        ) from None
 
 
 @routes.get(f"{API}/imports")
@@ -195,6 +221,5 @@ async def list_errors(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         if await repository.get_import(conn, import_id) is None:
             raise Problem(404, "import-not-found", "Import not found")
-        total, items = await repository.list_row_errors(conn, import_id, limit=limit,
-                                                        offset=offset)
+        total, items = await repository.list_row_errors(conn, import_id, limit=limit, offset=offset)
     return web.json_response({"total": total, "limit": limit, "offset": offset, "items": items})

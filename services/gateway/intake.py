@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import msgspec
 
 from services.gateway import repository
@@ -15,6 +14,7 @@ from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 from services.gateway.metrics import CHUNKS_SUBMITTED, IMPORT_BYTES, ROWS_RECEIVED
 from shared import events
 from shared.catalog import TableDef, match_header
+from shared.db import Conn
 
 
 class ImportReceived(msgspec.Struct, frozen=True):
@@ -24,7 +24,7 @@ class ImportReceived(msgspec.Struct, frozen=True):
 
 
 async def receive_import(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     table: TableDef,
     body: AsyncIterator[bytes],

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from shared import topics
+from shared.db import Conn
 
 IMPORT_COLUMNS = """
 id, target_table, columns, chunk_size, source, filename, status, version, file_rows,
@@ -18,7 +19,7 @@ chunks_loaded, error, created_at, updated_at, finished_at
 
 
 async def insert_chunk_event(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     import_id: uuid.UUID,
     event_id: str,
@@ -38,7 +39,7 @@ async def insert_chunk_event(
 
 
 async def insert_import(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     import_id: uuid.UUID,
     table: str,
@@ -64,14 +65,14 @@ async def insert_import(
     return row
 
 
-async def get_import(conn: asyncpg.Connection, import_id: uuid.UUID) -> asyncpg.Record | None:
+async def get_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE id = $1", import_id
     )
 
 
 async def list_imports(
-    conn: asyncpg.Connection, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    conn: Conn, *, limit: int, after: tuple[datetime, uuid.UUID] | None
 ) -> list[asyncpg.Record]:
     """Newest first, keyset-paginated on (created_at, id)."""
     if after is None:
@@ -89,7 +90,7 @@ async def list_imports(
 
 
 async def list_row_errors(
-    conn: asyncpg.Connection, import_id: uuid.UUID, *, limit: int, offset: int
+    conn: Conn, import_id: uuid.UUID, *, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
     total = await conn.fetchval(
         "SELECT count(*) FROM tidegate.row_errors WHERE import_id = $1", import_id
@@ -105,7 +106,7 @@ async def list_row_errors(
     return int(total), [dict(r) for r in rows]
 
 
-async def claim_unpublished(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def claim_unpublished(conn: Conn, limit: int) -> list[asyncpg.Record]:
     """Lock a batch of unpublished events; other relays skip them (SKIP LOCKED)."""
     return await conn.fetch(
         "SELECT id, event_id, event_type, topic, key, payload, created_at FROM tidegate.outbox"
@@ -114,13 +115,13 @@ async def claim_unpublished(conn: asyncpg.Connection, limit: int) -> list[asyncp
     )
 
 
-async def mark_published(conn: asyncpg.Connection, ids: list[int]) -> None:
+async def mark_published(conn: Conn, ids: list[int]) -> None:
     await conn.execute(
         "UPDATE tidegate.outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids
     )
 
 
-async def count_unpublished(conn: asyncpg.Connection) -> int:
+async def count_unpublished(conn: Conn) -> int:
     return int(
         await conn.fetchval("SELECT count(*) FROM tidegate.outbox WHERE published_at IS NULL")
     )

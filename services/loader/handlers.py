@@ -19,6 +19,7 @@ from services.loader import repository
 from services.loader.metrics import CHUNK_LOAD_SECONDS, ROWS_LOADED
 from shared import topics
 from shared.catalog import TableCache, TableDef
+from shared.db import Conn
 from shared.events import ChunkLoaded, ChunkValidated, Event, RowError
 from shared.kafka import Delivery, EventPublisher
 
@@ -77,22 +78,29 @@ class ChunkLoader:
             topics.CHUNK_LOADED, outcome, key=f"{event.import_id}:{event.seq}"
         )
 
-    async def load(self, conn: asyncpg.Connection, event: ChunkValidated) -> ChunkLoaded:
+    async def load(self, conn: Conn, event: ChunkValidated) -> ChunkLoaded:
         async with conn.transaction():
             if not await repository.claim_chunk(conn, event.import_id, event.seq):
                 entry = await repository.ledger_entry(conn, event.import_id, event.seq)
                 assert entry is not None
                 log.info("chunk already loaded; re-announcing", seq=event.seq)
                 return self._outcome(
-                    event, entry["loaded_rows"], entry["failed_rows"],
+                    event,
+                    entry["loaded_rows"],
+                    entry["failed_rows"],
                     _errors_decoder.decode(entry["errors"]) if entry["errors"] else [],
                 )
-            loaded, errors, chunk_error = 0, [], None
+            loaded, chunk_error = 0, None
+            errors: list[RowError] = []
             if event.rows and event.chunk_error is None:
                 loaded, errors, chunk_error = await self._insert(conn, event)
             failed = len(event.rows) - loaded
             await repository.record_outcome(
-                conn, event.import_id, event.seq, loaded, failed,
+                conn,
+                event.import_id,
+                event.seq,
+                loaded,
+                failed,
                 msgspec.msgpack.encode(errors) if errors else None,
             )
         ROWS_LOADED.labels("loaded").inc(loaded)
@@ -100,7 +108,7 @@ class ChunkLoader:
         return self._outcome(event, loaded, failed, errors, chunk_error)
 
     async def _insert(
-        self, conn: asyncpg.Connection, event: ChunkValidated
+        self, conn: Conn, event: ChunkValidated
     ) -> tuple[int, list[RowError], str | None]:
         table = await self._tables.get(conn, event.table)
         if table is None:
@@ -117,7 +125,7 @@ class ChunkLoader:
 
     async def _isolate(
         self,
-        conn: asyncpg.Connection,
+        conn: Conn,
         statement: str,
         table: TableDef,
         event: ChunkValidated,

@@ -13,9 +13,10 @@ import uuid
 import asyncpg
 
 from shared.catalog import TableDef, quote_ident
+from shared.db import Conn
 
 
-async def claim_chunk(conn: asyncpg.Connection, import_id: uuid.UUID, seq: int) -> bool:
+async def claim_chunk(conn: Conn, import_id: uuid.UUID, seq: int) -> bool:
     """True if this transaction is the first to load the chunk. A concurrent claimer
     waits here until the first commits, then sees the claim."""
     claimed = await conn.fetchval(
@@ -27,9 +28,7 @@ async def claim_chunk(conn: asyncpg.Connection, import_id: uuid.UUID, seq: int) 
     return claimed is True
 
 
-async def ledger_entry(
-    conn: asyncpg.Connection, import_id: uuid.UUID, seq: int
-) -> asyncpg.Record | None:
+async def ledger_entry(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT loaded_rows, failed_rows, errors FROM tidegate.chunk_ledger"
         " WHERE import_id = $1 AND seq = $2",
@@ -39,7 +38,7 @@ async def ledger_entry(
 
 
 async def record_outcome(
-    conn: asyncpg.Connection,
+    conn: Conn,
     import_id: uuid.UUID,
     seq: int,
     loaded: int,
@@ -82,7 +81,7 @@ def insert_statement(table: TableDef, columns: tuple[str, ...]) -> str:
 
 
 async def insert_rows(
-    conn: asyncpg.Connection,
+    conn: Conn,
     statement: str,
     table: TableDef,
     rows: list[list[str]],
@@ -91,7 +90,5 @@ async def insert_rows(
     part: int,
 ) -> int:
     columns = [list(values) for values in zip(*rows, strict=True)]
-    count = await conn.fetchval(
-        statement, *columns, import_id, seq, part, table.qualified_name
-    )
+    count = await conn.fetchval(statement, *columns, import_id, seq, part, table.qualified_name)
     return int(count)

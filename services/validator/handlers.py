@@ -44,8 +44,9 @@ class ChunkValidator:
             ROWS_VALIDATED.labels("invalid").inc(len(event.rows))
             return self._result(event, [], [], [], len(event.rows), chunk_error=problem)
         assert table is not None
-        result = validate_rows(self._rules_for(table, event.columns), event.rows,
-                               event.line_numbers())
+        result = validate_rows(
+            self._rules_for(table, event.columns), event.rows, event.line_numbers()
+        )
         ROWS_VALIDATED.labels("valid").inc(len(result.rows))
         ROWS_VALIDATED.labels("invalid").inc(result.invalid_rows)
         for error in result.errors:

@@ -26,7 +26,9 @@ _BOOLEANS = {"true", "false", "1", "0", "yes", "no"}
 _DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
 _TIME = r"\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
 _TIMESTAMP = re.compile(rf"\s*\d{{4}}-\d{{2}}-\d{{2}}[T ]{_TIME}\s*")
-_TIMESTAMPTZ = re.compile(rf"\s*\d{{4}}-\d{{2}}-\d{{2}}[T ]{_TIME}(?:Z|[+-]\d{{2}}(?::?\d{{2}})?)?\s*")
+_TIMESTAMPTZ = re.compile(
+    rf"\s*\d{{4}}-\d{{2}}-\d{{2}}[T ]{_TIME}(?:Z|[+-]\d{{2}}(?::?\d{{2}})?)?\s*"
+)
 _TIME_OF_DAY = re.compile(rf"\s*{_TIME}\s*")
 _UUID = re.compile(r"\s*[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\s*")
 
@@ -133,17 +135,30 @@ def cell_check(column: Column) -> CellCheck | None:
     if name == "bool":
         return _boolean
     if name == "date":
-        return _parsed(_DATE, date.fromisoformat, "invalid_date",
-                       "expected an ISO 8601 date (YYYY-MM-DD)")
+        return _parsed(
+            _DATE, date.fromisoformat, "invalid_date", "expected an ISO 8601 date (YYYY-MM-DD)"
+        )
     if name == "timestamp":
-        return _parsed(_TIMESTAMP, datetime.fromisoformat, "invalid_timestamp",
-                       "expected an ISO 8601 timestamp without offset (YYYY-MM-DD HH:MM:SS)")
+        return _parsed(
+            _TIMESTAMP,
+            datetime.fromisoformat,
+            "invalid_timestamp",
+            "expected an ISO 8601 timestamp without offset (YYYY-MM-DD HH:MM:SS)",
+        )
     if name == "timestamptz":
-        return _parsed(_TIMESTAMPTZ, datetime.fromisoformat, "invalid_timestamp",
-                       "expected an ISO 8601 timestamp (YYYY-MM-DDTHH:MM:SS[+HH:MM])")
+        return _parsed(
+            _TIMESTAMPTZ,
+            datetime.fromisoformat,
+            "invalid_timestamp",
+            "expected an ISO 8601 timestamp (YYYY-MM-DDTHH:MM:SS[+HH:MM])",
+        )
     if name == "time":
-        return _parsed(_TIME_OF_DAY, time.fromisoformat, "invalid_time",
-                       "expected an ISO 8601 time (HH:MM[:SS])")
+        return _parsed(
+            _TIME_OF_DAY,
+            time.fromisoformat,
+            "invalid_time",
+            "expected an ISO 8601 time (HH:MM[:SS])",
+        )
     if name == "uuid":
         return _uuid
     if name in ("json", "jsonb"):
