@@ -53,7 +53,8 @@ class CsvChunker:
         self.chunk_size = chunk_size
         self.header: list[str] | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
-        self._carry: list[str] = []  # lines of an unfinished record, or a partial line
+        self._carry: list[str] = []  # complete lines of a record that is not finished yet
+        self._partial = ""  # text after the last line break (its line is not finished)
         self._next_line = 1  # file line number of the first carried line
         self._bytes_in = 0
         self._current = ParsedChunk()
@@ -82,7 +83,11 @@ class CsvChunker:
 
     def _decode_error(self, exc: UnicodeDecodeError, held: int) -> CsvInputError:
         offset = self._bytes_in - held + exc.start
-        before = "".join(self._carry) + bytes(exc.object[: exc.start]).decode("utf-8", "replace")
+        before = (
+            "".join(self._carry)
+            + self._partial
+            + bytes(exc.object[: exc.start]).decode("utf-8", "replace")
+        )
         line = self._next_line + before.count("\n")
         column = len(before) - (before.rfind("\n") + 1) + 1
         return CsvInputError(
@@ -95,16 +100,16 @@ class CsvChunker:
         )
 
     def _parse(self, text: str, *, final: bool) -> list[ParsedChunk]:
-        lines = self._carry + io.StringIO(text, newline="").readlines() if text else self._carry
-        if not final:
-            # Hold back a line without its terminator, and one ending in a lone CR
-            # (its LF may be the first byte of the next block).
-            if lines and (not lines[-1].endswith(("\n", "\r")) or lines[-1].endswith("\r")):
-                self._carry = [lines.pop()]
-            else:
-                self._carry = []
-        else:
-            self._carry = []
+        new_lines = io.StringIO(self._partial + text, newline="").readlines()
+        self._partial = ""
+        # Unless this is the end, hold back a line without its break, and one ending in a
+        # lone CR (its LF may be the first byte of the next block).
+        if not final and new_lines and (
+            not new_lines[-1].endswith(("\n", "\r")) or new_lines[-1].endswith("\r")
+        ):
+            self._partial = new_lines.pop()
+        lines = self._carry + new_lines
+        self._carry = []
         chunks: list[ParsedChunk] = []
         reader = csv.reader(lines, strict=True)
         consumed = 0
@@ -130,6 +135,6 @@ class CsvChunker:
                     line=self._next_line + consumed,
                 ) from None
             # The input ran out inside a quoted field: the record continues in the next block.
-            self._carry = lines[consumed:] + self._carry
+            self._carry = lines[consumed:]
         self._next_line += consumed
         return chunks

@@ -18,19 +18,19 @@ from shared.catalog import Column
 CellCheck = Callable[[str], tuple[str, str] | None]  # value -> (code, message) or None
 
 _INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
-_INT = re.compile(r"\s*[+-]?\d+\s*")
-_DECIMAL = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
-_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d*,\d+\s*")
+_INT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
+_DECIMAL = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d*,\d+\s*", re.ASCII)
 _SPECIAL_FLOATS = {"nan", "infinity", "+infinity", "-infinity", "inf", "+inf", "-inf"}
 _BOOLEANS = {"true", "false", "1", "0", "yes", "no"}
-_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*", re.ASCII)
 _TIME = r"\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
-_TIMESTAMP = re.compile(rf"\s*\d{{4}}-\d{{2}}-\d{{2}}[T ]{_TIME}\s*")
+_TIMESTAMP = re.compile(rf"\s*\d{{4}}-\d{{2}}-\d{{2}}[T ]{_TIME}\s*", re.ASCII)
 _TIMESTAMPTZ = re.compile(
-    rf"\s*\d{{4}}-\d{{2}}-\d{{2}}[T ]{_TIME}(?:Z|[+-]\d{{2}}(?::?\d{{2}})?)?\s*"
+    rf"\s*\d{{4}}-\d{{2}}-\d{{2}}[T ]{_TIME}(?:Z|[+-]\d{{2}}(?::?\d{{2}})?)?\s*", re.ASCII
 )
-_TIME_OF_DAY = re.compile(rf"\s*{_TIME}\s*")
-_UUID = re.compile(r"\s*[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\s*")
+_TIME_OF_DAY = re.compile(rf"\s*{_TIME}\s*", re.ASCII)
+_UUID = re.compile(r"\s*[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\s*", re.ASCII)
 
 NUMBER_HINT = "use a decimal point, not a comma"
 

@@ -1,0 +1,39 @@
+"""Validating a chunk: valid rows kept in order, one error per bad cell or ragged row."""
+
+from __future__ import annotations
+
+from services.validator.chunk import validate_rows
+from services.validator.rules import ColumnRule
+from shared.catalog import Column
+
+
+def rules() -> list[ColumnRule]:
+    def column(name: str, type_name: str, not_null: bool) -> Column:
+        return Column(name=name, type_name=type_name, type_sql=type_name, cast_sql=type_name,
+                      not_null=not_null, has_default=False)
+
+    return [ColumnRule(column("id", "int8", True)), ColumnRule(column("day", "date", False))]
+
+
+def test_valid_rows_pass_through_unchanged() -> None:
+    rows = [["1", "2024-01-01"], ["2", ""]]
+    result = validate_rows(rules(), rows, [2, 3])
+    assert result.rows == rows
+    assert result.lines == [2, 3]
+    assert result.errors == []
+    assert result.invalid_rows == 0
+
+
+def test_each_bad_cell_and_ragged_row_is_reported_once() -> None:
+    rows = [["1", "2024-01-01"], ["x", "2024-13-01"], ["3"], ["", "2024-02-02"], ["5", "bad", "z"]]
+    result = validate_rows(rules(), rows, [2, 3, 5, 6, 7])
+    assert result.rows == [["1", "2024-01-01"]]
+    assert result.lines == [2]
+    assert result.invalid_rows == 4
+    assert [(e.line, e.column, e.code, e.value) for e in result.errors] == [
+        (3, "id", "invalid_integer", "x"),
+        (3, "day", "invalid_date", "2024-13-01"),
+        (5, None, "wrong_field_count", None),
+        (6, "id", "required", ""),
+        (7, None, "wrong_field_count", None),
+    ]

@@ -1,0 +1,120 @@
+"""The incremental CSV parser: records, line numbers, chunking, and errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
+
+
+def parse(data: bytes, chunk_size: int = 1000, block: int | None = None) -> tuple[
+    list[str] | None, list[ParsedChunk]
+]:
+    chunker = CsvChunker(chunk_size)
+    chunks: list[ParsedChunk] = []
+    step = block or max(len(data), 1)
+    for start in range(0, len(data), step):
+        chunks += chunker.feed(data[start : start + step])
+    chunks += chunker.finish()
+    return chunker.header, chunks
+
+
+def flat(chunks: list[ParsedChunk]) -> tuple[list[list[str]], list[int]]:
+    return [r for c in chunks for r in c.rows], [n for c in chunks for n in c.lines]
+
+
+TRICKY = (
+    "\ufeffid,name,notes\r\n"
+    '1,"Doe, Jane","she said ""hi"""\r\n'
+    '2,Zoë,"two\r\nlines"\r\n'
+    "\r\n"
+    '3,"李 ☕","three\nmore\nlines"\r\n'
+    '4,5" screen,plain\r\n'
+    "5,last,no newline at end"
+).encode()
+
+
+def test_header_rows_and_line_numbers() -> None:
+    header, chunks = parse(TRICKY)
+    assert header == ["id", "name", "notes"]
+    rows, lines = flat(chunks)
+    assert rows == [
+        ["1", "Doe, Jane", 'she said "hi"'],
+        ["2", "Zoë", "two\r\nlines"],
+        ["3", "李 ☕", "three\nmore\nlines"],
+        ["4", '5" screen', "plain"],
+        ["5", "last", "no newline at end"],
+    ]
+    # Records start on these file lines (blank line 5 skipped; record 3 spans 3 lines).
+    assert lines == [2, 3, 6, 9, 10]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 16, 64])
+def test_any_block_split_gives_the_same_records(block: int) -> None:
+    assert parse(TRICKY, block=block) == parse(TRICKY)
+
+
+def test_chunks_are_cut_at_chunk_size() -> None:
+    data = "a,b\n" + "".join(f"{i},x\n" for i in range(10))
+    _, chunks = parse(data.encode(), chunk_size=4, block=3)
+    assert [len(c.rows) for c in chunks] == [4, 4, 2]
+    assert chunks[1].rows[0] == ["4", "x"]
+    assert chunks[2].lines == [10, 11]
+
+
+def test_matches_the_csv_module_on_generated_data() -> None:
+    from tidegate.sample_data import write_csv  # noqa: PLC0415
+
+    out = io.StringIO(newline="")
+    write_csv(out, 500)
+    text = out.getvalue()
+    expected = list(csv.reader(io.StringIO(text, newline="")))
+    header, chunks = parse(text.encode(), chunk_size=100, block=997)
+    assert [header, *flat(chunks)[0]] == expected
+
+
+def test_crlf_split_across_blocks_counts_one_line() -> None:
+    data = b"a,b\r\n1,2\r\n3,4\r\n"
+    for block in range(1, len(data)):
+        assert flat(parse(data, block=block)[1])[1] == [2, 3]
+
+
+def test_invalid_utf8_names_offset_line_and_column() -> None:
+    data = "id,name\n1,ok\n2,caf".encode() + b"\xe9" + b"\n"
+    for block in (1, 4, 100):
+        with pytest.raises(CsvInputError) as caught:
+            parse(data, block=block)
+        assert caught.value.code == "invalid_encoding"
+        assert caught.value.byte_offset == 18
+        assert (caught.value.line, caught.value.column) == (3, 6)
+
+
+def test_unterminated_quote_is_malformed() -> None:
+    with pytest.raises(CsvInputError) as caught:
+        parse(b'id,name\n1,"open\n2,x\n')
+    assert caught.value.code == "malformed_csv"
+    assert caught.value.line == 2
+
+
+def test_text_after_closing_quote_is_malformed() -> None:
+    with pytest.raises(CsvInputError) as caught:
+        parse(b'id,name\n1,ok\n2,"a"b\n3,ok\n', block=4)
+    assert caught.value.code == "malformed_csv"
+    assert caught.value.line == 3
+
+
+def test_empty_and_header_only() -> None:
+    assert parse(b"") == (None, [])
+    assert parse(b"\xef\xbb\xbf") == (None, [])
+    assert parse(b"a,b\n") == (["a", "b"], [])
+
+
+def test_a_large_field_spanning_many_blocks() -> None:
+    big = "x" * 300_000 + "\n" + "y" * 300_000
+    data = f'id,text\n1,"{big}"\n2,small\n'.encode()
+    rows, lines = flat(parse(data, block=65536)[1])
+    assert rows == [["1", big], ["2", "small"]]
+    assert lines == [2, 4]

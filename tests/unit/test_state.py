@@ -1,0 +1,65 @@
+"""The import state machine."""
+
+from __future__ import annotations
+
+from services.auditor.state import (
+    COMPLETED,
+    COMPLETED_WITH_ERRORS,
+    FAILED,
+    LOADING,
+    PENDING,
+    VALIDATING,
+    Counts,
+    Loaded,
+    Submitted,
+    Validated,
+    apply_fact,
+    next_status,
+)
+
+
+def run(*facts: Submitted | Validated | Loaded) -> list[str]:
+    counts, status, seen = Counts(), PENDING, []
+    for fact in facts:
+        counts = apply_fact(counts, fact)
+        status = next_status(status, counts)
+        seen.append(status)
+    return seen
+
+
+def test_a_clean_import_walks_every_state() -> None:
+    assert run(
+        Submitted(0, 10, last=False), Validated(10, 0), Loaded(10, 0),
+        Submitted(1, 5, last=True), Validated(5, 0), Loaded(5, 0),
+    ) == [VALIDATING, VALIDATING, LOADING, LOADING, LOADING, COMPLETED]
+
+
+def test_errors_make_completed_with_errors_or_failed() -> None:
+    assert run(Submitted(0, 10, last=True), Validated(8, 2), Loaded(7, 1))[-1] == (
+        COMPLETED_WITH_ERRORS
+    )
+    assert run(Submitted(0, 3, last=True), Validated(0, 3), Loaded(0, 0))[-1] == FAILED
+
+
+def test_facts_in_any_order_reach_the_same_end() -> None:
+    assert run(Loaded(5, 0), Validated(5, 0), Submitted(0, 5, last=True))[-1] == COMPLETED
+
+
+def test_an_empty_import_completes() -> None:
+    assert run(Submitted(0, 0, last=True), Validated(0, 0), Loaded(0, 0))[-1] == COMPLETED
+
+
+def test_counts_add_up() -> None:
+    counts = Counts()
+    for fact in (Submitted(0, 10, last=False), Validated(8, 2), Loaded(7, 1)):
+        counts = apply_fact(counts, fact)
+    assert (counts.total_rows, counts.valid_rows, counts.loaded_rows, counts.failed_rows) == (
+        10, 8, 7, 3
+    )
+    assert counts.chunks_total is None
+
+
+def test_terminal_states_are_final_and_states_never_go_back() -> None:
+    done = Counts(chunks_total=1, chunks_loaded=1, loaded_rows=1)
+    assert next_status(FAILED, done) == FAILED
+    assert next_status(LOADING, Counts(chunks_validated=1)) == LOADING
