@@ -20,6 +20,7 @@ from services.gateway.app import create_app as gateway_app
 from services.loader.app import create_app as loader_app
 from services.validator.app import create_app as validator_app
 from shared.config import Settings, load_settings
+from shared.db import migrate
 from shared.kafka import ensure_topics
 from shared.logging import configure_logging
 from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -51,13 +52,16 @@ def bootstrap() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings_for(database_url: str, bootstrap: str) -> Callable[[str], Settings]:
     def make(service: str) -> Settings:
-        return load_settings(service, {
-            "DATABASE_URL": database_url,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "PORT": "0",
-            "TIDEGATE_OUTBOX_POLL_SECONDS": "0.2",
-            "LOG_LEVEL": "warning",
-        })
+        return load_settings(
+            service,
+            {
+                "DATABASE_URL": database_url,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "PORT": "0",
+                "TIDEGATE_OUTBOX_POLL_SECONDS": "0.2",
+                "LOG_LEVEL": "warning",
+            },
+        )
 
     return make
 
@@ -76,8 +80,12 @@ async def services(settings_for: Callable[[str], Settings]) -> AsyncIterator[Run
     runners: list[web.AppRunner] = []
     apps: dict[str, web.Application] = {}
     ports: dict[str, int] = {}
-    for name, create in (("gateway", gateway_app), ("validator", validator_app),
-                         ("loader", loader_app), ("auditor", auditor_app)):
+    for name, create in (
+        ("gateway", gateway_app),
+        ("validator", validator_app),
+        ("loader", loader_app),
+        ("auditor", auditor_app),
+    ):
         app = create(settings_for(name))
         runner = web.AppRunner(app)
         await runner.setup()
@@ -103,6 +111,7 @@ async def services(settings_for: Callable[[str], Settings]) -> AsyncIterator[Run
 @pytest.fixture(scope="session")
 async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(database_url, server_settings={"TimeZone": "UTC"})
+    await migrate(conn)
     yield conn
     await conn.close()
 
@@ -121,11 +130,12 @@ async def customers(db: asyncpg.Connection, services: Running) -> str:
     return f"public.{name}"
 
 
-async def wait_final(db: asyncpg.Connection, import_id: str, timeout: float = 60) -> Any:
-    for _ in range(int(timeout / 0.1)):
-        row = await db.fetchrow("SELECT * FROM tidegate.imports WHERE id = $1",
-                                uuid.UUID(import_id))
+async def wait_final(db: asyncpg.Connection, import_id: str, seconds: float = 60) -> Any:
+    for _ in range(int(seconds / 0.1)):
+        row = await db.fetchrow(
+            "SELECT * FROM tidegate.imports WHERE id = $1", uuid.UUID(import_id)
+        )
         if row is not None and row["status"] in FINAL:
             return row
         await asyncio.sleep(0.1)
-    raise AssertionError(f"import {import_id} not final after {timeout}s: {row!r}")
+    raise AssertionError(f"import {import_id} not final after {seconds}s: {row!r}")

@@ -2,8 +2,9 @@
 
 pending → validating → loading → completed | completed_with_errors | failed
 
-Counts only grow, so the derived status only moves forward. An import is finished when
-every one of its chunks has a load outcome; then it is `completed` if no row failed,
+Counts only grow, so the derived status only moves forward. Facts about one chunk come
+from different topics and may arrive in any order; an import is finished when every one
+of its chunks has been both validated and loaded; then it is `completed` if no row failed,
 `failed` if rows failed and none loaded, else `completed_with_errors`.
 """
 
@@ -72,7 +73,8 @@ def apply_fact(counts: Counts, fact: Fact) -> Counts:
 
 def status_of(counts: Counts) -> str:
     """The status implied by counts, once at least one fact has been applied."""
-    if counts.chunks_total is not None and counts.chunks_loaded >= counts.chunks_total:
+    total = counts.chunks_total
+    if total is not None and counts.chunks_loaded >= total and counts.chunks_validated >= total:
         if counts.failed_rows == 0:
             return COMPLETED
         if counts.loaded_rows == 0:

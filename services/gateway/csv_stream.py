@@ -104,8 +104,10 @@ class CsvChunker:
         self._partial = ""
         # Unless this is the end, hold back a line without its break, and one ending in a
         # lone CR (its LF may be the first byte of the next block).
-        if not final and new_lines and (
-            not new_lines[-1].endswith(("\n", "\r")) or new_lines[-1].endswith("\r")
+        if (
+            not final
+            and new_lines
+            and (not new_lines[-1].endswith(("\n", "\r")) or new_lines[-1].endswith("\r"))
         ):
             self._partial = new_lines.pop()
         lines = self._carry + new_lines

@@ -14,8 +14,12 @@ async def test_list_is_newest_first_and_paginated(
     ids = []
     for i in range(3):
         body = f"id,name,email,signup_date,active\n{i},N,e{i}@x,2024-01-01,yes\n".encode()
-        async with http.post("/api/v1/database/import", params={"table": customers},
-                             data=body, headers={"Content-Type": "text/csv"}) as response:
+        async with http.post(
+            "/api/v1/database/import",
+            params={"table": customers},
+            data=body,
+            headers={"Content-Type": "text/csv"},
+        ) as response:
             ids.append((await response.json())["id"])
     for import_id in ids:
         await wait_final(db, import_id)
@@ -43,7 +47,11 @@ async def test_health_and_metrics(http: aiohttp.ClientSession, services: Running
         assert (await response.json())["checks"]["database"] is True
     async with http.get("/metrics") as response:
         text = await response.text()
-    for name in ("tidegate_gateway_http_requests_total", "tidegate_events_consumed_total",
-                 "tidegate_loader_rows_total", "tidegate_imports_finished_total",
-                 "tidegate_outbox_pending_events"):
+    for name in (
+        "tidegate_gateway_http_requests_total",
+        "tidegate_events_consumed_total",
+        "tidegate_loader_rows_total",
+        "tidegate_imports_finished_total",
+        "tidegate_outbox_pending_events",
+    ):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name

@@ -35,20 +35,32 @@ def as_csv(data: list[list[str]]) -> str:
 def typed(row: list[str]) -> tuple[Any, ...]:
     """What PostgreSQL should hold for a generated row."""
     return (
-        int(row[0]), row[1], row[2], row[3] or None, date.fromisoformat(row[4]),
-        Decimal(row[5]), BOOLEANS[row[6].lower()], datetime.fromisoformat(row[7]), row[8] or None,
+        int(row[0]),
+        row[1],
+        row[2],
+        row[3] or None,
+        date.fromisoformat(row[4]),
+        Decimal(row[5]),
+        BOOLEANS[row[6].lower()],
+        datetime.fromisoformat(row[7]),
+        row[8] or None,
     )
 
 
 async def table_rows(db: asyncpg.Connection, table: str) -> list[tuple[Any, ...]]:
-    records = await db.fetch(f"SELECT {', '.join(HEADER)} FROM {table} ORDER BY id")  # noqa: S608
+    records = await db.fetch(f"SELECT {', '.join(HEADER)} FROM {table} ORDER BY id")
     return [tuple(r) for r in records]
 
 
-async def post_csv(http: aiohttp.ClientSession, table: str, body: str | bytes,
-                   **params: str) -> tuple[int, dict[str, Any], aiohttp.ClientResponse]:
-    async with http.post("/api/v1/database/import", params={"table": table, **params},
-                         data=body, headers={"Content-Type": "text/csv"}) as response:
+async def post_csv(
+    http: aiohttp.ClientSession, table: str, body: str | bytes, **params: str
+) -> tuple[int, dict[str, Any], aiohttp.ClientResponse]:
+    async with http.post(
+        "/api/v1/database/import",
+        params={"table": table, **params},
+        data=body,
+        headers={"Content-Type": "text/csv"},
+    ) as response:
         return response.status, await response.json(content_type=None), response
 
 
@@ -68,12 +80,18 @@ async def test_5000_rows_arrive_exactly(
     assert status == 202, body
     assert response.headers["Location"] == f"/api/v1/database/imports/{body['id']}"
     assert (body["status"], body["counts"]["file_rows"], body["chunks"]["total"]) == (
-        "pending", 5000, 5
+        "pending",
+        5000,
+        5,
     )
     final = await wait_final(db, body["id"])
     assert final["status"] == "completed"
-    assert (final["total_rows"], final["valid_rows"], final["loaded_rows"],
-            final["failed_rows"]) == (5000, 5000, 5000, 0)
+    assert (
+        final["total_rows"],
+        final["valid_rows"],
+        final["loaded_rows"],
+        final["failed_rows"],
+    ) == (5000, 5000, 5000, 0)
     assert await table_rows(db, customers) == [typed(r) for r in data]
     async with http.get(response.headers["Location"]) as answer:
         resource = await answer.json()
@@ -92,8 +110,9 @@ async def test_bad_rows_are_reported_and_good_rows_loaded(
 ) -> None:
     existing = next(rows(1, start_id=900_000))
     await db.execute(
-        f"INSERT INTO {customers} ({', '.join(HEADER)}) VALUES ($1, $2, $3, $4, $5, $6, $7,"  # noqa: S608
-        " $8, $9)", *typed(existing),
+        f"INSERT INTO {customers} ({', '.join(HEADER)}) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+        " $8, $9)",
+        *typed(existing),
     )
     data = list(rows(300, bad_every=10))
     duplicate = next(rows(1, start_id=301))
@@ -108,11 +127,20 @@ async def test_bad_rows_are_reported_and_good_rows_loaded(
     assert status == 202, body
     final = await wait_final(db, body["id"])
     assert final["status"] == "completed_with_errors"
-    assert (final["total_rows"], final["valid_rows"], final["loaded_rows"],
-            final["failed_rows"]) == (301, 271, 270, 31)
+    assert (
+        final["total_rows"],
+        final["valid_rows"],
+        final["loaded_rows"],
+        final["failed_rows"],
+    ) == (301, 271, 270, 31)
 
-    bad_cell = {"signup_date": "invalid_date", "balance": "decimal_comma",
-                "active": "invalid_boolean", "name": "required", "id": "invalid_integer"}
+    bad_cell = {
+        "signup_date": "invalid_date",
+        "balance": "decimal_comma",
+        "active": "invalid_boolean",
+        "name": "required",
+        "id": "invalid_integer",
+    }
     clean = list(rows(300))
     expected = []
     for index, (row, good) in enumerate(zip(data[:300], clean, strict=True)):
@@ -120,8 +148,9 @@ async def test_bad_rows_are_reported_and_good_rows_loaded(
             if value != original:
                 expected.append((starts[index], column, bad_cell[column], value, "validated"))
     assert len(expected) == 30
-    async with http.get(f"/api/v1/database/imports/{body['id']}/errors",
-                        params={"limit": "1000"}) as answer:
+    async with http.get(
+        f"/api/v1/database/imports/{body['id']}/errors", params={"limit": "1000"}
+    ) as answer:
         report = await answer.json()
     assert report["total"] == 31
     got = [(e["line"], e["column"], e["code"], e["value"], e["stage"]) for e in report["items"]]
@@ -138,10 +167,12 @@ async def test_multipart_upload(
     http: aiohttp.ClientSession, db: asyncpg.Connection, customers: str
 ) -> None:
     form = aiohttp.FormData()
-    form.add_field("file", as_csv(list(rows(20))).encode(), filename="people.csv",
-                   content_type="text/csv")
-    async with http.post("/api/v1/database/import", params={"table": customers},
-                         data=form) as response:
+    form.add_field(
+        "file", as_csv(list(rows(20))).encode(), filename="people.csv", content_type="text/csv"
+    )
+    async with http.post(
+        "/api/v1/database/import", params={"table": customers}, data=form
+    ) as response:
         body = await response.json()
         assert response.status == 202, body
     assert body["filename"] == "people.csv"
@@ -149,7 +180,10 @@ async def test_multipart_upload(
 
 
 async def test_a_redelivered_chunk_loads_nothing_twice(
-    http: aiohttp.ClientSession, db: asyncpg.Connection, customers: str, services: Running,
+    http: aiohttp.ClientSession,
+    db: asyncpg.Connection,
+    customers: str,
+    services: Running,
     bootstrap: str,
 ) -> None:
     status, body, _ = await post_csv(http, customers, as_csv(list(rows(250))), chunk_size="100")
@@ -170,27 +204,42 @@ async def test_a_redelivered_chunk_loads_nothing_twice(
     try:
         for record in stored:
             await producer.send_and_wait(
-                topics.CHUNK_SUBMITTED, record["payload"], key=record["event_id"].encode(),
+                topics.CHUNK_SUBMITTED,
+                record["payload"],
+                key=record["event_id"].encode(),
                 headers=cloudevent_headers(record["event_id"], record["event_type"], "/test"),
             )
     finally:
         await producer.stop()
     for _ in range(300):
-        if (consumed("loader", topics.CHUNK_VALIDATED) >= loader_seen + 3
-                and consumed("auditor", topics.CHUNK_LOADED) >= auditor_seen + 3):
+        if (
+            consumed("loader", topics.CHUNK_VALIDATED) >= loader_seen + 3
+            and consumed("auditor", topics.CHUNK_LOADED) >= auditor_seen + 3
+        ):
             break
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("the redelivered chunks were not processed")
 
-    assert await db.fetchval(f"SELECT count(*) FROM {customers}") == 250  # noqa: S608
+    assert await db.fetchval(f"SELECT count(*) FROM {customers}") == 250
     after = await db.fetchrow("SELECT * FROM tidegate.imports WHERE id = $1", import_id)
     assert after is not None
-    for field in ("status", "total_rows", "valid_rows", "loaded_rows", "failed_rows",
-                  "chunks_loaded", "version"):
+    for field in (
+        "status",
+        "total_rows",
+        "valid_rows",
+        "loaded_rows",
+        "failed_rows",
+        "chunks_loaded",
+        "version",
+    ):
         assert after[field] == before[field], field
-    assert await db.fetchval(
-        "SELECT count(*) FROM tidegate.chunk_ledger WHERE import_id = $1", import_id) == 3
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM tidegate.chunk_ledger WHERE import_id = $1", import_id
+        )
+        == 3
+    )
 
 
 async def test_upstream_producers_may_produce_chunks_directly(
@@ -203,15 +252,25 @@ async def test_upstream_producers_may_produce_chunks_directly(
     try:
         for seq, part in enumerate((data[:20], data[20:])):
             event = events.ChunkSubmitted(
-                import_id=import_id, seq=seq, table=customers, columns=tuple(HEADER),
-                rows=part, first_line=2 + 20 * seq, last=seq == 1,
+                import_id=import_id,
+                seq=seq,
+                table=customers,
+                columns=tuple(HEADER),
+                rows=part,
+                first_line=2 + 20 * seq,
+                last=seq == 1,
             )
-            headers = cloudevent_headers(events.event_id(event), events.event_type(event),
-                                         "/upstream/crm")
+            headers = cloudevent_headers(
+                events.event_id(event), events.event_type(event), "/upstream/crm"
+            )
             headers = [(k, v) for k, v in headers if k != "content-type"]
             headers.append(("content-type", b"application/json"))
-            await producer.send_and_wait(topics.CHUNK_SUBMITTED, msgspec.json.encode(event),
-                                         key=str(import_id).encode(), headers=headers)
+            await producer.send_and_wait(
+                topics.CHUNK_SUBMITTED,
+                msgspec.json.encode(event),
+                key=str(import_id).encode(),
+                headers=headers,
+            )
     finally:
         await producer.stop()
     final = await wait_final(db, str(import_id))
@@ -226,8 +285,9 @@ async def test_undecodable_events_go_to_the_dead_letter_topic(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(topics.CHUNK_SUBMITTED, b"\xc1 not msgpack " + marker,
-                                     key=marker)
+        await producer.send_and_wait(
+            topics.CHUNK_SUBMITTED, b"\xc1 not msgpack " + marker, key=marker
+        )
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

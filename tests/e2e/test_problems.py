@@ -21,10 +21,12 @@ async def nothing_stored(db: asyncpg.Connection) -> AsyncIterator[None]:
     assert await db.fetchrow(query) == before
 
 
-async def post(http: aiohttp.ClientSession, params: dict[str, str], body: bytes,
-               content_type: str = "text/csv") -> tuple[int, dict[str, Any]]:
-    async with http.post(PATH, params=params, data=body,
-                         headers={"Content-Type": content_type}) as response:
+async def post(
+    http: aiohttp.ClientSession, params: dict[str, str], body: bytes, content_type: str = "text/csv"
+) -> tuple[int, dict[str, Any]]:
+    async with http.post(
+        PATH, params=params, data=body, headers={"Content-Type": content_type}
+    ) as response:
         assert response.headers["Content-Type"].startswith("application/problem+json")
         problem = await response.json(content_type=None)
         assert problem["status"] == response.status
@@ -51,11 +53,10 @@ async def test_header_mismatch_names_the_columns(
 
 
 @pytest.mark.usefixtures("nothing_stored")
-async def test_undecodable_body_names_the_byte(
-    http: aiohttp.ClientSession, customers: str
-) -> None:
-    body = ("id,name,email,signup_date,active\n1,Zoë,z@x,2024-01-01,yes\n"
-            "2,caf").encode() + b"\xe9\n"
+async def test_undecodable_body_names_the_byte(http: aiohttp.ClientSession, customers: str) -> None:
+    body = (
+        "id,name,email,signup_date,active\n1,Zoë,z@x,2024-01-01,yes\n2,caf"
+    ).encode() + b"\xe9\n"
     status, problem = await post(http, {"table": customers}, body)
     assert (status, problem["type"]) == (422, "/problems/invalid-encoding")
     assert (problem["line"], problem["column"], problem["byte_offset"]) == (3, 6, 64)
@@ -65,8 +66,9 @@ async def test_undecodable_body_names_the_byte(
 async def test_not_csv(http: aiohttp.ClientSession, customers: str) -> None:
     status, problem = await post(http, {"table": customers}, b"")
     assert (status, problem["type"]) == (422, "/problems/empty-file")
-    status, problem = await post(http, {"table": customers},
-                                 b'id,name,email,signup_date,active\n1,"open,x,y,z\n')
+    status, problem = await post(
+        http, {"table": customers}, b'id,name,email,signup_date,active\n1,"open,x,y,z\n'
+    )
     assert (status, problem["type"], problem["line"]) == (422, "/problems/malformed-csv", 2)
     status, problem = await post(http, {"table": customers}, b"{}", "application/json")
     assert (status, problem["type"]) == (415, "/problems/unsupported-media-type")
@@ -76,9 +78,11 @@ async def test_not_csv(http: aiohttp.ClientSession, customers: str) -> None:
 
 @pytest.mark.usefixtures("nothing_stored")
 async def test_bad_parameters(http: aiohttp.ClientSession, customers: str) -> None:
-    for params in ({"table": customers, "chunk_size": "0"},
-                   {"table": customers, "chunk_size": "10001"},
-                   {"table": customers, "chunk_size": "ten"}):
+    for params in (
+        {"table": customers, "chunk_size": "0"},
+        {"table": customers, "chunk_size": "10001"},
+        {"table": customers, "chunk_size": "ten"},
+    ):
         status, problem = await post(http, params, b"id\n")
         assert (status, problem["parameter"]) == (400, "chunk_size")
     status, problem = await post(http, {}, b"id\n")
@@ -88,8 +92,12 @@ async def test_bad_parameters(http: aiohttp.ClientSession, customers: str) -> No
 
 
 async def test_unknown_imports_are_404(http: aiohttp.ClientSession) -> None:
-    for path in (f"/api/v1/database/imports/{uuid.uuid4()}", "/api/v1/database/imports/nope",
-                 f"/api/v1/database/imports/{uuid.uuid4()}/errors", "/api/v1/nothing-here"):
+    for path in (
+        f"/api/v1/database/imports/{uuid.uuid4()}",
+        "/api/v1/database/imports/nope",
+        f"/api/v1/database/imports/{uuid.uuid4()}/errors",
+        "/api/v1/nothing-here",
+    ):
         async with http.get(path) as response:
             assert response.status == 404
             assert response.headers["Content-Type"].startswith("application/problem+json")
@@ -100,15 +108,23 @@ async def test_ragged_rows_are_row_errors_not_request_errors(
 ) -> None:
     from tests.conftest import wait_final  # noqa: PLC0415
 
-    body = (b"id,name,email,signup_date,active\n1,A,a@x,2024-01-01,yes\n2,B,b@x\n"
-            b"3,C,c@x,2024-01-03,no,extra\n4,D,d@x,2024-01-04,0\n")
-    async with http.post(PATH, params={"table": customers}, data=body,
-                         headers={"Content-Type": "text/csv"}) as response:
+    body = (
+        b"id,name,email,signup_date,active\n1,A,a@x,2024-01-01,yes\n2,B,b@x\n"
+        b"3,C,c@x,2024-01-03,no,extra\n4,D,d@x,2024-01-04,0\n"
+    )
+    async with http.post(
+        PATH, params={"table": customers}, data=body, headers={"Content-Type": "text/csv"}
+    ) as response:
         accepted = await response.json()
         assert response.status == 202
     final = await wait_final(db, accepted["id"])
     assert (final["status"], final["loaded_rows"], final["failed_rows"]) == (
-        "completed_with_errors", 2, 2)
-    errors = await db.fetch("SELECT line, code FROM tidegate.row_errors WHERE import_id = $1"
-                            " ORDER BY line", uuid.UUID(accepted["id"]))
+        "completed_with_errors",
+        2,
+        2,
+    )
+    errors = await db.fetch(
+        "SELECT line, code FROM tidegate.row_errors WHERE import_id = $1 ORDER BY line",
+        uuid.UUID(accepted["id"]),
+    )
     assert [tuple(e) for e in errors] == [(3, "wrong_field_count"), (4, "wrong_field_count")]

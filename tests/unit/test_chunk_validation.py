@@ -9,8 +9,14 @@ from shared.catalog import Column
 
 def rules() -> list[ColumnRule]:
     def column(name: str, type_name: str, not_null: bool) -> Column:
-        return Column(name=name, type_name=type_name, type_sql=type_name, cast_sql=type_name,
-                      not_null=not_null, has_default=False)
+        return Column(
+            name=name,
+            type_name=type_name,
+            type_sql=type_name,
+            cast_sql=type_name,
+            not_null=not_null,
+            has_default=False,
+        )
 
     return [ColumnRule(column("id", "int8", True)), ColumnRule(column("day", "date", False))]
 

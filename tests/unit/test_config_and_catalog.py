@@ -24,11 +24,22 @@ def test_settings_read_and_errors_name_the_variable() -> None:
 
 def table() -> TableDef:
     def column(name: str, not_null: bool = False, has_default: bool = False) -> Column:
-        return Column(name=name, type_name="text", type_sql="text", cast_sql="text",
-                      not_null=not_null, has_default=has_default)
+        return Column(
+            name=name,
+            type_name="text",
+            type_sql="text",
+            cast_sql="text",
+            not_null=not_null,
+            has_default=has_default,
+        )
 
-    return TableDef(oid=1, schema="public", name="t", primary_key=("id",), columns=(
-        column("id", not_null=True), column("Name"), column("created", True, True)))
+    return TableDef(
+        oid=1,
+        schema="public",
+        name="t",
+        primary_key=("id",),
+        columns=(column("id", not_null=True), column("Name"), column("created", True, True)),
+    )
 
 
 def test_header_maps_case_insensitively_and_allows_omitting_defaults() -> None:

@@ -10,9 +10,9 @@ import pytest
 from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 
 
-def parse(data: bytes, chunk_size: int = 1000, block: int | None = None) -> tuple[
-    list[str] | None, list[ParsedChunk]
-]:
+def parse(
+    data: bytes, chunk_size: int = 1000, block: int | None = None
+) -> tuple[list[str] | None, list[ParsedChunk]]:
     chunker = CsvChunker(chunk_size)
     chunks: list[ParsedChunk] = []
     step = block or max(len(data), 1)
@@ -83,7 +83,7 @@ def test_crlf_split_across_blocks_counts_one_line() -> None:
 
 
 def test_invalid_utf8_names_offset_line_and_column() -> None:
-    data = "id,name\n1,ok\n2,caf".encode() + b"\xe9" + b"\n"
+    data = b"id,name\n1,ok\n2,caf" + b"\xe9" + b"\n"
     for block in (1, 4, 100):
         with pytest.raises(CsvInputError) as caught:
             parse(data, block=block)

@@ -14,8 +14,12 @@ IMPORT = uuid.UUID("6f1c2b9e-0d5b-4a7a-9a43-2d8f6f0b8e11")
 
 def submitted(**extra: object) -> events.ChunkSubmitted:
     fields: dict[str, object] = {
-        "import_id": IMPORT, "seq": 3, "table": "public.t", "columns": ("a", "b"),
-        "rows": [["1", "x"], ["2", ""]], "first_line": 10,
+        "import_id": IMPORT,
+        "seq": 3,
+        "table": "public.t",
+        "columns": ("a", "b"),
+        "rows": [["1", "x"], ["2", ""]],
+        "first_line": 10,
     }
     fields.update(extra)
     return events.ChunkSubmitted(**fields)  # type: ignore[arg-type]
@@ -55,7 +59,14 @@ def test_invalid_events_are_refused(payload: bytes) -> None:
 
 def test_status_ids_are_versioned() -> None:
     status = events.ImportStatus(
-        import_id=IMPORT, status="loading", version=4, total_rows=1, valid_rows=1,
-        loaded_rows=0, failed_rows=0, chunks_total=None, chunks_loaded=0,
+        import_id=IMPORT,
+        status="loading",
+        version=4,
+        total_rows=1,
+        valid_rows=1,
+        loaded_rows=0,
+        failed_rows=0,
+        chunks_total=None,
+        chunks_loaded=0,
     )
     assert events.event_id(status) == f"{IMPORT}:status:4"

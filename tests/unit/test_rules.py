@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-
 from services.validator.rules import ColumnRule
 from shared.catalog import Column
 
 
 def col(type_name: str, **extra: object) -> Column:
     options: dict[str, object] = {
-        "name": "c", "type_name": type_name, "type_sql": type_name, "cast_sql": type_name,
-        "not_null": False, "has_default": False,
+        "name": "c",
+        "type_name": type_name,
+        "type_sql": type_name,
+        "cast_sql": type_name,
+        "not_null": False,
+        "has_default": False,
     }
     options.update(extra)
     return Column(**options)  # type: ignore[arg-type]
@@ -25,12 +27,17 @@ def codes(column: Column, *values: str) -> list[str | None]:
 def test_integers_and_their_ranges() -> None:
     assert codes(col("int4"), "12", "-7", " 42 ", "+3", "", "2147483647") == [None] * 6
     assert codes(col("int4"), "2147483648", "1.5", "1_000", "١٢", "12,5", "x") == [
-        "out_of_range", "invalid_integer", "invalid_integer", "invalid_integer",
-        "invalid_number", "invalid_integer",
+        "out_of_range",
+        "invalid_integer",
+        "invalid_integer",
+        "invalid_integer",
+        "invalid_number",
+        "invalid_integer",
     ]
     assert codes(col("int2"), "32768") == ["out_of_range"]
     assert codes(col("int8"), "9223372036854775807", "9223372036854775808") == [
-        None, "out_of_range"
+        None,
+        "out_of_range",
     ]
 
 
@@ -38,7 +45,11 @@ def test_decimals_need_a_point_not_a_comma() -> None:
     numeric = col("numeric", precision=6, scale=2)
     assert codes(numeric, "1234.56", "-0.5", ".5", "0001234.50", "12") == [None] * 5
     assert codes(numeric, "12,50", "12345.6", "1.234", "1e3", "abc") == [
-        "decimal_comma", "out_of_range", "too_many_decimals", "invalid_number", "invalid_number",
+        "decimal_comma",
+        "out_of_range",
+        "too_many_decimals",
+        "invalid_number",
+        "invalid_number",
     ]
     [(_, _, message)] = ColumnRule(numeric).errors(["12,50"])
     assert "decimal point, not a comma" in message
@@ -58,23 +69,33 @@ def test_booleans_accept_the_seeds_spellings_only() -> None:
 
 def test_dates_are_iso_8601() -> None:
     assert codes(col("date"), "2024-02-29", "1999-12-31") == [None, None]
-    assert codes(col("date"), "2023-02-29", "24/01/2024", "2024-1-5", "20240105") == [
-        "invalid_date"
-    ] * 4
+    assert (
+        codes(col("date"), "2023-02-29", "24/01/2024", "2024-1-5", "20240105")
+        == ["invalid_date"] * 4
+    )
 
 
 def test_timestamps() -> None:
     ts, tstz = col("timestamp"), col("timestamptz")
     assert codes(ts, "2024-01-05 10:30", "2024-01-05T10:30:00.123456") == [None, None]
     assert codes(ts, "2024-01-05T10:30:00+02:00", "2024-01-05") == ["invalid_timestamp"] * 2
-    assert codes(tstz, "2024-01-05T10:30:00Z", "2024-01-05 10:30:00+0530",
-                 "2024-01-05T10:30:00-03:00", "2024-01-05T10:30") == [None] * 4
+    assert (
+        codes(
+            tstz,
+            "2024-01-05T10:30:00Z",
+            "2024-01-05 10:30:00+0530",
+            "2024-01-05T10:30:00-03:00",
+            "2024-01-05T10:30",
+        )
+        == [None] * 4
+    )
     assert codes(tstz, "2024-01-05T25:00:00Z", "yesterday") == ["invalid_timestamp"] * 2
 
 
 def test_uuid_json_and_lengths() -> None:
     assert codes(col("uuid"), "6f1c2b9e-0d5b-4a7a-9a43-2d8f6f0b8e11", "nope") == [
-        None, "invalid_uuid"
+        None,
+        "invalid_uuid",
     ]
     assert codes(col("jsonb"), '{"a": [1, 2]}', "{a: 1}") == [None, "invalid_json"]
     varchar = col("varchar", max_length=3)

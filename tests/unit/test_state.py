@@ -29,8 +29,12 @@ def run(*facts: Submitted | Validated | Loaded) -> list[str]:
 
 def test_a_clean_import_walks_every_state() -> None:
     assert run(
-        Submitted(0, 10, last=False), Validated(10, 0), Loaded(10, 0),
-        Submitted(1, 5, last=True), Validated(5, 0), Loaded(5, 0),
+        Submitted(0, 10, last=False),
+        Validated(10, 0),
+        Loaded(10, 0),
+        Submitted(1, 5, last=True),
+        Validated(5, 0),
+        Loaded(5, 0),
     ) == [VALIDATING, VALIDATING, LOADING, LOADING, LOADING, COMPLETED]
 
 
@@ -45,6 +49,11 @@ def test_facts_in_any_order_reach_the_same_end() -> None:
     assert run(Loaded(5, 0), Validated(5, 0), Submitted(0, 5, last=True))[-1] == COMPLETED
 
 
+def test_a_load_seen_before_its_validation_does_not_finish_the_import() -> None:
+    seen = run(Submitted(0, 4, last=True), Loaded(3, 0), Validated(3, 1))
+    assert seen == [VALIDATING, LOADING, COMPLETED_WITH_ERRORS]
+
+
 def test_an_empty_import_completes() -> None:
     assert run(Submitted(0, 0, last=True), Validated(0, 0), Loaded(0, 0))[-1] == COMPLETED
 
@@ -54,7 +63,10 @@ def test_counts_add_up() -> None:
     for fact in (Submitted(0, 10, last=False), Validated(8, 2), Loaded(7, 1)):
         counts = apply_fact(counts, fact)
     assert (counts.total_rows, counts.valid_rows, counts.loaded_rows, counts.failed_rows) == (
-        10, 8, 7, 3
+        10,
+        8,
+        7,
+        3,
     )
     assert counts.chunks_total is None
 

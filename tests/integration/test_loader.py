@@ -1,0 +1,107 @@
+"""The loader on the real PostgreSQL: exactly-once per chunk, refused rows isolated."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.loader.handlers import ChunkLoader
+from shared.catalog import TableCache
+from shared.db import open_pool
+from shared.events import ChunkValidated
+from tidegate.sample_data import HEADER, TABLE_SQL, rows
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with open_pool(database_url, max_size=4) as pool:
+        yield pool
+
+
+@pytest.fixture
+async def table(db: asyncpg.Connection) -> str:
+    name = f"public.loader_{uuid.uuid4().hex[:8]}"
+    await db.execute(TABLE_SQL.format(table=name))
+    return name
+
+
+def chunk(table: str, data: list[list[str]], seq: int = 0) -> ChunkValidated:
+    return ChunkValidated(
+        import_id=uuid.uuid4(),
+        seq=seq,
+        table=table,
+        columns=tuple(HEADER),
+        rows=data,
+        lines=list(range(2, 2 + len(data))),
+        total_rows=len(data),
+        invalid_rows=0,
+    )
+
+
+def loader(pool: asyncpg.Pool) -> ChunkLoader:
+    return ChunkLoader(pool, TableCache(["public"]), publisher=None)  # type: ignore[arg-type]
+
+
+async def test_the_same_chunk_twice_and_concurrently_loads_once(
+    pool: asyncpg.Pool, db: asyncpg.Connection, table: str
+) -> None:
+    event = chunk(table, list(rows(500)))
+    chunk_loader = loader(pool)
+
+    async def load() -> tuple[int, int]:
+        async with pool.acquire() as conn:
+            outcome = await chunk_loader.load(conn, event)
+        return outcome.loaded_rows, outcome.failed_rows
+
+    outcomes = await asyncio.gather(load(), load(), load())
+    assert list(outcomes) == [(500, 0)] * 3  # later ones re-announce the recorded outcome
+    assert await load() == (500, 0)
+    assert await db.fetchval(f"SELECT count(*) FROM {table}") == 500
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM tidegate.chunk_ledger WHERE import_id = $1", event.import_id
+        )
+        == 1
+    )
+
+
+async def test_refused_rows_are_isolated_and_the_rest_loads(
+    pool: asyncpg.Pool, db: asyncpg.Connection, table: str
+) -> None:
+    data = list(rows(100))
+    data[10][0] = data[3][0]  # duplicate primary key within the chunk
+    data[57][2] = data[20][2]  # duplicate email
+    data[80][5] = "99999999999.99"  # 11 digits before the point: numeric(12,2) overflows
+    await db.execute(f"ALTER TABLE {table} ADD CHECK (city <> 'Malmö')")
+    malmo = [i for i, r in enumerate(data) if r[3] == "Malmö"]
+    event = chunk(table, data)
+    async with pool.acquire() as conn:
+        outcome = await loader(pool).load(conn, event)
+    refused = {e.line - 2: e.code for e in outcome.errors}
+    expected = {10: "duplicate_key", 57: "duplicate_key", 80: "out_of_range"}
+    expected |= {i: "check_violation" for i in malmo}
+    assert refused == expected
+    assert (outcome.loaded_rows, outcome.failed_rows) == (100 - len(expected), len(expected))
+    ids = {r[0] for r in await db.fetch(f"SELECT id FROM {table}")}
+    assert ids == {int(r[0]) for i, r in enumerate(data) if i not in expected}
+    keys = await db.fetch(
+        "SELECT keys FROM tidegate.load_lineage WHERE import_id = $1", event.import_id
+    )
+    lineage = {k[0] for record in keys for k in json.loads(record["keys"])}
+    assert lineage == ids
+
+
+async def test_a_dropped_table_fails_the_chunk_not_the_loader(
+    pool: asyncpg.Pool, db: asyncpg.Connection, table: str
+) -> None:
+    event = chunk(table, list(rows(5)))
+    await db.execute(f"DROP TABLE {table}")
+    async with pool.acquire() as conn:
+        outcome = await loader(pool).load(conn, event)
+    assert (outcome.loaded_rows, outcome.failed_rows) == (0, 5)
+    assert outcome.chunk_error is not None
