@@ -61,7 +61,9 @@ async def _import_and_follow(api: str, path: Path, table: str, chunk_size: int |
 
 def cmd_demo(args: argparse.Namespace) -> int:
     sample = Path(str(resources.files("tidegate") / "samples" / "demo_customers.csv"))
-    with Stack(_home()) as stack:
+    stack = Stack(_home())
+    stack.start()
+    try:
         print(
             f"stack up: API {stack.api_url}, PostgreSQL {stack.database_url}, "
             f"broker {stack.bootstrap}"
@@ -70,6 +72,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         code = asyncio.run(_import_and_follow(stack.api_url, sample, DEMO_TABLE, None))
         count = asyncio.run(_count_rows(stack.database_url, DEMO_TABLE))
         print(f"{DEMO_TABLE} now holds {count} rows")
+    finally:
+        exits = stack.stop()
+    unclean = {name: rc for name, rc in exits.items() if rc != 0}
+    if unclean:
+        print(f"services exited uncleanly: {unclean}", file=sys.stderr)
+        return 1
+    print("all services stopped cleanly")
     return code
 
 
@@ -110,8 +119,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
             signal.pause()
     finally:
         print("stopping…")
-        stack.stop()
-    return 0
+        exits = stack.stop()
+    print("exit codes: " + ", ".join(f"{name}={rc}" for name, rc in exits.items()))
+    return 0 if not any(exits.values()) else 1
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -81,26 +81,22 @@ class Stack:
                 raise RuntimeError(f"not healthy after {timeout}s: {', '.join(sorted(waiting))}")
             time.sleep(0.2)
 
-    def stop(self) -> None:
-        """SIGTERM every service (each finishes the chunk in hand), then the components."""
+    def stop(self) -> dict[str, int]:
+        """SIGTERM every service (each finishes the chunk in hand), then the components.
+        Returns each service's exit code (0 when it stopped cleanly)."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
+        codes: dict[str, int] = {}
+        for name, process in self.processes.items():
             try:
-                process.wait(40)
+                codes[name] = process.wait(40)
             except subprocess.TimeoutExpired:
                 process.kill()
-                process.wait()
+                codes[name] = process.wait()
         self.processes.clear()
         if self._broker is not None:
             self._broker.stop()
         if self._postgres is not None:
             self._postgres.stop()
-
-    def __enter__(self) -> Stack:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        return codes
