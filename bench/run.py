@@ -13,6 +13,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -52,7 +53,9 @@ async def raw_copy(database_url: str, path: Path) -> float:
         await conn.close()
 
 
-async def pipeline(database_url: str, api: str, path: Path, table: str) -> tuple[float, dict]:
+async def pipeline(
+    database_url: str, api: str, path: Path, table: str
+) -> tuple[float, dict[str, Any]]:
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(TABLE_SQL.format(table=f"public.{table}"))
@@ -136,7 +139,7 @@ def main() -> None:
         counts = final["counts"]
         print(
             f"pipeline, {label:<7} upload→final     : {elapsed:7.2f}s  "
-            f"{rows / elapsed:10,.0f} rows/s  = {copy_s / elapsed:.2f}× COPY  "
+            f"{rows / elapsed:10,.0f} rows/s  = {copy_s / elapsed:.2f} of COPY's rate  "
             f"[{final['status']}, loaded {counts['loaded']:,}, failed {counts['failed']:,}; "
             f"upload+parse {final['upload_seconds']:.1f}s]"
         )
