@@ -1,8 +1,10 @@
 """Kafka helpers: CloudEvents headers, the producer, topic creation, and the consumer loop.
 
-Delivery is at-least-once. The loop commits an offset only after the handler's effect is
-committed, retries transient failures without moving on, and sends what cannot be decoded
-(or cannot ever be applied) to the dead-letter topic with context headers.
+Delivery is at-least-once. A handler applies an event's effect and returns the events it
+causes; the loop sends those without waiting, and commits a batch's offsets only after every
+effect is committed and every outgoing event acknowledged. It retries transient failures
+without moving on, and sends what cannot be decoded (or cannot ever be applied) to the
+dead-letter topic with context headers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -31,6 +34,7 @@ SPEC_VERSION = b"1.0"
 
 Headers = list[tuple[str, bytes]]
 RawRecord = tuple[str, bytes, bytes | None, Headers]  # topic, value, key, headers
+Outgoing = tuple[str, events.Event, str]  # topic, event, key
 
 
 def cloudevent_headers(
@@ -99,12 +103,9 @@ class EventPublisher:
         self._producer = producer
         self.source = source
 
-    async def publish(self, topic: str, event: events.Event, key: str) -> None:
-        await self.publish_many([(topic, event, key)])
-
-    async def publish_many(self, items: Sequence[tuple[str, events.Event, str]]) -> None:
-        """Send all, then wait for every acknowledgement (acks=all)."""
-        await self.send_records(
+    async def send(self, items: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
+        """Send events; the returned futures complete when the broker acknowledges them."""
+        return await self.send_records(
             [
                 (
                     topic,
@@ -118,13 +119,12 @@ class EventPublisher:
             ]
         )
 
-    async def send_records(self, records: Sequence[RawRecord]) -> None:
-        """Send already-encoded records, then wait for every acknowledgement."""
-        futures = [
+    async def send_records(self, records: Sequence[RawRecord]) -> list[asyncio.Future[Any]]:
+        """Send already-encoded records; futures complete on acknowledgement."""
+        return [
             await self._producer.send(topic, value, key=key, headers=headers)
             for topic, value, key, headers in records
         ]
-        await asyncio.gather(*futures)
 
 
 @asynccontextmanager
@@ -152,7 +152,7 @@ class Delivery(msgspec.Struct, frozen=True):
     offset: int
 
 
-Handler = Callable[[events.Event, Delivery], Awaitable[None]]
+Handler = Callable[[events.Event, Delivery], Awaitable[Sequence[Outgoing]]]
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -216,22 +216,41 @@ class ConsumerLoop:
         try:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
-                done: dict[TopicPartition, int] = {}
-                for tp, records in batch.items():
-                    for record in records:
-                        if not await self._process(record):
-                            break  # stopping while retrying: leave the rest uncommitted
-                        done[tp] = record.offset + 1
-                if done:
-                    await consumer.commit(done)
-                    if self._stopping.is_set():
-                        break
+                await self._apply_batch(consumer, batch)
         finally:
             self.running = False
             await consumer.stop()
 
-    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> bool:
-        """Apply one record; False only if we were asked to stop before it was applied."""
+    async def _apply_batch(
+        self,
+        consumer: AIOKafkaConsumer,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        done: dict[TopicPartition, int] = {}
+        acks: list[asyncio.Future[Any]] = []
+        for tp, records in batch.items():
+            for record in records:
+                applied = await self._process(record)
+                if applied is None:
+                    break  # stopping while retrying: leave the rest uncommitted
+                acks += await self._publisher.send(applied)
+                done[tp] = record.offset + 1
+        if not done:
+            return
+        try:
+            await asyncio.gather(*acks)
+        except KafkaError as exc:
+            # Effects are committed but their events may be lost: apply the batch again
+            # (every effect is idempotent, and a repeat re-announces its outcome).
+            log.warning("outgoing events not acknowledged; re-applying batch", error=str(exc))
+            for tp, records in batch.items():
+                consumer.seek(tp, records[0].offset)
+            return
+        await consumer.commit(done)
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> Sequence[Outgoing] | None:
+        """Apply one record and return the events it causes; None only if we were asked
+        to stop before it was applied."""
         delivery = Delivery(record.topic, record.partition, record.offset)
         started = time.perf_counter()
         try:
@@ -239,20 +258,20 @@ class ConsumerLoop:
         except InvalidEvent as exc:
             await self._dead_letter(record, str(exc))
             EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
-            return True
+            return ()
         delay = 0.2
         with structlog.contextvars.bound_contextvars(
             import_id=str(event.import_id), topic=record.topic, offset=record.offset
         ):
             while True:
                 try:
-                    await self._handler(event, delivery)
+                    outgoing = await self._handler(event, delivery)
                 except Exception as exc:
                     if not _is_transient(exc):
                         log.exception("event cannot be applied; dead-lettered")
                         await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
                         EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
-                        return True
+                        return ()
                     log.warning("transient failure; retrying", error=str(exc), retry_in=delay)
                     EVENTS_CONSUMED.labels(self.service, record.topic, "retried").inc()
                     try:
@@ -260,12 +279,12 @@ class ConsumerLoop:
                     except TimeoutError:
                         delay = min(delay * 2, 10.0)
                         continue
-                    return False
+                    return None
                 else:
                     break
         EVENTS_CONSUMED.labels(self.service, record.topic, "applied").inc()
         EVENT_SECONDS.labels(self.service, record.topic).observe(time.perf_counter() - started)
-        return True
+        return outgoing
 
     @staticmethod
     def _decode(record: ConsumerRecord[bytes, bytes]) -> events.Event:
@@ -291,6 +310,5 @@ class ConsumerLoop:
             ("tg_consumer_group", self._group.encode()),
         ]
         log.error("dead-lettered", reason=reason[:500])
-        await self._publisher.send_records(
-            [(topics.DEAD_LETTER, record.value or b"", record.key, headers)]
-        )
+        record_to_dlq = (topics.DEAD_LETTER, record.value or b"", record.key, headers)
+        await asyncio.gather(*await self._publisher.send_records([record_to_dlq]))

@@ -12,7 +12,7 @@ from shared.service import POOL, PUBLISHER, SETTINGS, consumer_context, service_
 
 
 def _consumer(app: web.Application) -> ConsumerLoop:
-    auditor = ImportAuditor(app[POOL], app[PUBLISHER])
+    auditor = ImportAuditor(app[POOL])
     return ConsumerLoop(
         service="auditor",
         bootstrap=app[SETTINGS].kafka_bootstrap_servers,

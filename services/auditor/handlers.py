@@ -28,7 +28,7 @@ from services.auditor.state import (
 from shared import topics
 from shared.db import Conn
 from shared.events import ChunkLoaded, ChunkSubmitted, ChunkValidated, Event, ImportStatus, RowError
-from shared.kafka import Delivery, EventPublisher
+from shared.kafka import Delivery, Outgoing
 
 log = structlog.get_logger(__name__)
 
@@ -102,16 +102,15 @@ def _status(import_id: uuid.UUID, status: str, version: int, counts: Counts) -> 
 
 
 class ImportAuditor:
-    def __init__(self, pool: asyncpg.Pool, publisher: EventPublisher) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._publisher = publisher
 
-    async def handle(self, event: Event, _: Delivery) -> None:
+    async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
         if isinstance(event, ImportStatus):
-            return
+            return []
         async with self._pool.acquire() as conn:
             status = await self.apply(conn, event)
-        await self._publisher.publish(topics.IMPORT_STATUS, status, key=str(event.import_id))
+        return [(topics.IMPORT_STATUS, status, str(event.import_id))]
 
     async def apply(self, conn: Conn, event: ChunkEvent) -> ImportStatus:
         seen = observe(event)

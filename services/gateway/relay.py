@@ -46,7 +46,7 @@ class OutboxRelay:
             batch = await repository.claim_unpublished(conn, BATCH)
             if not batch:
                 return 0
-            await self._publisher.send_records(
+            acks = await self._publisher.send_records(
                 [
                     (
                         row["topic"],
@@ -62,6 +62,7 @@ class OutboxRelay:
                     for row in batch
                 ]
             )
+            await asyncio.gather(*acks)
             await repository.mark_published(conn, [row["id"] for row in batch])
         OUTBOX_PUBLISHED.inc(len(batch))
         return len(batch)

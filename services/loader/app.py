@@ -14,7 +14,7 @@ from shared.service import POOL, PUBLISHER, SETTINGS, consumer_context, service_
 
 def _consumer(app: web.Application) -> ConsumerLoop:
     settings = app[SETTINGS]
-    loader = ChunkLoader(app[POOL], TableCache(settings.allowed_schemas), app[PUBLISHER])
+    loader = ChunkLoader(app[POOL], TableCache(settings.allowed_schemas))
     return ConsumerLoop(
         service="loader",
         bootstrap=settings.kafka_bootstrap_servers,

@@ -21,7 +21,7 @@ from shared import topics
 from shared.catalog import TableCache, TableDef
 from shared.db import Conn
 from shared.events import ChunkLoaded, ChunkValidated, Event, RowError
-from shared.kafka import Delivery, EventPublisher
+from shared.kafka import Delivery, Outgoing
 
 log = structlog.get_logger(__name__)
 
@@ -63,20 +63,17 @@ def refusal_error(line: int, exc: asyncpg.PostgresError) -> RowError:
 
 
 class ChunkLoader:
-    def __init__(self, pool: asyncpg.Pool, tables: TableCache, publisher: EventPublisher) -> None:
+    def __init__(self, pool: asyncpg.Pool, tables: TableCache) -> None:
         self._pool = pool
         self._tables = tables
-        self._publisher = publisher
 
-    async def handle(self, event: Event, _: Delivery) -> None:
+    async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
         if not isinstance(event, ChunkValidated):
-            return
+            return []
         with CHUNK_LOAD_SECONDS.time():
             async with self._pool.acquire() as conn:
                 outcome = await self.load(conn, event)
-        await self._publisher.publish(
-            topics.CHUNK_LOADED, outcome, key=f"{event.import_id}:{event.seq}"
-        )
+        return [(topics.CHUNK_LOADED, outcome, f"{event.import_id}:{event.seq}")]
 
     async def load(self, conn: Conn, event: ChunkValidated) -> ChunkLoaded:
         async with conn.transaction():

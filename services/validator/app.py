@@ -17,7 +17,6 @@ def _consumer(app: web.Application) -> ConsumerLoop:
     validator = ChunkValidator(
         app[POOL],
         TableCache(settings.allowed_schemas),
-        app[PUBLISHER],
         max_rows=settings.max_chunk_size,
     )
     return ConsumerLoop(

@@ -12,30 +12,25 @@ from services.validator.rules import ColumnRule
 from shared import topics
 from shared.catalog import HeaderMismatch, TableCache, TableDef, match_header
 from shared.events import ChunkSubmitted, ChunkValidated, Event, RowError
-from shared.kafka import Delivery, EventPublisher
+from shared.kafka import Delivery, Outgoing
 
 log = structlog.get_logger(__name__)
 
 
 class ChunkValidator:
-    def __init__(
-        self, pool: asyncpg.Pool, tables: TableCache, publisher: EventPublisher, max_rows: int
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, tables: TableCache, max_rows: int) -> None:
         self._pool = pool
         self._tables = tables
-        self._publisher = publisher
         self._max_rows = max_rows
         self._rules: dict[tuple[int, tuple[str, ...]], list[ColumnRule]] = {}
 
-    async def handle(self, event: Event, _: Delivery) -> None:
+    async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
         if not isinstance(event, ChunkSubmitted):
-            return
+            return []
         async with self._pool.acquire() as conn:
             table = await self._tables.get(conn, event.table)
         result = self.validate(event, table)
-        await self._publisher.publish(
-            topics.CHUNK_VALIDATED, result, key=f"{event.import_id}:{event.seq}"
-        )
+        return [(topics.CHUNK_VALIDATED, result, f"{event.import_id}:{event.seq}")]
 
     def validate(self, event: ChunkSubmitted, table: TableDef | None) -> ChunkValidated:
         problem = self._chunk_problem(event, table)

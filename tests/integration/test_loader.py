@@ -44,7 +44,7 @@ def chunk(table: str, data: list[list[str]], seq: int = 0) -> ChunkValidated:
 
 
 def loader(pool: asyncpg.Pool) -> ChunkLoader:
-    return ChunkLoader(pool, TableCache(["public"]), publisher=None)  # type: ignore[arg-type]
+    return ChunkLoader(pool, TableCache(["public"]))
 
 
 async def test_the_same_chunk_twice_and_concurrently_loads_once(
