@@ -99,8 +99,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-def event_type(event: Event) -> str:
-    """The versioned type name, which is also the CloudEvents `type`."""
+def event_type(event: msgspec.Struct) -> str:
+    """The versioned type name (the struct's tag), which is also the CloudEvents `type`."""
     tag = msgspec.inspect.type_info(type(event))
     assert isinstance(tag, msgspec.inspect.StructType)
     assert isinstance(tag.tag, str)

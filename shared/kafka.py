@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import msgspec
@@ -152,7 +152,8 @@ class Delivery(msgspec.Struct, frozen=True):
     offset: int
 
 
-Handler = Callable[[events.Event, Delivery], Awaitable[Sequence[Outgoing]]]
+E = TypeVar("E", bound=msgspec.Struct)
+Decode = Callable[[bytes, str], E]
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -171,8 +172,9 @@ def _is_transient(exc: BaseException) -> bool:
     )
 
 
-class ConsumerLoop:
-    """Consumes `topics` in consumer group `group` and applies `handler` to each event.
+class ConsumerLoop(Generic[E]):
+    """Consumes `topics` in consumer group `group` and applies `handler` to each event,
+    as decoded by `decode` (the shared schemas, or a consumer's narrower view of them).
 
     Stop with `stop()`: the event in hand is finished and its offset committed first.
     """
@@ -184,7 +186,8 @@ class ConsumerLoop:
         bootstrap: str,
         group: str,
         topics: Sequence[str],
-        handler: Handler,
+        handler: Callable[[E, Delivery], Awaitable[Sequence[Outgoing]]],
+        decode: Decode[E],
         publisher: EventPublisher,
         max_records: int = 20,
     ) -> None:
@@ -193,6 +196,7 @@ class ConsumerLoop:
         self._group = group
         self._topics = tuple(topics)
         self._handler = handler
+        self._decode_payload = decode
         self._publisher = publisher
         self._max_records = max_records
         self._stopping = asyncio.Event()
@@ -261,7 +265,9 @@ class ConsumerLoop:
             return ()
         delay = 0.2
         with structlog.contextvars.bound_contextvars(
-            import_id=str(event.import_id), topic=record.topic, offset=record.offset
+            import_id=str(getattr(event, "import_id", "")),
+            topic=record.topic,
+            offset=record.offset,
         ):
             while True:
                 try:
@@ -286,13 +292,12 @@ class ConsumerLoop:
         EVENT_SECONDS.labels(self.service, record.topic).observe(time.perf_counter() - started)
         return outgoing
 
-    @staticmethod
-    def _decode(record: ConsumerRecord[bytes, bytes]) -> events.Event:
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> E:
         if record.value is None:
             raise InvalidEvent("empty record value")
         content_type = header(record, "content-type") or events.MSGPACK
         try:
-            event = events.decode(record.value, content_type)
+            event = self._decode_payload(record.value, content_type)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise InvalidEvent(f"undecodable event: {exc}") from exc
         declared = header(record, "ce_type")

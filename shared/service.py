@@ -25,7 +25,7 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
-CONSUMERS = web.AppKey("consumers", list[ConsumerLoop])
+CONSUMERS = web.AppKey("consumers", list[ConsumerLoop[Any]])
 
 
 def service_app(settings: Settings, **app_options: Any) -> web.Application:
@@ -59,7 +59,7 @@ async def broker(app: web.Application) -> AsyncIterator[None]:
 
 
 def consumer_context(
-    make_loop: Callable[[web.Application], ConsumerLoop],
+    make_loop: Callable[[web.Application], ConsumerLoop[Any]],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context running one consumer loop; on stop it finishes the event in hand."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.auditor import view
 from services.auditor.handlers import ImportAuditor
 from shared import topics
 from shared.config import Settings
@@ -11,7 +12,7 @@ from shared.kafka import ConsumerLoop
 from shared.service import POOL, PUBLISHER, SETTINGS, consumer_context, service_app
 
 
-def _consumer(app: web.Application) -> ConsumerLoop:
+def _consumer(app: web.Application) -> ConsumerLoop[view.AuditedEvent]:
     auditor = ImportAuditor(app[POOL])
     return ConsumerLoop(
         service="auditor",
@@ -19,6 +20,7 @@ def _consumer(app: web.Application) -> ConsumerLoop:
         group="tidegate-auditor",
         topics=[topics.CHUNK_SUBMITTED, topics.CHUNK_VALIDATED, topics.CHUNK_LOADED],
         handler=auditor.handle,
+        decode=view.decode,
         publisher=app[PUBLISHER],
         max_records=100,
     )

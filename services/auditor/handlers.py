@@ -25,14 +25,15 @@ from services.auditor.state import (
     apply_fact,
     next_status,
 )
+from services.auditor.view import AuditedEvent, SubmittedView, ValidatedView
 from shared import topics
 from shared.db import Conn
-from shared.events import ChunkLoaded, ChunkSubmitted, ChunkValidated, Event, ImportStatus, RowError
+from shared.events import ChunkLoaded, ImportStatus, RowError
 from shared.kafka import Delivery, Outgoing
 
 log = structlog.get_logger(__name__)
 
-ChunkEvent = ChunkSubmitted | ChunkValidated | ChunkLoaded
+ChunkEvent = SubmittedView | ValidatedView | ChunkLoaded
 
 
 class Observation(msgspec.Struct, frozen=True):
@@ -49,10 +50,10 @@ class Observation(msgspec.Struct, frozen=True):
 
 def observe(event: ChunkEvent) -> Observation:
     match event:
-        case ChunkSubmitted():
+        case SubmittedView():
             n = len(event.rows)
             return Observation("submitted", Submitted(event.seq, n, event.last), n, n, 0, [], None)
-        case ChunkValidated():
+        case ValidatedView():
             valid = len(event.rows)
             return Observation(
                 "validated",
@@ -105,7 +106,7 @@ class ImportAuditor:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
+    async def handle(self, event: AuditedEvent, _: Delivery) -> list[Outgoing]:
         if isinstance(event, ImportStatus):
             return []
         async with self._pool.acquire() as conn:

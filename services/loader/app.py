@@ -5,14 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.loader.handlers import ChunkLoader
-from shared import topics
+from shared import events, topics
 from shared.catalog import TableCache
 from shared.config import Settings
 from shared.kafka import ConsumerLoop
 from shared.service import POOL, PUBLISHER, SETTINGS, consumer_context, service_app
 
 
-def _consumer(app: web.Application) -> ConsumerLoop:
+def _consumer(app: web.Application) -> ConsumerLoop[events.Event]:
     settings = app[SETTINGS]
     loader = ChunkLoader(app[POOL], TableCache(settings.allowed_schemas))
     return ConsumerLoop(
@@ -21,6 +21,7 @@ def _consumer(app: web.Application) -> ConsumerLoop:
         group="tidegate-loader",
         topics=[topics.CHUNK_VALIDATED],
         handler=loader.handle,
+        decode=events.decode,
         publisher=app[PUBLISHER],
     )
 

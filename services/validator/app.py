@@ -5,14 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.validator.handlers import ChunkValidator
-from shared import topics
+from shared import events, topics
 from shared.catalog import TableCache
 from shared.config import Settings
 from shared.kafka import ConsumerLoop
 from shared.service import POOL, PUBLISHER, SETTINGS, consumer_context, service_app
 
 
-def _consumer(app: web.Application) -> ConsumerLoop:
+def _consumer(app: web.Application) -> ConsumerLoop[events.Event]:
     settings = app[SETTINGS]
     validator = ChunkValidator(
         app[POOL],
@@ -25,6 +25,7 @@ def _consumer(app: web.Application) -> ConsumerLoop:
         group="tidegate-validator",
         topics=[topics.CHUNK_SUBMITTED],
         handler=validator.handle,
+        decode=events.decode,
         publisher=app[PUBLISHER],
     )
 

@@ -1,0 +1,42 @@
+"""The auditor's view of the chunk events: it needs how many rows a chunk holds, not what
+they say, so rows are kept as undecoded `msgspec.Raw` slices (no per-cell objects)."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from shared import events
+from shared.events import ChunkLoaded, ImportStatus, NonNegative, RowError
+
+
+class _View(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    import_id: uuid.UUID
+    seq: NonNegative
+    table: str
+    columns: tuple[str, ...]
+    rows: list[msgspec.Raw]
+
+
+class SubmittedView(_View, frozen=True, tag="tidegate.chunk.submitted.v1"):
+    last: bool = False
+
+
+class ValidatedView(_View, frozen=True, tag="tidegate.chunk.validated.v1"):
+    total_rows: NonNegative
+    invalid_rows: NonNegative
+    errors: list[RowError] = msgspec.field(default_factory=list)
+    chunk_error: str | None = None
+
+
+AuditedEvent = SubmittedView | ValidatedView | ChunkLoaded | ImportStatus
+
+_msgpack: msgspec.msgpack.Decoder[AuditedEvent] = msgspec.msgpack.Decoder(AuditedEvent)
+_json: msgspec.json.Decoder[AuditedEvent] = msgspec.json.Decoder(AuditedEvent)
+
+
+def decode(payload: bytes, content_type: str = events.MSGPACK) -> AuditedEvent:
+    if content_type.split(";", maxsplit=1)[0].strip() == events.JSON:
+        return _json.decode(payload)
+    return _msgpack.decode(payload)
