@@ -232,13 +232,15 @@ class ConsumerLoop(Generic[E]):
     ) -> None:
         done: dict[TopicPartition, int] = {}
         acks: list[asyncio.Future[Any]] = []
-        for tp, records in batch.items():
-            for record in records:
-                applied = await self._process(record)
-                if applied is None:
-                    break  # stopping while retrying: leave the rest uncommitted
-                acks += await self._publisher.send(applied)
-                done[tp] = record.offset + 1
+        pending = [(tp, record) for tp, records in batch.items() for record in records]
+        for tp, record in pending:
+            if self._stopping.is_set() and done:
+                break  # stopping: commit the work done, leave the rest to the next owner
+            applied = await self._process(record)
+            if applied is None:
+                break  # stopping while retrying: leave the rest uncommitted
+            acks += await self._publisher.send(applied)
+            done[tp] = record.offset + 1
         if not done:
             return
         try:

@@ -5,7 +5,7 @@ pool, producer and consumer loops as cleanup contexts (aiohttp's "complex applic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -15,7 +15,16 @@ from aiokafka import AIOKafkaProducer
 
 from shared.config import Settings
 from shared.db import open_pool
-from shared.kafka import ConsumerLoop, EventPublisher, ensure_topics, open_producer
+from shared.kafka import (
+    ConsumerLoop,
+    Decode,
+    Delivery,
+    E,
+    EventPublisher,
+    Outgoing,
+    ensure_topics,
+    open_producer,
+)
 from shared.logging import configure_logging
 from shared.metrics import metrics_handler
 
@@ -58,20 +67,39 @@ async def broker(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def consumer_context(
-    make_loop: Callable[[web.Application], ConsumerLoop[Any]],
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context running one consumer loop; on stop it finishes the event in hand."""
+def worker_app(
+    settings: Settings,
+    *,
+    topics: Sequence[str],
+    decode: Decode[E],
+    make_handler: Callable[
+        [web.Application], Callable[[E, Delivery], Awaitable[Sequence[Outgoing]]]
+    ],
+    max_records: int = 20,
+) -> web.Application:
+    """A service that applies the events of `topics` in consumer group `tidegate-<service>`.
+    On stop, its consumer loop finishes the event in hand and commits before exiting."""
+    app = service_app(settings)
 
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        loop = make_loop(app)
+    async def consumer(app: web.Application) -> AsyncIterator[None]:
+        loop = ConsumerLoop(
+            service=settings.service_name,
+            bootstrap=settings.kafka_bootstrap_servers,
+            group=f"tidegate-{settings.service_name}",
+            topics=topics,
+            handler=make_handler(app),
+            decode=decode,
+            publisher=app[PUBLISHER],
+            max_records=max_records,
+        )
         app[CONSUMERS].append(loop)
-        task = asyncio.create_task(loop.run(), name=f"consumer-{loop.service}")
+        task = asyncio.create_task(loop.run(), name=f"consumer-{settings.service_name}")
         yield
         loop.stop()
         await task
 
-    return context
+    app.cleanup_ctx.append(consumer)
+    return app
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ import asyncpg
 
 from shared.db import migrate
 from tidegate import client
+from tidegate.sample_data import TABLE_SQL
 from tidegate.stack import Stack
 
 DEFAULT_API = os.environ.get("TIDEGATE_API", "http://127.0.0.1:8080")
@@ -27,10 +28,9 @@ def _home() -> Path:
 
 async def _prepare_demo_table(database_url: str) -> None:
     """The demo's own table, recreated each run so the sample always loads cleanly."""
-    sql = (resources.files("tidegate") / "samples" / "demo_customers.sql").read_text()
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(sql)
+        await conn.execute(TABLE_SQL.format(table=DEMO_TABLE))
     finally:
         await conn.close()
 

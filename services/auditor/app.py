@@ -1,4 +1,4 @@
-"""Wiring of the auditor: one consumer loop over every chunk topic."""
+"""Wiring of the auditor: every chunk topic → import state → import-status events."""
 
 from __future__ import annotations
 
@@ -8,25 +8,14 @@ from services.auditor import view
 from services.auditor.handlers import ImportAuditor
 from shared import topics
 from shared.config import Settings
-from shared.kafka import ConsumerLoop
-from shared.service import POOL, PUBLISHER, SETTINGS, consumer_context, service_app
-
-
-def _consumer(app: web.Application) -> ConsumerLoop[view.AuditedEvent]:
-    auditor = ImportAuditor(app[POOL])
-    return ConsumerLoop(
-        service="auditor",
-        bootstrap=app[SETTINGS].kafka_bootstrap_servers,
-        group="tidegate-auditor",
-        topics=[topics.CHUNK_SUBMITTED, topics.CHUNK_VALIDATED, topics.CHUNK_LOADED],
-        handler=auditor.handle,
-        decode=view.decode,
-        publisher=app[PUBLISHER],
-        max_records=100,
-    )
+from shared.service import POOL, worker_app
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = service_app(settings)
-    app.cleanup_ctx.append(consumer_context(_consumer))
-    return app
+    return worker_app(
+        settings,
+        topics=[topics.CHUNK_SUBMITTED, topics.CHUNK_VALIDATED, topics.CHUNK_LOADED],
+        decode=view.decode,
+        make_handler=lambda app: ImportAuditor(app[POOL]).handle,
+        max_records=100,
+    )

@@ -1,4 +1,4 @@
-"""Wiring of the loader: the only writer of target tables."""
+"""Wiring of the loader, the only writer of target tables: chunk-validated → chunk-loaded."""
 
 from __future__ import annotations
 
@@ -8,25 +8,15 @@ from services.loader.handlers import ChunkLoader
 from shared import events, topics
 from shared.catalog import TableCache
 from shared.config import Settings
-from shared.kafka import ConsumerLoop
-from shared.service import POOL, PUBLISHER, SETTINGS, consumer_context, service_app
-
-
-def _consumer(app: web.Application) -> ConsumerLoop[events.Event]:
-    settings = app[SETTINGS]
-    loader = ChunkLoader(app[POOL], TableCache(settings.allowed_schemas))
-    return ConsumerLoop(
-        service="loader",
-        bootstrap=settings.kafka_bootstrap_servers,
-        group="tidegate-loader",
-        topics=[topics.CHUNK_VALIDATED],
-        handler=loader.handle,
-        decode=events.decode,
-        publisher=app[PUBLISHER],
-    )
+from shared.service import POOL, worker_app
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = service_app(settings)
-    app.cleanup_ctx.append(consumer_context(_consumer))
-    return app
+    return worker_app(
+        settings,
+        topics=[topics.CHUNK_VALIDATED],
+        decode=events.decode,
+        make_handler=lambda app: (
+            ChunkLoader(app[POOL], TableCache(settings.allowed_schemas)).handle
+        ),
+    )
