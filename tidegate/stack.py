@@ -49,17 +49,23 @@ class Stack:
         if not self.bootstrap:
             self._broker = EmbeddedBroker()
             self.bootstrap = self._broker.start()
-        env = self.service_env()
         for name in SERVICES:
-            log = (self.home / "logs" / f"{name}.log").open("ab")
-            self.processes[name] = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=log
-            )
-        self._wait_healthy(timeout)
+            self.spawn(name)
+        self.wait_healthy(SERVICES, timeout)
 
-    def _wait_healthy(self, timeout: float) -> None:
+    def spawn(self, name: str) -> None:
+        """Start (or start again) one service as `python -m services.<name>`."""
+        with (self.home / "logs" / f"{name}.log").open("ab") as log:  # the child keeps a copy
+            self.processes[name] = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", f"services.{name}"],
+                env=self.service_env(),
+                stdout=log,
+                stderr=log,
+            )
+
+    def wait_healthy(self, names: tuple[str, ...], timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
-        waiting = set(SERVICES)
+        waiting = set(names)
         while waiting:
             for name in sorted(waiting):
                 process = self.processes[name]
