@@ -58,5 +58,5 @@ async def test_a_killed_service_resumes_and_loads_every_row_once(
         await db.fetchval(
             "SELECT count(*) FROM tidegate.chunk_ledger WHERE import_id = $1::uuid", accepted["id"]
         )
-        == 120
+        == 80
     )
