@@ -252,7 +252,12 @@ class ConsumerLoop(Generic[E]):
             for tp, records in batch.items():
                 consumer.seek(tp, records[0].offset)
             return
-        await consumer.commit(done)
+        try:
+            await consumer.commit(done)
+        except KafkaError as exc:
+            # Typically a rebalance moved the partitions: their new owner gets these records
+            # again, and applying them twice changes nothing.
+            log.warning("offsets not committed; the records will be redelivered", error=str(exc))
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> Sequence[Outgoing] | None:
         """Apply one record and return the events it causes; None only if we were asked
