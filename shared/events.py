@@ -91,13 +91,6 @@ class ImportStatus(_Event, frozen=True, tag="tidegate.import.status.v1"):
 
 Event = ChunkSubmitted | ChunkValidated | ChunkLoaded | ImportStatus
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    "tidegate.chunk.submitted.v1": ChunkSubmitted,
-    "tidegate.chunk.validated.v1": ChunkValidated,
-    "tidegate.chunk.loaded.v1": ChunkLoaded,
-    "tidegate.import.status.v1": ImportStatus,
-}
-
 
 def event_type(event: msgspec.Struct) -> str:
     """The versioned type name (the struct's tag), which is also the CloudEvents `type`."""

@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 import structlog
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 
 from shared.config import Settings
 from shared.db import open_pool
@@ -32,7 +31,6 @@ log = structlog.get_logger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
-PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
 CONSUMERS = web.AppKey("consumers", list[ConsumerLoop[Any]])
 
@@ -62,7 +60,6 @@ async def broker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
     async with open_producer(settings.kafka_bootstrap_servers) as producer:
-        app[PRODUCER] = producer
         app[PUBLISHER] = EventPublisher(producer, source=f"/tidegate/{settings.service_name}")
         yield
 

@@ -21,7 +21,7 @@ class Stack:
     def __init__(self, home: Path, *, gateway_port: int | None = None) -> None:
         self.home = home
         self.gateway_port = gateway_port or free_port()
-        self.ports = {name: free_port() for name in SERVICES}
+        self.ports = {name: free_port() for name in SERVICES if name != "gateway"}
         self.ports["gateway"] = self.gateway_port
         self.database_url = os.environ.get("DATABASE_URL", "")
         self.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")

@@ -22,7 +22,7 @@ class ChunkValidator:
         self._pool = pool
         self._tables = tables
         self._max_rows = max_rows
-        self._rules: dict[tuple[int, tuple[str, ...]], list[ColumnRule]] = {}
+        self._rules: dict[tuple[TableDef, tuple[str, ...]], list[ColumnRule]] = {}
 
     async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
         if not isinstance(event, ChunkSubmitted):
@@ -64,7 +64,7 @@ class ChunkValidator:
         return None
 
     def _rules_for(self, table: TableDef, columns: tuple[str, ...]) -> list[ColumnRule]:
-        key = (hash(table), columns)
+        key = (table, columns)  # a changed definition is a new key
         rules = self._rules.get(key)
         if rules is None:
             rules = [ColumnRule(table.column(name)) for name in columns]
