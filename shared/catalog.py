@@ -6,7 +6,7 @@ Identifiers used in SQL are only ever the catalog's own names, quoted here.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import asyncpg
 import msgspec
@@ -26,11 +26,26 @@ class Column(msgspec.Struct, frozen=True, kw_only=True):
     max_length: int | None = None  # varchar(n) / char(n)
     precision: int | None = None  # numeric(p, s)
     scale: int | None = None
+    enum_labels: tuple[str, ...] | None = None  # an enum type (or a domain over one)
 
     @property
     def required(self) -> bool:
         """Must be in the file: NOT NULL and nothing fills it in."""
         return self.not_null and not self.has_default
+
+
+class ForeignKey(msgspec.Struct, frozen=True, kw_only=True):
+    """`columns` of this table must match `ref_columns` of `ref_table` (`schema.table`)."""
+
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_name: str
+    ref_columns: tuple[str, ...]
+
+    @property
+    def ref_table(self) -> str:
+        return f"{self.ref_schema}.{self.ref_name}"
 
 
 class TableDef(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +54,8 @@ class TableDef(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
+    unique_keys: tuple[tuple[str, ...], ...] = ()  # the primary key first, then UNIQUE ones
+    foreign_keys: tuple[ForeignKey, ...] = ()
 
     @property
     def qualified_name(self) -> str:
@@ -86,7 +103,10 @@ SELECT a.attname,
        CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
        a.attnotnull OR coalesce(t.typnotnull, false) AS not_null,
        a.atthasdef OR a.attidentity <> '' AS has_default,
-       a.attgenerated <> '' AS generated
+       a.attgenerated <> '' AS generated,
+       CASE WHEN coalesce(bt.typtype, t.typtype) = 'e' THEN ARRAY(
+           SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = coalesce(bt.oid, t.oid)
+           ORDER BY e.enumsortorder) END AS enum_labels
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
@@ -101,6 +121,33 @@ CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = $1 AND i.indisprimary
 ORDER BY k.ord
+"""
+
+
+# Unique indexes a row can be checked against: whole columns, no predicate.
+_UNIQUE_KEYS_SQL = """
+SELECT array_agg(a.attname ORDER BY k.ord) AS columns
+FROM pg_index i
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+GROUP BY i.indexrelid, i.indisprimary
+ORDER BY i.indisprimary DESC, i.indexrelid
+"""
+
+_FOREIGN_KEYS_SQL = """
+SELECT c.conname, rn.nspname AS ref_schema, rc.relname AS ref_name,
+       ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(n, o)
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n
+             ORDER BY k.o) AS columns,
+       ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(n, o)
+             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n
+             ORDER BY k.o) AS ref_columns
+FROM pg_constraint c
+JOIN pg_class rc ON rc.oid = c.confrelid
+JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+WHERE c.conrelid = $1 AND c.contype = 'f'
+ORDER BY c.conname
 """
 
 
@@ -122,6 +169,7 @@ def _column(row: asyncpg.Record) -> Column:
         max_length=max_length,
         precision=precision,
         scale=scale,
+        enum_labels=tuple(row["enum_labels"]) if row["enum_labels"] is not None else None,
     )
 
 
@@ -136,12 +184,25 @@ async def load_table(conn: Conn, raw_name: str, allowed_schemas: Sequence[str]) 
     oid = found["oid"]
     columns = tuple(_column(r) for r in await conn.fetch(_COLUMNS_SQL, oid) if not r["generated"])
     primary_key = tuple(r["attname"] for r in await conn.fetch(_PRIMARY_KEY_SQL, oid))
+    unique_keys = tuple(tuple(r["columns"]) for r in await conn.fetch(_UNIQUE_KEYS_SQL, oid))
+    foreign_keys = tuple(
+        ForeignKey(
+            name=r["conname"],
+            columns=tuple(r["columns"]),
+            ref_schema=r["ref_schema"],
+            ref_name=r["ref_name"],
+            ref_columns=tuple(r["ref_columns"]),
+        )
+        for r in await conn.fetch(_FOREIGN_KEYS_SQL, oid)
+    )
     return TableDef(
         oid=oid,
         schema=found["nspname"],
         name=found["relname"],
         columns=columns,
         primary_key=primary_key,
+        unique_keys=tuple(dict.fromkeys(unique_keys)),
+        foreign_keys=foreign_keys,
     )
 
 
@@ -160,15 +221,25 @@ class HeaderMismatch(Exception):
         super().__init__("; ".join(parts))
 
 
-def match_header(header: Sequence[str], table: TableDef) -> tuple[str, ...]:
-    """Map header names to the table's column names (exact, else case-insensitive).
+def match_header(
+    header: Sequence[str],
+    table: TableDef,
+    *,
+    aliases: Mapping[str, str] | None = None,
+    also_required: Collection[str] = (),
+) -> tuple[str, ...]:
+    """Map header names to the table's column names (exact, else case-insensitive; then
+    the rule file's aliases, also case-insensitive).
 
-    Every required column must be present; no name may be unknown or repeated.
+    Every required column (and every one in `also_required`) must be present; no name may
+    be unknown or repeated.
     """
     exact = {c.name: c.name for c in table.columns}
     folded: dict[str, list[str]] = {}
     for c in table.columns:
         folded.setdefault(c.name.casefold(), []).append(c.name)
+    for alias, target in (aliases or {}).items():
+        folded.setdefault(alias.strip().casefold(), []).append(target)
     mapped: list[str] = []
     unexpected: list[str] = []
     for raw in header:
@@ -184,7 +255,11 @@ def match_header(header: Sequence[str], table: TableDef) -> tuple[str, ...]:
     for name in mapped:
         (repeated if name in seen else seen).add(name)
     duplicated = sorted(repeated)
-    missing = [c.name for c in table.columns if c.required and c.name not in seen]
+    missing = [
+        c.name
+        for c in table.columns
+        if (c.required or c.name in also_required) and c.name not in seen
+    ]
     if missing or unexpected or duplicated:
         raise HeaderMismatch(missing, unexpected, duplicated)
     return tuple(mapped)

@@ -8,22 +8,32 @@ can recognise a redelivery.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Line = Annotated[int, msgspec.Meta(ge=1)]
+# import: load and commit; validate_only: every rule, nothing loaded; dry_run: load in a
+# transaction that is rolled back.
+Mode = Literal["import", "validate_only", "dry_run"]
+DuplicatePolicy = Literal["reject", "skip", "update"]
+Severity = Literal["error", "warning"]
 
 
 class RowError(msgspec.Struct, frozen=True, kw_only=True):
-    """One problem with one cell (or with a whole row when `column` is None)."""
+    """One problem with one cell (or with a whole row when `column` is None).
+
+    An error rejects the row; a warning notes something about a row that was still
+    loaded (a flagged or neutralised cell) or deliberately skipped (a duplicate).
+    """
 
     line: Line
     column: str | None
     code: str
     message: str
     value: str | None = None
+    severity: Severity = "error"
 
 
 class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -35,7 +45,9 @@ class ChunkSubmitted(_Event, frozen=True, tag="tidegate.chunk.submitted.v1"):
 
     `lines[i]` is the file line on which row i starts; when absent, rows are taken to
     start on consecutive lines from `first_line`. `last` marks the final chunk, which
-    tells the auditor how many chunks the import has.
+    tells the auditor how many chunks the import has. Every chunk of an import carries the
+    same `mode` and `on_duplicate` (None: the table's rule file decides, else reject), and
+    should be produced with the import id as key, so chunks are validated in file order.
     """
 
     seq: NonNegative
@@ -45,6 +57,8 @@ class ChunkSubmitted(_Event, frozen=True, tag="tidegate.chunk.submitted.v1"):
     first_line: Line = 2
     lines: list[int] | None = None
     last: bool = False
+    mode: Mode = "import"
+    on_duplicate: DuplicatePolicy | None = None
 
     def line_numbers(self) -> list[int]:
         if self.lines is not None:
@@ -53,7 +67,11 @@ class ChunkSubmitted(_Event, frozen=True, tag="tidegate.chunk.submitted.v1"):
 
 
 class ChunkValidated(_Event, frozen=True, tag="tidegate.chunk.validated.v1"):
-    """The rows of a chunk that passed every rule, and one error per bad cell."""
+    """The rows of a chunk that passed every rule (possibly neutralised), and one error per
+    bad cell. `total_rows = len(rows) + invalid_rows + skipped_rows`, except that a
+    validate-only chunk carries no rows. `duplicate_rows` counts rows whose key repeats an
+    earlier row of the file or a row already in the table, whatever the policy did with
+    them; `match_on` is the key an `update` policy matches on."""
 
     seq: NonNegative
     table: str
@@ -64,16 +82,29 @@ class ChunkValidated(_Event, frozen=True, tag="tidegate.chunk.validated.v1"):
     invalid_rows: NonNegative
     errors: list[RowError] = msgspec.field(default_factory=list)
     chunk_error: str | None = None
+    mode: Mode = "import"
+    on_duplicate: DuplicatePolicy = "reject"
+    match_on: tuple[str, ...] = ()
+    skipped_rows: NonNegative = 0
+    duplicate_rows: NonNegative = 0
 
 
 class ChunkLoaded(_Event, frozen=True, tag="tidegate.chunk.loaded.v1"):
-    """The outcome of loading one validated chunk (rows the database refused are errors)."""
+    """The outcome of loading one validated chunk (rows the database refused are errors).
+
+    `loaded_rows` counts inserted and updated rows (`updated_rows` of them updated);
+    `skipped_rows` were duplicates the `skip` policy left out at load time. In a dry run
+    the counts say what the rolled-back transaction did.
+    """
 
     seq: NonNegative
     loaded_rows: NonNegative
     failed_rows: NonNegative
     errors: list[RowError] = msgspec.field(default_factory=list)
     chunk_error: str | None = None
+    updated_rows: NonNegative = 0
+    skipped_rows: NonNegative = 0
+    duplicate_rows: NonNegative = 0
 
 
 class ImportStatus(_Event, frozen=True, tag="tidegate.import.status.v1"):
@@ -87,6 +118,10 @@ class ImportStatus(_Event, frozen=True, tag="tidegate.import.status.v1"):
     failed_rows: NonNegative
     chunks_total: NonNegative | None
     chunks_loaded: NonNegative
+    mode: Mode = "import"
+    skipped_rows: NonNegative = 0
+    updated_rows: NonNegative = 0
+    duplicate_rows: NonNegative = 0
 
 
 Event = ChunkSubmitted | ChunkValidated | ChunkLoaded | ImportStatus

@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -50,7 +51,13 @@ def bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings_for(database_url: str, bootstrap: str) -> Callable[[str], Settings]:
+def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The services' TIDEGATE_RULES_DIR: tests write `<schema>.<table>.toml` files here."""
+    return tmp_path_factory.mktemp("rules")
+
+
+@pytest.fixture(scope="session")
+def settings_for(database_url: str, bootstrap: str, rules_dir: Path) -> Callable[[str], Settings]:
     def make(service: str) -> Settings:
         return load_settings(
             service,
@@ -60,6 +67,7 @@ def settings_for(database_url: str, bootstrap: str) -> Callable[[str], Settings]
                 "PORT": "0",
                 "TIDEGATE_OUTBOX_POLL_SECONDS": "0.2",
                 "LOG_LEVEL": "warning",
+                "TIDEGATE_RULES_DIR": str(rules_dir),
             },
         )
 

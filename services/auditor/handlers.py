@@ -54,10 +54,10 @@ def observe(event: ChunkEvent) -> Observation:
             n = len(event.rows)
             return Observation("submitted", Submitted(event.seq, n, event.last), n, n, 0, [], None)
         case ValidatedView():
-            valid = len(event.rows)
+            valid = event.total_rows - event.invalid_rows - event.skipped_rows
             return Observation(
                 "validated",
-                Validated(valid, event.invalid_rows),
+                Validated(valid, event.invalid_rows, event.skipped_rows, event.duplicate_rows),
                 event.total_rows,
                 valid,
                 event.invalid_rows,
@@ -67,7 +67,13 @@ def observe(event: ChunkEvent) -> Observation:
         case ChunkLoaded():
             return Observation(
                 "loaded",
-                Loaded(event.loaded_rows, event.failed_rows),
+                Loaded(
+                    event.loaded_rows,
+                    event.failed_rows,
+                    event.updated_rows,
+                    event.skipped_rows,
+                    event.duplicate_rows,
+                ),
                 event.loaded_rows + event.failed_rows,
                 event.loaded_rows,
                 event.failed_rows,
@@ -77,15 +83,7 @@ def observe(event: ChunkEvent) -> Observation:
 
 
 def _counts(row: asyncpg.Record) -> Counts:
-    return Counts(
-        total_rows=row["total_rows"],
-        valid_rows=row["valid_rows"],
-        loaded_rows=row["loaded_rows"],
-        failed_rows=row["failed_rows"],
-        chunks_total=row["chunks_total"],
-        chunks_validated=row["chunks_validated"],
-        chunks_loaded=row["chunks_loaded"],
-    )
+    return Counts(**{name: row[name] for name in Counts.__struct_fields__})
 
 
 def _status(import_id: uuid.UUID, status: str, version: int, counts: Counts) -> ImportStatus:
@@ -93,10 +91,14 @@ def _status(import_id: uuid.UUID, status: str, version: int, counts: Counts) -> 
         import_id=import_id,
         status=status,
         version=version,
+        mode=counts.mode,
         total_rows=counts.total_rows,
         valid_rows=counts.valid_rows,
         loaded_rows=counts.loaded_rows,
         failed_rows=counts.failed_rows,
+        skipped_rows=counts.skipped_rows,
+        updated_rows=counts.updated_rows,
+        duplicate_rows=counts.duplicate_rows,
         chunks_total=counts.chunks_total,
         chunks_loaded=counts.chunks_loaded,
     )
@@ -120,7 +122,10 @@ class ImportAuditor:
             if row is None:
                 table = "" if isinstance(event, ChunkLoaded) else event.table
                 columns = () if isinstance(event, ChunkLoaded) else event.columns
-                await repository.create_import(conn, event.import_id, table, columns, seen.rows_in)
+                mode = "import" if isinstance(event, ChunkLoaded) else event.mode
+                await repository.create_import(
+                    conn, event.import_id, table, columns, seen.rows_in, mode
+                )
                 row = await repository.lock_import(conn, event.import_id)
                 assert row is not None
             counts = _counts(row)
@@ -144,6 +149,8 @@ class ImportAuditor:
             version = await repository.update_import(
                 conn, event.import_id, status, counts, error=seen.chunk_error, finished=finished
             )
+            if finished:
+                await repository.forget_keys(conn, event.import_id)
         if finished and row["status"] not in TERMINAL:
             IMPORTS_FINISHED.labels(status).inc()
             IMPORT_SECONDS.observe((datetime.now(UTC) - row["created_at"]).total_seconds())

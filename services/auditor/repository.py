@@ -14,8 +14,9 @@ from shared.events import RowError
 
 async def lock_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT id, status, version, total_rows, valid_rows, loaded_rows, failed_rows,"
-        " chunks_total, chunks_validated, chunks_loaded, created_at"
+        "SELECT id, status, version, mode, total_rows, valid_rows, loaded_rows, failed_rows,"
+        " skipped_rows, updated_rows, duplicate_rows, chunks_total, chunks_validated,"
+        " chunks_loaded, created_at"
         " FROM tidegate.imports WHERE id = $1 FOR UPDATE",
         import_id,
     )
@@ -27,18 +28,20 @@ async def create_import(
     table: str,
     columns: Sequence[str],
     chunk_size: int,
+    mode: str,
 ) -> None:
     """An import first seen on the topics (produced upstream, not through the gateway).
     A later event may name the table that an earlier one could not (`table` is then '')."""
     await conn.execute(
-        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
-        " VALUES ($1, $2, $3, $4, 'kafka') ON CONFLICT (id) DO UPDATE"
+        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, mode)"
+        " VALUES ($1, $2, $3, $4, 'kafka', $5) ON CONFLICT (id) DO UPDATE"
         " SET target_table = EXCLUDED.target_table, columns = EXCLUDED.columns"
         " WHERE imports.target_table = '' AND EXCLUDED.target_table <> ''",
         import_id,
         table,
         list(columns),
         max(chunk_size, 1),
+        mode,
     )
 
 
@@ -81,6 +84,7 @@ async def record_errors(
                 "code",
                 "message",
                 "value",
+                "severity",
             ],
             records=[
                 (
@@ -92,6 +96,7 @@ async def record_errors(
                     e.code,
                     e.message,
                     None if e.value is None else e.value.replace("\x00", "\\0"),
+                    e.severity,
                 )
                 for e in errors
             ],
@@ -112,6 +117,7 @@ async def update_import(
         "UPDATE tidegate.imports SET status = $2, total_rows = $3, valid_rows = $4,"
         " loaded_rows = $5, failed_rows = $6, chunks_total = coalesce(chunks_total, $7),"
         " chunks_validated = $8, chunks_loaded = $9, error = coalesce(error, $10),"
+        " skipped_rows = $12, updated_rows = $13, duplicate_rows = $14,"
         " version = version + 1, updated_at = now(),"
         " finished_at = CASE WHEN $11 THEN coalesce(finished_at, now()) END"
         " WHERE id = $1 RETURNING version",
@@ -126,5 +132,13 @@ async def update_import(
         counts.chunks_loaded,
         error,
         finished,
+        counts.skipped_rows,
+        counts.updated_rows,
+        counts.duplicate_rows,
     )
     return int(version)
+
+
+async def forget_keys(conn: Conn, import_id: uuid.UUID) -> None:
+    """The validator's key claims are needed only while chunks are being validated."""
+    await conn.execute("DELETE FROM tidegate.import_keys WHERE import_id = $1", import_id)

@@ -4,13 +4,16 @@ pending → validating → loading → completed | completed_with_errors | faile
 
 Counts only grow, so the derived status only moves forward. Facts about one chunk come
 from different topics and may arrive in any order; an import is finished when every one
-of its chunks has been both validated and loaded; then it is `completed` if no row failed,
-`failed` if rows failed and none loaded, else `completed_with_errors`.
+of its chunks has been both validated and loaded (validated only, for a validate-only
+import); then it is `completed` if no row failed, `failed` if rows failed and none were
+loaded (none were valid, for validate-only), else `completed_with_errors`.
 """
 
 from __future__ import annotations
 
 import msgspec
+
+from shared.events import Mode
 
 PENDING = "pending"
 VALIDATING = "validating"
@@ -24,10 +27,14 @@ ORDER = (PENDING, VALIDATING, LOADING, COMPLETED, COMPLETED_WITH_ERRORS, FAILED)
 
 
 class Counts(msgspec.Struct, kw_only=True):
+    mode: Mode = "import"
     total_rows: int = 0
     valid_rows: int = 0
     loaded_rows: int = 0
     failed_rows: int = 0
+    skipped_rows: int = 0
+    updated_rows: int = 0
+    duplicate_rows: int = 0
     chunks_total: int | None = None
     chunks_validated: int = 0
     chunks_loaded: int = 0
@@ -42,11 +49,16 @@ class Submitted(msgspec.Struct, frozen=True):
 class Validated(msgspec.Struct, frozen=True):
     valid: int
     invalid: int
+    skipped: int = 0
+    duplicates: int = 0
 
 
 class Loaded(msgspec.Struct, frozen=True):
     loaded: int
     failed: int
+    updated: int = 0
+    skipped: int = 0
+    duplicates: int = 0
 
 
 Fact = Submitted | Validated | Loaded
@@ -60,13 +72,18 @@ def apply_fact(counts: Counts, fact: Fact) -> Counts:
             new.total_rows += rows
             if last:
                 new.chunks_total = seq + 1
-        case Validated(valid=valid, invalid=invalid):
-            new.valid_rows += valid
-            new.failed_rows += invalid
+        case Validated():
+            new.valid_rows += fact.valid
+            new.failed_rows += fact.invalid
+            new.skipped_rows += fact.skipped
+            new.duplicate_rows += fact.duplicates
             new.chunks_validated += 1
-        case Loaded(loaded=loaded, failed=failed):
-            new.loaded_rows += loaded
-            new.failed_rows += failed
+        case Loaded():
+            new.loaded_rows += fact.loaded
+            new.failed_rows += fact.failed
+            new.updated_rows += fact.updated
+            new.skipped_rows += fact.skipped
+            new.duplicate_rows += fact.duplicates
             new.chunks_loaded += 1
     return new
 
@@ -74,10 +91,12 @@ def apply_fact(counts: Counts, fact: Fact) -> Counts:
 def status_of(counts: Counts) -> str:
     """The status implied by counts, once at least one fact has been applied."""
     total = counts.chunks_total
-    if total is not None and counts.chunks_loaded >= total and counts.chunks_validated >= total:
+    validate_only = counts.mode == "validate_only"
+    loaded = total is not None and (validate_only or counts.chunks_loaded >= total)
+    if total is not None and loaded and counts.chunks_validated >= total:
         if counts.failed_rows == 0:
             return COMPLETED
-        if counts.loaded_rows == 0:
+        if (counts.valid_rows if validate_only else counts.loaded_rows) == 0:
             return FAILED
         return COMPLETED_WITH_ERRORS
     if counts.chunks_loaded > 0:

@@ -8,7 +8,7 @@ import uuid
 import msgspec
 
 from shared import events
-from shared.events import ChunkLoaded, ImportStatus, NonNegative, RowError
+from shared.events import ChunkLoaded, ImportStatus, Mode, NonNegative, RowError
 
 
 class _View(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -21,6 +21,7 @@ class _View(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
 class SubmittedView(_View, frozen=True, tag="tidegate.chunk.submitted.v1"):
     last: bool = False
+    mode: Mode = "import"
 
 
 class ValidatedView(_View, frozen=True, tag="tidegate.chunk.validated.v1"):
@@ -28,6 +29,9 @@ class ValidatedView(_View, frozen=True, tag="tidegate.chunk.validated.v1"):
     invalid_rows: NonNegative
     errors: list[RowError] = msgspec.field(default_factory=list)
     chunk_error: str | None = None
+    mode: Mode = "import"
+    skipped_rows: NonNegative = 0
+    duplicate_rows: NonNegative = 0
 
 
 AuditedEvent = SubmittedView | ValidatedView | ChunkLoaded | ImportStatus

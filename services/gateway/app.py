@@ -7,12 +7,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.gateway.handlers import TABLES, routes
+from services.gateway.handlers import RULES, TABLES, routes
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.gateway.problems import problem_middleware
 from services.gateway.relay import relay_context
 from shared.catalog import TableCache
 from shared.config import Settings
+from shared.rulebook import RuleBook
 from shared.service import service_app
 
 
@@ -40,6 +41,7 @@ async def metrics_middleware(
 def create_app(settings: Settings) -> web.Application:
     app = service_app(settings, middlewares=[metrics_middleware, problem_middleware])
     app[TABLES] = TableCache(settings.allowed_schemas, ttl_seconds=2.0)
+    app[RULES] = RuleBook(settings.rules_dir)
     app.cleanup_ctx.append(relay_context)
     app.add_routes(routes)
     return app

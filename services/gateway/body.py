@@ -22,14 +22,12 @@ def _too_large(limit: int) -> Problem:
     )
 
 
-def _check_charset(charset: str | None) -> None:
-    if charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
-        raise Problem(
-            415,
-            "unsupported-charset",
-            "Unsupported charset",
-            f"charset={charset} is not supported; send UTF-8.",
-        )
+def _charset(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"') or None
+    return None
 
 
 async def _limited(blocks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
@@ -46,15 +44,19 @@ async def _part_blocks(part: BodyPartReader) -> AsyncIterator[bytes]:
         yield block
 
 
-async def open_upload(request: web.Request, limit: int) -> tuple[AsyncIterator[bytes], str | None]:
-    """(byte blocks, filename) of the uploaded CSV; raises 413/415/422 problems."""
+async def open_upload(
+    request: web.Request, limit: int
+) -> tuple[AsyncIterator[bytes], str | None, str | None]:
+    """(byte blocks, filename, declared charset) of the uploaded CSV; raises 413/415/422
+    problems."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     if request.content_type == "multipart/form-data":
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if isinstance(part, BodyPartReader) and part.name == "file":
-                part_type = part.headers.get("Content-Type", "text/csv").split(";")[0].strip()
+                content_type = part.headers.get("Content-Type", "text/csv")
+                part_type = content_type.split(";")[0].strip()
                 if part_type not in CSV_TYPES | {"application/octet-stream"}:
                     raise Problem(
                         415,
@@ -62,7 +64,7 @@ async def open_upload(request: web.Request, limit: int) -> tuple[AsyncIterator[b
                         "Unsupported media type",
                         f"The file part is {part_type}; send text/csv.",
                     )
-                return _limited(_part_blocks(part), limit), part.filename
+                return _limited(_part_blocks(part), limit), part.filename, _charset(content_type)
         raise Problem(
             422,
             "missing-file",
@@ -70,8 +72,7 @@ async def open_upload(request: web.Request, limit: int) -> tuple[AsyncIterator[b
             'The multipart body has no part named "file".',
         )
     if request.content_type in CSV_TYPES:
-        _check_charset(request.charset)
-        return _limited(request.content.iter_chunked(BLOCK), limit), None
+        return _limited(request.content.iter_chunked(BLOCK), limit), None, request.charset
     raise Problem(
         415,
         "unsupported-media-type",

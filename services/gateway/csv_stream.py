@@ -2,8 +2,12 @@
 
 Memory stays bounded by one block plus one unfinished record: the text after the last
 complete record is carried over to the next block. `csv.reader` in strict mode decides
-where a record ends, so quoted fields with embedded newlines, doubled quotes, CRLF and
-stray quotes in unquoted fields are all handled as the csv module does.
+where a record ends, so quoted fields with embedded newlines, doubled quotes, LF/CRLF/CR
+line endings and stray quotes in unquoted fields are all handled as the csv module does.
+
+The encoding and the delimiter are taken as given or decided from the first
+`SNIFF_BYTES` of the file (see `sniff_encoding` and `sniff_delimiter`); the decision is
+reported with the import, never made silently.
 """
 
 from __future__ import annotations
@@ -11,10 +15,52 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 # A single field may be large (a 5 MB text cell is legal); the file size limit bounds it.
 csv.field_size_limit(128 * 1024 * 1024)
+
+SNIFF_BYTES = 64 * 1024
+DELIMITERS = (",", ";", "\t", "|")
+
+# Accepted encodings: public name → Python codec. UTF-8 tolerates a BOM.
+ENCODINGS = {
+    "utf-8": "utf-8-sig",
+    "utf-16": "utf-16",
+    "utf-16le": "utf-16-le",
+    "utf-16be": "utf-16-be",
+    "windows-1252": "cp1252",
+    "iso-8859-1": "latin-1",
+    "iso-8859-15": "iso8859-15",
+}
+_ALIASES = {
+    "utf8": "utf-8",
+    "utf-8-sig": "utf-8",
+    "utf16": "utf-16",
+    "utf-16-le": "utf-16le",
+    "utf-16-be": "utf-16be",
+    "cp1252": "windows-1252",
+    "latin-1": "iso-8859-1",
+    "latin1": "iso-8859-1",
+    "iso8859-1": "iso-8859-1",
+    "iso-8859-15": "iso-8859-15",
+    "iso8859-15": "iso-8859-15",
+    "latin-9": "iso-8859-15",
+}
+
+
+def encoding_name(raw: str) -> str | None:
+    """The public name of an accepted encoding label, or None."""
+    label = raw.strip().lower().replace("_", "-")
+    label = _ALIASES.get(label, label)
+    return label if label in ENCODINGS else None
+
+
+def delimiter_char(raw: str) -> str | None:
+    """`,` `;` `|` or a tab (also spelled `tab` or `\\t`); None if not accepted."""
+    value = {"tab": "\t", "\\t": "\t"}.get(raw.lower(), raw)
+    return value if value in DELIMITERS else None
 
 
 class CsvInputError(Exception):
@@ -42,17 +88,90 @@ class ParsedChunk:
     lines: list[int] = field(default_factory=list)
 
 
+def _line_breaks(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _first_bad_utf8(sample: bytes) -> int | None:
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return None
+
+
+def sniff_encoding(sample: bytes) -> str | None:
+    """BOM first; else UTF-8 if the sample is valid UTF-8; else Windows-1252 if the sample
+    is text in it (no NUL bytes, no byte it leaves undefined) and has no valid multi-byte
+    UTF-8 before its first invalid byte (that is broken UTF-8). None: neither."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    bad = _first_bad_utf8(sample)
+    if bad is None:
+        return "utf-8"
+    if b"\x00" not in sample and sample[:bad].isascii():
+        try:
+            sample.decode("cp1252")
+        except UnicodeDecodeError:
+            return None
+        return "windows-1252"
+    return None
+
+
+def sniff_delimiter(text: str, *, final: bool, known_names: Collection[str] = ()) -> str:
+    """The delimiter that makes the header name the most known columns, then gives every
+    sampled record the header's width, then the most fields; comma on a tie."""
+    lines = io.StringIO(text, newline="").readlines()
+    if lines and not final and not lines[-1].endswith(("\n", "\r")):
+        lines.pop()  # cut mid-line by the sample's end
+    lines = [line for line in lines[:50] if line.strip()]
+    if not lines:
+        return ","
+    known = {n.strip().casefold() for n in known_names}
+    best, best_score = ",", (-1, False, 0)
+    for candidate in DELIMITERS:
+        try:
+            records = [r for r in csv.reader(lines, delimiter=candidate) if r]
+        except csv.Error:
+            continue
+        width = len(records[0]) if records else 0
+        score = (
+            sum(name.strip().casefold() in known for name in records[0]) if records else 0,
+            width > 1 and all(len(r) == width for r in records[1:-1]),
+            width,
+        )
+        if score > best_score:
+            best, best_score = candidate, score
+    return best
+
+
 class CsvChunker:
     """Feed raw bytes with `feed`, then call `finish`; both return full chunks.
 
     The first record is the header (`header`); it is not part of any chunk. Blank lines
-    are skipped.
+    are skipped. `encoding`/`delimiter` are public names/characters, or None to detect;
+    `known_names` (the table's columns and aliases) help choose the delimiter.
     """
 
-    def __init__(self, chunk_size: int) -> None:
+    def __init__(
+        self,
+        chunk_size: int,
+        *,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        known_names: Collection[str] = (),
+    ) -> None:
         self.chunk_size = chunk_size
         self.header: list[str] | None = None
-        self._decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+        self.encoding = encoding
+        self.encoding_detected = encoding is None
+        self.delimiter = delimiter
+        self.delimiter_detected = delimiter is None
+        self._known = known_names
+        self._sample = b""
+        self._decoder: codecs.IncrementalDecoder | None = None
         self._carry: list[str] = []  # complete lines of a record that is not finished yet
         self._partial = ""  # text after the last line break (its line is not finished)
         self._next_line = 1  # file line number of the first carried line
@@ -60,39 +179,73 @@ class CsvChunker:
         self._current = ParsedChunk()
 
     def feed(self, data: bytes) -> list[ParsedChunk]:
+        if self._decoder is None:
+            self._sample += data
+            if len(self._sample) < SNIFF_BYTES:
+                return []
+            data, self._sample = self._sample, b""
+            self._start(data, final=False)
         text = self._decode(data, final=False)
         return self._parse(text, final=False)
 
     def finish(self) -> list[ParsedChunk]:
         """Parse what is left; the last, possibly short, chunk is included."""
-        text = self._decode(b"", final=True)
+        data = b""
+        if self._decoder is None:
+            data, self._sample = self._sample, b""
+            self._start(data, final=True)
+        text = self._decode(data, final=True)
         chunks = self._parse(text, final=True)
         if self._current.rows:
             chunks.append(self._current)
             self._current = ParsedChunk()
         return chunks
 
+    def _start(self, sample: bytes, *, final: bool) -> None:
+        """Decide the encoding and delimiter from the first bytes of the file."""
+        if self.encoding is None:
+            self.encoding = sniff_encoding(sample)
+            if self.encoding is None:
+                bad = _first_bad_utf8(sample) or 0
+                raise self._position_error(
+                    sample[:bad].decode("utf-8", "replace"),
+                    bad,
+                    sample[bad],
+                    "is neither UTF-8 nor Windows-1252 text (pass ?encoding= to name it)"
+                    if sample[:bad].isascii()
+                    else "is not valid utf-8",
+                )
+        self._decoder = codecs.getincrementaldecoder(ENCODINGS[self.encoding])("strict")
+        if self.delimiter is None:
+            try:
+                text = codecs.decode(sample[: SNIFF_BYTES + 4], ENCODINGS[self.encoding], "ignore")
+            except UnicodeError:  # e.g. a truncated UTF-16 sample; decoding reports it
+                text = ""
+            self.delimiter = sniff_delimiter(text, final=final, known_names=self._known)
+
     def _decode(self, data: bytes, *, final: bool) -> str:
+        assert self._decoder is not None
         held = len(self._decoder.getstate()[0])
         try:
             text = self._decoder.decode(data, final)
         except UnicodeDecodeError as exc:
-            raise self._decode_error(exc, held) from None
+            offset = self._bytes_in - held + exc.start
+            prefix = bytes(exc.object[: exc.start]).decode(exc.encoding, "replace")
+            raise self._position_error(
+                "".join(self._carry) + self._partial + prefix,
+                offset,
+                exc.object[exc.start],
+                f"is not valid {self.encoding}",
+            ) from None
         self._bytes_in += len(data)
         return text
 
-    def _decode_error(self, exc: UnicodeDecodeError, held: int) -> CsvInputError:
-        offset = self._bytes_in - held + exc.start
-        before = (
-            "".join(self._carry)
-            + self._partial
-            + bytes(exc.object[: exc.start]).decode("utf-8", "replace")
-        )
-        line = self._next_line + before.count("\n")
-        column = len(before) - (before.rfind("\n") + 1) + 1
+    def _position_error(self, before: str, offset: int, byte: int, what: str) -> CsvInputError:
+        line = self._next_line + _line_breaks(before)
+        column = len(before) - max(before.rfind("\n"), before.rfind("\r"))
         return CsvInputError(
-            f"the file is not valid UTF-8: byte 0x{exc.object[exc.start]:02x} at byte offset "
-            f"{offset} (line {line}, column {column}) cannot be decoded",
+            f"the file {what}: byte 0x{byte:02x} at byte offset {offset} "
+            f"(line {line}, column {column}) cannot be decoded",
             code="invalid_encoding",
             line=line,
             column=column,
@@ -113,7 +266,7 @@ class CsvChunker:
         lines = self._carry + new_lines
         self._carry = []
         chunks: list[ParsedChunk] = []
-        reader = csv.reader(lines, strict=True)
+        reader = csv.reader(lines, strict=True, delimiter=self.delimiter or ",")
         consumed = 0
         try:
             for record in reader:

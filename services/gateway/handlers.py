@@ -9,24 +9,30 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 from aiohttp import web
 
 from services.gateway import repository
 from services.gateway.body import open_upload
-from services.gateway.csv_stream import CsvInputError
-from services.gateway.intake import receive_import
+from services.gateway.csv_stream import ENCODINGS, CsvInputError, delimiter_char, encoding_name
+from services.gateway.intake import ImportOptions, receive_import
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
-from shared.catalog import HeaderMismatch, TableCache
+from services.gateway.report import build_report, stream_errors_csv
+from shared.catalog import HeaderMismatch, TableCache, TableDef
+from shared.config import Settings
+from shared.events import DuplicatePolicy, Mode
+from shared.rulebook import RuleBook, RuleFileError, update_problem
 from shared.service import POOL, SETTINGS
 
 log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
 TABLES = web.AppKey("tables", TableCache)
+RULES = web.AppKey("rules", RuleBook)
 API = "/api/v1/database"
-NOT_YET_SUPPORTED = ("validate_only", "dry_run")
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 def import_url(import_id: uuid.UUID | str) -> str:
@@ -41,15 +47,22 @@ def render_import(row: dict[str, Any] | asyncpg.Record) -> dict[str, Any]:
         "table": row["target_table"],
         "columns": list(row["columns"]),
         "status": row["status"],
+        "mode": row["mode"],
+        "on_duplicate": row["on_duplicate"],
         "source": row["source"],
         "filename": row["filename"],
+        "encoding": row["encoding"],
+        "delimiter": row["delimiter"],
         "chunk_size": row["chunk_size"],
         "counts": {
             "file_rows": row["file_rows"],
             "total": row["total_rows"],
             "valid": row["valid_rows"],
             "loaded": row["loaded_rows"],
+            "updated": row["updated_rows"],
+            "skipped": row["skipped_rows"],
             "failed": row["failed_rows"],
+            "duplicates": row["duplicate_rows"],
         },
         "chunks": {
             "total": chunks_total,
@@ -61,7 +74,12 @@ def render_import(row: dict[str, Any] | asyncpg.Record) -> dict[str, Any]:
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
         "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
-        "links": {"self": import_url(row["id"]), "errors": f"{import_url(row['id'])}/errors"},
+        "links": {
+            "self": import_url(row["id"]),
+            "report": f"{import_url(row['id'])}/report",
+            "errors": f"{import_url(row['id'])}/errors",
+            "errors_csv": f"{import_url(row['id'])}/errors?format=csv",
+        },
     }
 
 
@@ -91,26 +109,86 @@ def _import_id(request: web.Request) -> uuid.UUID:
         raise Problem(404, "import-not-found", "Import not found") from None
 
 
+def _invalid(name: str, detail: str) -> Problem:
+    return Problem(400, "invalid-parameter", "Invalid parameter", detail, parameter=name)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").strip().lower()
+    if raw in TRUE or raw == "":
+        return True
+    if raw in FALSE:
+        return False
+    raise _invalid(name, f"{name} must be true or false.")
+
+
+def _mode(request: web.Request) -> Mode:
+    validate_only, dry_run = _flag(request, "validate_only"), _flag(request, "dry_run")
+    if validate_only and dry_run:
+        raise _invalid("dry_run", "validate_only and dry_run cannot both be true.")
+    return "validate_only" if validate_only else "dry_run" if dry_run else "import"
+
+
+def _encoding(raw: str, *, from_charset: bool) -> str:
+    name = encoding_name(raw)
+    if name is not None:
+        return name
+    supported = ", ".join(ENCODINGS)
+    if from_charset:
+        raise Problem(
+            415,
+            "unsupported-charset",
+            "Unsupported charset",
+            f"charset={raw} is not supported; use one of: {supported}.",
+        )
+    raise _invalid("encoding", f"{raw!r} is not supported; use one of: {supported}.")
+
+
+def _options(request: web.Request, settings: Settings, table: TableDef) -> ImportOptions:
+    mode = _mode(request)
+    # A dry run is one transaction per chunk: by default the whole file (up to the
+    # largest chunk) is tried at once, so references between its rows are seen.
+    default_chunk = settings.max_chunk_size if mode == "dry_run" else settings.default_chunk_size
+    chunk_size = _int_param(request, "chunk_size", default_chunk, 1, settings.max_chunk_size)
+    delimiter = None
+    if "delimiter" in request.query:
+        delimiter = delimiter_char(request.query["delimiter"])
+        if delimiter is None:
+            raise _invalid("delimiter", "delimiter must be one of , ; | or tab.")
+    try:
+        rules = request.app[RULES].rules_for(table)
+    except RuleFileError as exc:
+        raise Problem(
+            409, "invalid-rule-file", "The table's rule file is invalid", str(exc)
+        ) from None
+    policy = rules.options.on_duplicate
+    if "on_duplicate" in request.query:
+        try:
+            policy = msgspec.convert(request.query["on_duplicate"], DuplicatePolicy)
+        except msgspec.ValidationError:
+            raise _invalid("on_duplicate", "on_duplicate must be reject, skip or update.") from None
+    if policy == "update" and (problem := update_problem(table, rules)) is not None:
+        raise _invalid("on_duplicate", problem)
+    return ImportOptions(
+        chunk_size=chunk_size,
+        mode=mode,
+        on_duplicate=policy,
+        encoding=_encoding(request.query["encoding"], from_charset=False)
+        if "encoding" in request.query
+        else None,
+        delimiter=delimiter,
+        rules=rules,
+    )
+
+
 @routes.post(f"{API}/import")
 async def post_import(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    for name in NOT_YET_SUPPORTED:
-        if name in request.query:
-            raise Problem(
-                400,
-                "unsupported-parameter",
-                "Parameter not supported yet",
-                f"{name} is not implemented in this version; nothing was imported.",
-                parameter=name,
-            )
     table_name = request.query.get("table", "").strip()
     if not table_name:
         raise Problem(
             400, "missing-parameter", "Missing parameter", "table is required.", parameter="table"
         )
-    chunk_size = _int_param(
-        request, "chunk_size", settings.default_chunk_size, 1, settings.max_chunk_size
-    )
     pool = request.app[POOL]
     async with pool.acquire() as conn:
         table = await request.app[TABLES].get(conn, table_name)
@@ -122,11 +200,14 @@ async def post_import(request: web.Request) -> web.Response:
             f"There is no table {table_name!r} that imports may write to.",
             table=table_name,
         )
-    body, filename = await open_upload(request, settings.max_file_bytes)
+    options = _options(request, settings, table)
+    body, filename, charset = await open_upload(request, settings.max_file_bytes)
+    if charset is not None and options.encoding is None:
+        options = msgspec.structs.replace(options, encoding=_encoding(charset, from_charset=True))
     async with pool.acquire() as conn:
         try:
             received = await receive_import(
-                conn, table=table, body=body, chunk_size=chunk_size, filename=filename
+                conn, table=table, body=body, options=options, filename=filename
             )
         except HeaderMismatch as exc:
             raise Problem(
@@ -158,6 +239,7 @@ async def post_import(request: web.Request) -> web.Response:
         "import accepted",
         import_id=body_json["id"],
         table=table.qualified_name,
+        mode=options.mode,
         rows=received.rows,
         chunks=received.chunks,
     )
@@ -213,13 +295,40 @@ async def list_imports(request: web.Request) -> web.Response:
     return web.json_response(body, headers=headers)
 
 
-@routes.get(f"{API}/imports/{{import_id}}/errors")
-async def list_errors(request: web.Request) -> web.Response:
+@routes.get(f"{API}/imports/{{import_id}}/report")
+async def get_report(request: web.Request) -> web.Response:
+    """The seed's verification metrics for one import (or validation)."""
     import_id = _import_id(request)
-    limit = _int_param(request, "limit", 100, 1, 1000)
-    offset = _int_param(request, "offset", 0, 0, 2**31 - 1)
     async with request.app[POOL].acquire() as conn:
+        row = await repository.get_import(conn, import_id)
+        if row is None:
+            raise Problem(404, "import-not-found", "Import not found")
+        report = await build_report(conn, row)
+    return web.json_response(report)
+
+
+@routes.get(f"{API}/imports/{{import_id}}/errors")
+async def list_errors(request: web.Request) -> web.StreamResponse:
+    """Row errors and warnings: JSON pages, or the whole list as a CSV download
+    (`?format=csv` or `Accept: text/csv`)."""
+    import_id = _import_id(request)
+    severity = request.query.get("severity")
+    if severity not in (None, "error", "warning"):
+        raise _invalid("severity", "severity must be error or warning.")
+    as_csv = request.query.get("format") == "csv" or (
+        "format" not in request.query and "text/csv" in request.headers.get("Accept", "")
+    )
+    if request.query.get("format", "csv" if as_csv else "json") not in ("csv", "json"):
+        raise _invalid("format", "format must be json or csv.")
+    pool = request.app[POOL]
+    async with pool.acquire() as conn:
         if await repository.get_import(conn, import_id) is None:
             raise Problem(404, "import-not-found", "Import not found")
-        total, items = await repository.list_row_errors(conn, import_id, limit=limit, offset=offset)
+        if as_csv:
+            return await stream_errors_csv(request, conn, import_id, severity)
+        limit = _int_param(request, "limit", 100, 1, 1000)
+        offset = _int_param(request, "offset", 0, 0, 2**31 - 1)
+        total, items = await repository.list_row_errors(
+            conn, import_id, limit=limit, offset=offset, severity=severity
+        )
     return web.json_response({"total": total, "limit": limit, "offset": offset, "items": items})

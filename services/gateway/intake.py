@@ -15,6 +15,7 @@ from services.gateway.metrics import CHUNKS_SUBMITTED, IMPORT_BYTES, ROWS_RECEIV
 from shared import events
 from shared.catalog import TableDef, match_header
 from shared.db import Conn
+from shared.rulebook import NO_RULES, TableRules
 
 
 class ImportReceived(msgspec.Struct, frozen=True):
@@ -23,18 +24,41 @@ class ImportReceived(msgspec.Struct, frozen=True):
     chunks: int
 
 
+class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How to read the file and what to do with it (the request's parameters, with the
+    table's rule file filled in)."""
+
+    chunk_size: int
+    mode: events.Mode = "import"
+    on_duplicate: events.DuplicatePolicy = "reject"
+    encoding: str | None = None  # None: detect
+    delimiter: str | None = None  # None: sniff
+    rules: TableRules = NO_RULES
+
+
 async def receive_import(
     conn: Conn,
     *,
     table: TableDef,
     body: AsyncIterator[bytes],
-    chunk_size: int,
+    options: ImportOptions,
     filename: str | None,
 ) -> ImportReceived:
     """Parse `body` into chunk events stored in the outbox; raises CsvInputError or
     HeaderMismatch (the transaction is then rolled back)."""
     import_id = uuid.uuid4()
-    chunker = CsvChunker(chunk_size)
+    aliases = options.rules.aliases()
+    required = [name for name, col in options.rules.columns.items() if col.required]
+    chunker = CsvChunker(
+        options.chunk_size,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
+        known_names=[c.name for c in table.columns] + list(aliases),
+    )
+
+    def header_columns(header: list[str]) -> tuple[str, ...]:
+        return match_header(header, table, aliases=aliases, also_required=required)
+
     columns: tuple[str, ...] | None = None
     held: ParsedChunk | None = None  # one chunk is held back: only the last one says `last`
     seq = rows = received = 0
@@ -51,6 +75,8 @@ async def receive_import(
             first_line=chunk.lines[0] if chunk.lines else 2,
             lines=chunk.lines,
             last=last,
+            mode=options.mode,
+            on_duplicate=options.on_duplicate,
         )
         await repository.insert_chunk_event(
             conn,
@@ -67,7 +93,7 @@ async def receive_import(
             received += len(block)
             chunks = chunker.feed(block)
             if columns is None and chunker.header is not None:
-                columns = match_header(chunker.header, table)
+                columns = header_columns(chunker.header)
             for chunk in chunks:
                 if held is not None:
                     await store(held, last=False)
@@ -76,7 +102,7 @@ async def receive_import(
         if chunker.header is None:
             raise CsvInputError("the file is empty: no header line", code="empty_file")
         if columns is None:
-            columns = match_header(chunker.header, table)
+            columns = header_columns(chunker.header)
         for chunk in chunks:
             if held is not None:
                 await store(held, last=False)
@@ -87,7 +113,9 @@ async def receive_import(
             import_id=import_id,
             table=table.qualified_name,
             columns=columns,
-            chunk_size=chunk_size,
+            options=options,
+            encoding=chunker.encoding or "utf-8",
+            delimiter=chunker.delimiter or ",",
             filename=filename,
             file_rows=rows,
             chunks_total=seq,

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from asyncpg.cursor import CursorFactory
 
 from shared import topics
 from shared.db import Conn
 
+if TYPE_CHECKING:
+    from services.gateway.intake import ImportOptions
+
 IMPORT_COLUMNS = """
-id, target_table, columns, chunk_size, source, filename, status, version, file_rows,
-total_rows, valid_rows, loaded_rows, failed_rows, chunks_total, chunks_validated,
-chunks_loaded, error, created_at, updated_at, finished_at
+id, target_table, columns, chunk_size, source, filename, status, version, mode, on_duplicate,
+encoding, delimiter, file_rows, total_rows, valid_rows, loaded_rows, failed_rows,
+skipped_rows, updated_rows, duplicate_rows, chunks_total, chunks_validated, chunks_loaded,
+error, created_at, updated_at, finished_at
 """
 
 
@@ -32,7 +37,7 @@ async def insert_chunk_event(
         event_id,
         event_type,
         topics.CHUNK_SUBMITTED,
-        event_id,
+        str(import_id),  # one partition per import: chunks are validated in file order
         payload,
         import_id,
     )
@@ -44,22 +49,29 @@ async def insert_import(
     import_id: uuid.UUID,
     table: str,
     columns: tuple[str, ...],
-    chunk_size: int,
+    options: ImportOptions,
+    encoding: str,
+    delimiter: str,
     filename: str | None,
     file_rows: int,
     chunks_total: int,
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
         "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, filename,"
-        " file_rows, chunks_total) VALUES ($1, $2, $3, $4, 'http', $5, $6, $7)"
+        " file_rows, chunks_total, mode, on_duplicate, encoding, delimiter)"
+        " VALUES ($1, $2, $3, $4, 'http', $5, $6, $7, $8, $9, $10, $11)"
         f" RETURNING {IMPORT_COLUMNS}",
         import_id,
         table,
         list(columns),
-        chunk_size,
+        options.chunk_size,
         filename,
         file_rows,
         chunks_total,
+        options.mode,
+        options.on_duplicate,
+        encoding,
+        delimiter,
     )
     assert row is not None
     return row
@@ -89,21 +101,49 @@ async def list_imports(
     )
 
 
+ROW_ERROR_ORDER = "ORDER BY line, column_name NULLS FIRST, code"
+ROW_ERROR_COLUMNS = "line, column_name AS column, severity, code, message, value, stage"
+
+
 async def list_row_errors(
-    conn: Conn, import_id: uuid.UUID, *, limit: int, offset: int
+    conn: Conn, import_id: uuid.UUID, *, limit: int, offset: int, severity: str | None
 ) -> tuple[int, list[dict[str, Any]]]:
     total = await conn.fetchval(
-        "SELECT count(*) FROM tidegate.row_errors WHERE import_id = $1", import_id
+        "SELECT count(*) FROM tidegate.row_errors WHERE import_id = $1"
+        " AND ($2::text IS NULL OR severity = $2)",
+        import_id,
+        severity,
     )
     rows = await conn.fetch(
-        "SELECT line, column_name AS column, code, message, value, stage"
-        " FROM tidegate.row_errors WHERE import_id = $1"
-        " ORDER BY line, column_name NULLS FIRST, code LIMIT $2 OFFSET $3",
+        f"SELECT {ROW_ERROR_COLUMNS} FROM tidegate.row_errors WHERE import_id = $1"
+        f" AND ($4::text IS NULL OR severity = $4) {ROW_ERROR_ORDER} LIMIT $2 OFFSET $3",
         import_id,
         limit,
         offset,
+        severity,
     )
     return int(total), [dict(r) for r in rows]
+
+
+def row_errors_cursor(
+    conn: Conn, import_id: uuid.UUID, severity: str | None
+) -> CursorFactory[asyncpg.Record]:
+    """Every row error of an import, streamed (use inside a transaction)."""
+    return conn.cursor(
+        f"SELECT {ROW_ERROR_COLUMNS} FROM tidegate.row_errors WHERE import_id = $1"
+        f" AND ($2::text IS NULL OR severity = $2) {ROW_ERROR_ORDER}",
+        import_id,
+        severity,
+    )
+
+
+async def error_counts(conn: Conn, import_id: uuid.UUID) -> list[asyncpg.Record]:
+    """(column, code, severity, count) of an import's row errors."""
+    return await conn.fetch(
+        "SELECT column_name, code, severity, count(*) AS n FROM tidegate.row_errors"
+        " WHERE import_id = $1 GROUP BY 1, 2, 3 ORDER BY 1 NULLS FIRST, 2, 3",
+        import_id,
+    )
 
 
 async def claim_unpublished(conn: Conn, limit: int) -> list[asyncpg.Record]:

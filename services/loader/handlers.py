@@ -4,6 +4,11 @@ The chunk is claimed in the ledger, loaded and its outcome recorded in one trans
 so a redelivered chunk changes nothing: it only re-announces the recorded outcome. Rows
 the database refuses (constraints, triggers) are isolated by bisection inside savepoints
 and reported as row errors; the rest of the chunk loads.
+
+The duplicate policy picks the statement: plain insert (reject), insert skipping rows
+that conflict on a unique key (skip), or insert-or-update on the match key (update). A
+dry run loads inside a savepoint that is rolled back; only its outcome is kept.
+Validate-only chunks are not loaded at all.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ ROW_REFUSALS = (
     asyncpg.DataError,
     asyncpg.IntegrityConstraintViolationError,
     asyncpg.exceptions.RaiseError,
+    asyncpg.exceptions.CardinalityViolationError,  # one upsert touching a row twice
 )
 CHUNK_REFUSALS = (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError)
 
 SQLSTATE_CODES = {
-    "23505": "duplicate_key",
-    "23503": "foreign_key_violation",
+    "23505": "duplicate_in_table",
+    "23503": "missing_reference",
     "23502": "required",
     "23514": "check_violation",
     "23P01": "exclusion_violation",
@@ -68,12 +74,12 @@ class ChunkLoader:
         self._tables = tables
 
     async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
-        if not isinstance(event, ChunkValidated):
+        if not isinstance(event, ChunkValidated) or event.mode == "validate_only":
             return []
         with CHUNK_LOAD_SECONDS.time():
             async with self._pool.acquire() as conn:
                 outcome = await self.load(conn, event)
-        return [(topics.CHUNK_LOADED, outcome, f"{event.import_id}:{event.seq}")]
+        return [(topics.CHUNK_LOADED, outcome, str(event.import_id))]
 
     async def load(self, conn: Conn, event: ChunkValidated) -> ChunkLoaded:
         async with conn.transaction():
@@ -81,44 +87,64 @@ class ChunkLoader:
                 entry = await repository.ledger_entry(conn, event.import_id, event.seq)
                 assert entry is not None
                 log.info("chunk already loaded; re-announcing", seq=event.seq)
-                return self._outcome(
-                    event,
-                    entry["loaded_rows"],
-                    entry["failed_rows"],
-                    _errors_decoder.decode(entry["errors"]) if entry["errors"] else [],
+                return ChunkLoaded(
+                    import_id=event.import_id,
+                    seq=event.seq,
+                    loaded_rows=entry["loaded_rows"],
+                    failed_rows=entry["failed_rows"],
+                    updated_rows=entry["updated_rows"],
+                    skipped_rows=entry["skipped_rows"],
+                    duplicate_rows=entry["duplicate_rows"],
+                    errors=_errors_decoder.decode(entry["errors"]) if entry["errors"] else [],
                 )
-            loaded, chunk_error = 0, None
-            errors: list[RowError] = []
-            if event.rows and event.chunk_error is None:
-                loaded, errors, chunk_error = await self._insert(conn, event)
-            failed = len(event.rows) - loaded
-            await repository.record_outcome(
-                conn,
-                event.import_id,
-                event.seq,
-                loaded,
-                failed,
-                msgspec.msgpack.encode(errors) if errors else None,
-            )
-        ROWS_LOADED.labels("loaded").inc(loaded)
-        ROWS_LOADED.labels("refused").inc(failed)
-        return self._outcome(event, loaded, failed, errors, chunk_error)
+            if not event.rows or event.chunk_error is not None:
+                outcome = ChunkLoaded(
+                    import_id=event.import_id, seq=event.seq, loaded_rows=0, failed_rows=0
+                )
+            elif event.mode == "dry_run":
+                trial = conn.transaction()
+                await trial.start()
+                try:
+                    outcome = await self._insert(conn, event)
+                finally:
+                    await trial.rollback()
+            else:
+                outcome = await self._insert(conn, event)
+            await repository.record_outcome(conn, outcome)
+        ROWS_LOADED.labels("loaded").inc(outcome.loaded_rows)
+        ROWS_LOADED.labels("refused").inc(outcome.failed_rows)
+        ROWS_LOADED.labels("skipped").inc(outcome.skipped_rows)
+        return outcome
 
-    async def _insert(
-        self, conn: Conn, event: ChunkValidated
-    ) -> tuple[int, list[RowError], str | None]:
+    async def _insert(self, conn: Conn, event: ChunkValidated) -> ChunkLoaded:
         table = await self._tables.get(conn, event.table)
         if table is None:
-            return 0, [], f"table {event.table} no longer exists"
-        statement = repository.insert_statement(table, event.columns)
+            return self._failed(event, f"table {event.table} no longer exists")
+        if event.on_duplicate == "update":
+            statement = repository.upsert_statement(table, event.columns, event.match_on)
+        else:
+            statement = repository.insert_statement(
+                table, event.columns, skip_conflicts=event.on_duplicate == "skip"
+            )
         parts = itertools.count()
         try:
-            loaded, errors = await self._isolate(
+            loaded, updated, errors = await self._isolate(
                 conn, statement, table, event, event.rows, event.lines, parts
             )
         except CHUNK_REFUSALS as exc:
-            return 0, [], f"the table changed under the import: {exc}"
-        return loaded, errors, None
+            return self._failed(event, f"the table changed under the import: {exc}")
+        failed = len(errors)
+        skipped = len(event.rows) - loaded - failed
+        return ChunkLoaded(
+            import_id=event.import_id,
+            seq=event.seq,
+            loaded_rows=loaded,
+            failed_rows=failed,
+            updated_rows=updated,
+            skipped_rows=skipped,
+            duplicate_rows=skipped + updated + sum(e.code == "duplicate_in_table" for e in errors),
+            errors=errors,
+        )
 
     async def _isolate(
         self,
@@ -129,35 +155,30 @@ class ChunkLoader:
         rows: list[list[str]],
         lines: Sequence[int],
         parts: Iterator[int],
-    ) -> tuple[int, list[RowError]]:
-        """Insert `rows`; if the database refuses, split and retry each half, down to the
-        single rows it refuses."""
+    ) -> tuple[int, int, list[RowError]]:
+        """Insert `rows` → (loaded, updated, errors); if the database refuses, split and
+        retry each half, down to the single rows it refuses."""
         try:
             async with conn.transaction():
-                return await repository.insert_rows(
+                loaded, updated = await repository.insert_rows(
                     conn, statement, table, rows, event.import_id, event.seq, next(parts)
-                ), []
+                )
+                return loaded, updated, []
         except ROW_REFUSALS as exc:
             if len(rows) == 1:
-                return 0, [refusal_error(lines[0], exc)]
+                return 0, 0, [refusal_error(lines[0], exc)]
         mid = len(rows) // 2
         first = await self._isolate(conn, statement, table, event, rows[:mid], lines[:mid], parts)
         second = await self._isolate(conn, statement, table, event, rows[mid:], lines[mid:], parts)
-        return first[0] + second[0], first[1] + second[1]
+        return first[0] + second[0], first[1] + second[1], first[2] + second[2]
 
     @staticmethod
-    def _outcome(
-        event: ChunkValidated,
-        loaded: int,
-        failed: int,
-        errors: list[RowError],
-        chunk_error: str | None = None,
-    ) -> ChunkLoaded:
+    def _failed(event: ChunkValidated, reason: str) -> ChunkLoaded:
+        """The whole chunk could not be loaded."""
         return ChunkLoaded(
             import_id=event.import_id,
             seq=event.seq,
-            loaded_rows=loaded,
-            failed_rows=failed,
-            errors=errors,
-            chunk_error=chunk_error,
+            loaded_rows=0,
+            failed_rows=len(event.rows),
+            chunk_error=reason,
         )

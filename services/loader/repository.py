@@ -2,8 +2,9 @@
 
 Rows are inserted with one statement per chunk: the columns travel as text arrays,
 `unnest` turns them back into rows and PostgreSQL's own input functions convert them
-(as COPY would). A data-modifying CTE records the primary keys of the inserted rows
-(lineage, for undoing an import) in the same statement.
+(as COPY would). Data-modifying CTEs record, in the same statement, the primary keys of
+the inserted rows (lineage) and the previous state of updated rows: enough to undo an
+import.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import msgspec
 
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
+from shared.events import ChunkLoaded
 
 
 async def claim_chunk(conn: Conn, import_id: uuid.UUID, seq: int) -> bool:
@@ -30,53 +33,98 @@ async def claim_chunk(conn: Conn, import_id: uuid.UUID, seq: int) -> bool:
 
 async def ledger_entry(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT loaded_rows, failed_rows, errors FROM tidegate.chunk_ledger"
+        "SELECT loaded_rows, failed_rows, updated_rows, skipped_rows, duplicate_rows, errors"
+        " FROM tidegate.chunk_ledger"
         " WHERE import_id = $1 AND seq = $2",
         import_id,
         seq,
     )
 
 
-async def record_outcome(
-    conn: Conn,
-    import_id: uuid.UUID,
-    seq: int,
-    loaded: int,
-    failed: int,
-    errors: bytes | None,
-) -> None:
+async def record_outcome(conn: Conn, outcome: ChunkLoaded) -> None:
     await conn.execute(
-        "UPDATE tidegate.chunk_ledger SET loaded_rows = $3, failed_rows = $4, errors = $5"
-        " WHERE import_id = $1 AND seq = $2",
-        import_id,
-        seq,
-        loaded,
-        failed,
-        errors,
+        "UPDATE tidegate.chunk_ledger SET loaded_rows = $3, failed_rows = $4, updated_rows = $5,"
+        " skipped_rows = $6, duplicate_rows = $7, errors = $8 WHERE import_id = $1 AND seq = $2",
+        outcome.import_id,
+        outcome.seq,
+        outcome.loaded_rows,
+        outcome.failed_rows,
+        outcome.updated_rows,
+        outcome.skipped_rows,
+        outcome.duplicate_rows,
+        msgspec.msgpack.encode(outcome.errors) if outcome.errors else None,
     )
 
 
-def insert_statement(table: TableDef, columns: tuple[str, ...]) -> str:
-    """The insert-with-lineage statement for `columns` of `table` ($1..$n: column arrays;
-    then import id, chunk seq, part number)."""
-    n = len(columns)
+def _input(table: TableDef, columns: tuple[str, ...]) -> tuple[str, str]:
+    """(column list, SELECT of the typed rows from the text arrays $1..$n)."""
     names = ", ".join(quote_ident(c) for c in columns)
-    aliases = ", ".join(f"c{i}" for i in range(n))
-    arrays = ", ".join(f"${i + 1}::text[]" for i in range(n))
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    arrays = ", ".join(f"${i + 1}::text[]" for i in range(len(columns)))
     values = ", ".join(
-        f"NULLIF(u.c{i}, '')::{table.column(c).cast_sql}" for i, c in enumerate(columns)
+        f"NULLIF(u.c{i}, '')::{table.column(c).cast_sql} AS {quote_ident(c)}"
+        for i, c in enumerate(columns)
     )
+    return names, f"SELECT {values} FROM unnest({arrays}) AS u({aliases})"
+
+
+def _lineage(table: TableDef, n: int, source: str) -> str:
+    """INSERT of the lineage row for the primary keys in CTE `source`."""
     if table.primary_key:
-        returning = ", ".join(quote_ident(c) for c in table.primary_key)
-        keys = "jsonb_agg(jsonb_build_array(" + returning + "))"
+        keys = "jsonb_agg(jsonb_build_array(" + _pk(table) + "))"
     else:
-        returning, keys = "1", "NULL::jsonb"
+        keys = "NULL::jsonb"
     return (
-        f"WITH inserted AS (INSERT INTO {table.sql_name} ({names})"
-        f" SELECT {values} FROM unnest({arrays}) AS u({aliases}) RETURNING {returning})"
-        " INSERT INTO tidegate.load_lineage (import_id, seq, part, target_table, row_count, keys)"
-        f" SELECT ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}, count(*), {keys} FROM inserted"
-        " RETURNING row_count"
+        "INSERT INTO tidegate.load_lineage (import_id, seq, part, target_table, row_count, keys)"
+        f" SELECT ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}, count(*), {keys} FROM {source}"
+    )
+
+
+def _pk(table: TableDef) -> str:
+    return ", ".join(quote_ident(c) for c in table.primary_key)
+
+
+def insert_statement(table: TableDef, columns: tuple[str, ...], *, skip_conflicts: bool) -> str:
+    """Insert-with-lineage ($1..$n: column arrays; then import id, chunk seq, part number,
+    table name). With `skip_conflicts`, rows that would violate a unique key are left out.
+    Returns (loaded, updated)."""
+    n = len(columns)
+    names, select = _input(table, columns)
+    returning = _pk(table) if table.primary_key else "1"
+    conflict = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+    return (
+        f"WITH inserted AS (INSERT INTO {table.sql_name} ({names}) {select}{conflict}"
+        f" RETURNING {returning}) {_lineage(table, n, 'inserted')}"
+        " RETURNING row_count AS loaded, 0 AS updated"
+    )
+
+
+def upsert_statement(table: TableDef, columns: tuple[str, ...], match_on: tuple[str, ...]) -> str:
+    """Insert, or update the row with the same `match_on` key. The rows as they were
+    before are saved in `tidegate.row_images`, the keys of inserted rows in the lineage.
+    Returns (loaded, updated)."""
+    n = len(columns)
+    names, select = _input(table, columns)
+    key = ", ".join(quote_ident(c) for c in match_on)
+    setting = [c for c in columns if c not in match_on] or list(match_on[:1])
+    updates = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in setting)
+    returned = ", ".join(quote_ident(c) for c in dict.fromkeys(table.primary_key + match_on))
+    same_key = " AND ".join(f"b.{quote_ident(c)} = u.{quote_ident(c)}" for c in match_on)
+    return (
+        f"WITH input AS ({select}),"
+        f" before AS (SELECT t.* FROM {table.sql_name} t WHERE ({key}) IN"
+        f" (SELECT {key} FROM input)),"
+        f" upserted AS (INSERT INTO {table.sql_name} ({names}) SELECT * FROM input"
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates} RETURNING {returned}),"
+        f" inserted AS (SELECT * FROM upserted u WHERE NOT EXISTS"
+        f" (SELECT 1 FROM before b WHERE {same_key})),"
+        " images AS (INSERT INTO tidegate.row_images"
+        " (import_id, seq, part, target_table, row_count, before)"
+        f" SELECT ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}, count(*), jsonb_agg(to_jsonb(b))"
+        " FROM before b HAVING count(*) > 0),"
+        f" lineage AS ({_lineage(table, n, 'inserted')})"
+        " SELECT (SELECT count(*) FROM upserted) AS loaded,"
+        " (SELECT count(*) FROM before) AS updated"
     )
 
 
@@ -88,7 +136,9 @@ async def insert_rows(
     import_id: uuid.UUID,
     seq: int,
     part: int,
-) -> int:
+) -> tuple[int, int]:
+    """(rows loaded, of which updated)."""
     columns = [list(values) for values in zip(*rows, strict=True)]
-    count = await conn.fetchval(statement, *columns, import_id, seq, part, table.qualified_name)
-    return int(count)
+    row = await conn.fetchrow(statement, *columns, import_id, seq, part, table.qualified_name)
+    assert row is not None
+    return int(row["loaded"]), int(row["updated"])

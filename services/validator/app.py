@@ -8,13 +8,18 @@ from services.validator.handlers import ChunkValidator
 from shared import events, topics
 from shared.catalog import TableCache
 from shared.config import Settings
+from shared.rulebook import RuleBook
 from shared.service import POOL, worker_app
 
 
 def create_app(settings: Settings) -> web.Application:
     def handler(app: web.Application) -> ChunkValidator:
         return ChunkValidator(
-            app[POOL], TableCache(settings.allowed_schemas), max_rows=settings.max_chunk_size
+            app[POOL],
+            TableCache(settings.allowed_schemas),
+            RuleBook(settings.rules_dir),
+            settings.allowed_schemas,
+            max_rows=settings.max_chunk_size,
         )
 
     return worker_app(

@@ -1,5 +1,10 @@
-"""chunk-submitted → chunk-validated. Validation is a pure function of the chunk and the
-table definition, so a redelivered chunk yields the same event id and content."""
+"""chunk-submitted → chunk-validated.
+
+Cell rules are a pure function of the chunk, the table definition and its rule file;
+duplicate and reference checks read the table and the import's key claims, which are
+made in file order, so a redelivered chunk yields the same event id and the same verdict
+(downstream consumers act on the first copy of an event id only).
+"""
 
 from __future__ import annotations
 
@@ -7,46 +12,104 @@ import asyncpg
 import structlog
 
 from services.validator.chunk import validate_rows
+from services.validator.column import ColumnRule
 from services.validator.metrics import CELL_ERRORS, ROWS_VALIDATED
-from services.validator.rules import ColumnRule
+from services.validator.relations import Outcome, RefSpec, RelationCheck, key_specs, ref_spec
 from shared import topics
-from shared.catalog import HeaderMismatch, TableCache, TableDef, match_header
-from shared.events import ChunkSubmitted, ChunkValidated, Event, RowError
+from shared.catalog import HeaderMismatch, TableCache, TableDef, load_table, match_header
+from shared.db import Conn
+from shared.events import ChunkSubmitted, ChunkValidated, DuplicatePolicy, Event, RowError
 from shared.kafka import Delivery, Outgoing
+from shared.rulebook import RuleBook, RuleFileError, TableRules, match_key, update_problem
 
 log = structlog.get_logger(__name__)
 
 
+class Compiled:
+    """The checks for one (table definition, file columns, rule file)."""
+
+    def __init__(self, columns: list[ColumnRule], relations: RelationCheck) -> None:
+        self.columns = columns
+        self.relations = relations
+
+
 class ChunkValidator:
-    def __init__(self, pool: asyncpg.Pool, tables: TableCache, max_rows: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        tables: TableCache,
+        rulebook: RuleBook,
+        allowed_schemas: tuple[str, ...],
+        max_rows: int,
+    ) -> None:
         self._pool = pool
         self._tables = tables
+        self._rulebook = rulebook
+        self._allowed = allowed_schemas
         self._max_rows = max_rows
-        self._rules: dict[tuple[TableDef, tuple[str, ...]], list[ColumnRule]] = {}
+        self._compiled: dict[tuple[TableDef, tuple[str, ...]], tuple[TableRules, Compiled]] = {}
 
     async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
         if not isinstance(event, ChunkSubmitted):
             return []
         async with self._pool.acquire() as conn:
-            table = await self._tables.get(conn, event.table)
-        result = self.validate(event, table)
-        return [(topics.CHUNK_VALIDATED, result, f"{event.import_id}:{event.seq}")]
+            result = await self.validate(conn, event)
+        return [(topics.CHUNK_VALIDATED, result, str(event.import_id))]
 
-    def validate(self, event: ChunkSubmitted, table: TableDef | None) -> ChunkValidated:
+    async def validate(self, conn: Conn, event: ChunkSubmitted) -> ChunkValidated:
+        table = await self._tables.get(conn, event.table)
         problem = self._chunk_problem(event, table)
+        rules: TableRules | None = None
+        if problem is None:
+            assert table is not None
+            try:
+                rules = self._rulebook.rules_for(table)
+                compiled = await self._compile(conn, table, event.columns, rules)
+            except RuleFileError as exc:
+                problem = str(exc)
+        policy: DuplicatePolicy = event.on_duplicate or (
+            rules.options.on_duplicate if rules else "reject"
+        )
+        if problem is None and policy == "update":
+            assert table is not None and rules is not None
+            problem = update_problem(table, rules)
         if problem is not None:
             log.warning("chunk rejected as a whole", seq=event.seq, reason=problem)
             ROWS_VALIDATED.labels("invalid").inc(len(event.rows))
-            return self._result(event, [], [], [], len(event.rows), chunk_error=problem)
-        assert table is not None
-        result = validate_rows(
-            self._rules_for(table, event.columns), event.rows, event.line_numbers()
+            return self._result(event, [], [], [], len(event.rows), policy, chunk_error=problem)
+        assert table is not None and rules is not None
+        cells = validate_rows(compiled.columns, event.rows, event.line_numbers())
+        related = await compiled.relations.check(
+            conn,
+            import_id=event.import_id,
+            seq=event.seq,
+            rows=cells.rows,
+            lines=cells.lines,
+            policy=policy,
+            match_on=match_key(table, rules),
         )
-        ROWS_VALIDATED.labels("valid").inc(len(result.rows))
-        ROWS_VALIDATED.labels("invalid").inc(result.invalid_rows)
-        for error in result.errors:
-            CELL_ERRORS.labels(error.code).inc()
-        return self._result(event, result.rows, result.lines, result.errors, result.invalid_rows)
+        rows, lines = cells.rows, cells.lines
+        dropped = related.rejected | related.skipped
+        if dropped:
+            rows = [r for i, r in enumerate(rows) if i not in dropped]
+            lines = [n for i, n in enumerate(lines) if i not in dropped]
+        errors = sorted(cells.errors + related.errors, key=lambda e: e.line)
+        invalid = cells.invalid_rows + len(related.rejected)
+        ROWS_VALIDATED.labels("valid").inc(len(rows))
+        ROWS_VALIDATED.labels("invalid").inc(invalid)
+        ROWS_VALIDATED.labels("skipped").inc(len(related.skipped))
+        for error in errors:
+            CELL_ERRORS.labels(error.code, error.severity).inc()
+        return self._result(
+            event,
+            rows,
+            lines,
+            errors,
+            invalid,
+            policy,
+            related=related,
+            match_on=match_key(table, rules) if policy == "update" else (),
+        )
 
     def _chunk_problem(self, event: ChunkSubmitted, table: TableDef | None) -> str | None:
         """Checks an upstream producer may get wrong; the gateway never does."""
@@ -63,13 +126,55 @@ class ChunkValidator:
             return str(exc)
         return None
 
-    def _rules_for(self, table: TableDef, columns: tuple[str, ...]) -> list[ColumnRule]:
+    async def _compile(
+        self, conn: Conn, table: TableDef, columns: tuple[str, ...], rules: TableRules
+    ) -> Compiled:
         key = (table, columns)  # a changed definition is a new key
-        rules = self._rules.get(key)
-        if rules is None:
-            rules = [ColumnRule(table.column(name)) for name in columns]
-            self._rules[key] = rules
-        return rules
+        cached = self._compiled.get(key)
+        if cached is not None and cached[0] is rules:
+            return cached[1]
+        column_rules = [
+            ColumnRule(table.column(name), rules.column(name), rules.content) for name in columns
+        ]
+        keys = key_specs(table, columns)
+        refs: list[RefSpec | None] = []
+        for fk in table.foreign_keys:
+            ref = await load_table(conn, fk.ref_table, [fk.ref_schema])
+            if ref is not None:
+                refs.append(
+                    ref_spec(
+                        table,
+                        columns,
+                        keys,
+                        own=fk.columns,
+                        ref=ref,
+                        ref_columns=fk.ref_columns,
+                        required=False,
+                    )
+                )
+        for assoc in rules.associations:
+            ref = await load_table(conn, assoc.references, self._allowed)
+            if ref is None or any(name not in {c.name for c in ref.columns} for name in assoc.to):
+                raise RuleFileError(
+                    f"rule file for {table.qualified_name}: association to {assoc.references}"
+                    f" {list(assoc.to)}: no such table or columns"
+                )
+            refs.append(
+                ref_spec(
+                    table,
+                    columns,
+                    keys,
+                    own=assoc.columns,
+                    ref=ref,
+                    ref_columns=assoc.to,
+                    required=True,
+                )
+            )
+        compiled = Compiled(
+            column_rules, RelationCheck(table, keys, [r for r in refs if r is not None])
+        )
+        self._compiled[key] = (rules, compiled)
+        return compiled
 
     @staticmethod
     def _result(
@@ -78,8 +183,14 @@ class ChunkValidator:
         lines: list[int],
         errors: list[RowError],
         invalid: int,
+        policy: DuplicatePolicy,
+        *,
+        related: Outcome | None = None,
+        match_on: tuple[str, ...] = (),
         chunk_error: str | None = None,
     ) -> ChunkValidated:
+        if event.mode == "validate_only":
+            rows, lines = [], []  # nothing will be loaded: counts and errors suffice
         return ChunkValidated(
             import_id=event.import_id,
             seq=event.seq,
@@ -91,4 +202,9 @@ class ChunkValidator:
             invalid_rows=invalid,
             errors=errors,
             chunk_error=chunk_error,
+            mode=event.mode,
+            on_duplicate=policy,
+            match_on=match_on,
+            skipped_rows=len(related.skipped) if related else 0,
+            duplicate_rows=len(related.duplicates) if related else 0,
         )

@@ -3,8 +3,12 @@
 from prometheus_client import Counter
 
 ROWS_VALIDATED = Counter(
-    "tidegate_validator_rows_total", "Rows validated, by outcome (valid, invalid).", ["outcome"]
+    "tidegate_validator_rows_total",
+    "Rows validated, by outcome (valid, invalid, skipped).",
+    ["outcome"],
 )
 CELL_ERRORS = Counter(
-    "tidegate_validator_cell_errors_total", "Rejected cells, by error code.", ["code"]
+    "tidegate_validator_findings_total",
+    "Row errors and warnings found by the validator, by code and severity.",
+    ["code", "severity"],
 )

@@ -1,4 +1,4 @@
-"""Cell rules derived from a column's PostgreSQL definition, with the seed's coercions:
+"""Type rules derived from a column's PostgreSQL definition, with the seed's coercions:
 ISO 8601 dates and timestamps, decimal point numbers, booleans true/false, 1/0, yes/no.
 
 Every rule is at least as strict as PostgreSQL's own input function, so a row that passes
@@ -8,7 +8,7 @@ is a row the loader can insert (constraints aside). An empty cell is NULL.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date, datetime, time
 
 import msgspec
@@ -166,37 +166,3 @@ def cell_check(column: Column) -> CellCheck | None:
     if name in ("varchar", "bpchar") and column.max_length is not None:
         return _length(column.max_length)
     return None  # text and types PostgreSQL checks itself (the loader isolates its refusals)
-
-
-class ColumnRule:
-    """Checks one column of a chunk at once; only bad cells cost a Python-level loop."""
-
-    def __init__(self, column: Column) -> None:
-        self.column = column
-        self._check = cell_check(column)
-        self._max_length = column.max_length if column.type_name in ("varchar", "bpchar") else None
-
-    def errors(self, values: Sequence[str]) -> list[tuple[int, str, str]]:
-        """(row index, code, message) for every bad cell of this column."""
-        found: list[tuple[int, str, str]] = []
-        if self.column.not_null and "" in values:
-            found += [
-                (i, "required", "a value is required (the column is NOT NULL)")
-                for i, v in enumerate(values)
-                if v == ""
-            ]
-        if "\x00" in "".join(values):
-            found += [
-                (i, "invalid_character", "contains a NUL character")
-                for i, v in enumerate(values)
-                if "\x00" in v
-            ]
-        check = self._check
-        if check is None:
-            return found
-        if self._max_length is not None and max(map(len, values), default=0) <= self._max_length:
-            return found  # fast path: nothing too long
-        for i, value in enumerate(values):
-            if value != "" and (problem := check(value)) is not None:
-                found.append((i, *problem))
-        return found

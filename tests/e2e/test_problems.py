@@ -72,7 +72,7 @@ async def test_not_csv(http: aiohttp.ClientSession, customers: str) -> None:
     assert (status, problem["type"], problem["line"]) == (422, "/problems/malformed-csv", 2)
     status, problem = await post(http, {"table": customers}, b"{}", "application/json")
     assert (status, problem["type"]) == (415, "/problems/unsupported-media-type")
-    status, problem = await post(http, {"table": customers}, b"a", "text/csv; charset=latin-1")
+    status, problem = await post(http, {"table": customers}, b"a", "text/csv; charset=cp037")
     assert (status, problem["type"]) == (415, "/problems/unsupported-charset")
 
 
@@ -87,8 +87,22 @@ async def test_bad_parameters(http: aiohttp.ClientSession, customers: str) -> No
         assert (status, problem["parameter"]) == (400, "chunk_size")
     status, problem = await post(http, {}, b"id\n")
     assert (status, problem["parameter"]) == (400, "table")
-    status, problem = await post(http, {"table": customers, "validate_only": "true"}, b"id\n")
-    assert (status, problem["type"]) == (400, "/problems/unsupported-parameter")
+    for name, value in (
+        ("validate_only", "maybe"),
+        ("dry_run", "2"),
+        ("on_duplicate", "merge"),
+        ("delimiter", ":"),
+        ("encoding", "ebcdic"),
+    ):
+        status, problem = await post(http, {"table": customers, name: value}, b"id\n")
+        assert (status, problem["type"], problem["parameter"]) == (
+            400,
+            "/problems/invalid-parameter",
+            name,
+        )
+    both = {"table": customers, "validate_only": "true", "dry_run": "true"}
+    status, problem = await post(http, both, b"id\n")
+    assert (status, problem["parameter"]) == (400, "dry_run")
 
 
 async def test_unknown_imports_are_404(http: aiohttp.ClientSession) -> None:

@@ -83,7 +83,7 @@ async def test_refused_rows_are_isolated_and_the_rest_loads(
     async with pool.acquire() as conn:
         outcome = await loader(pool).load(conn, event)
     refused = {e.line - 2: e.code for e in outcome.errors}
-    expected = {10: "duplicate_key", 57: "duplicate_key", 80: "out_of_range"}
+    expected = {10: "duplicate_in_table", 57: "duplicate_in_table", 80: "out_of_range"}
     expected |= {i: "check_violation" for i in malmo}
     assert refused == expected
     assert (outcome.loaded_rows, outcome.failed_rows) == (100 - len(expected), len(expected))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from services.validator.chunk import validate_rows
-from services.validator.rules import ColumnRule
+from services.validator.column import ColumnRule
 from shared.catalog import Column
+from shared.rulebook import ColumnRules, ContentRules
 
 
 def rules() -> list[ColumnRule]:
@@ -18,7 +19,10 @@ def rules() -> list[ColumnRule]:
             has_default=False,
         )
 
-    return [ColumnRule(column("id", "int8", True)), ColumnRule(column("day", "date", False))]
+    return [
+        ColumnRule(column(name, type_name, not_null), ColumnRules(), ContentRules())
+        for name, type_name, not_null in (("id", "int8", True), ("day", "date", False))
+    ]
 
 
 def test_valid_rows_pass_through_unchanged() -> None:

@@ -11,9 +11,13 @@ from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 
 
 def parse(
-    data: bytes, chunk_size: int = 1000, block: int | None = None
+    data: bytes,
+    chunk_size: int = 1000,
+    block: int | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
 ) -> tuple[list[str] | None, list[ParsedChunk]]:
-    chunker = CsvChunker(chunk_size)
+    chunker = CsvChunker(chunk_size, encoding=encoding, delimiter=delimiter)
     chunks: list[ParsedChunk] = []
     step = block or max(len(data), 1)
     for start in range(0, len(data), step):
@@ -86,10 +90,82 @@ def test_invalid_utf8_names_offset_line_and_column() -> None:
     data = b"id,name\n1,ok\n2,caf" + b"\xe9" + b"\n"
     for block in (1, 4, 100):
         with pytest.raises(CsvInputError) as caught:
-            parse(data, block=block)
+            parse(data, block=block, encoding="utf-8")
         assert caught.value.code == "invalid_encoding"
         assert caught.value.byte_offset == 18
         assert (caught.value.line, caught.value.column) == (3, 6)
+        assert "not valid utf-8" in str(caught.value)
+
+
+def test_invalid_utf8_after_the_sniffed_sample_is_located() -> None:
+    head = b"id,name\n" + b"".join(b"%d,ok\n" % i for i in range(20_000))
+    data = head + b"x,\xc3\x28\n"
+    with pytest.raises(CsvInputError) as caught:
+        parse(data, block=65_536)
+    assert caught.value.byte_offset == len(head) + 2
+    assert (caught.value.line, caught.value.column) == (20_002, 3)
+
+
+def test_legacy_single_byte_text_is_detected_as_windows_1252() -> None:
+    chunker = CsvChunker(10)
+    text = "id,name\n1,café – 10 €\n"
+    chunks = chunker.feed(text.encode("cp1252")) + chunker.finish()
+    assert (chunker.encoding, chunker.encoding_detected) == ("windows-1252", True)
+    assert chunks[0].rows == [["1", "café – 10 €"]]
+
+
+def test_iso_8859_15_must_be_named() -> None:
+    data = "id,name\n1,5 \u20ac\n".encode("iso8859-15")
+    assert flat(parse(data, encoding="iso-8859-15")[1])[0] == [["1", "5 €"]]
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-8-sig"])
+def test_byte_order_marks_decide(codec: str) -> None:
+    data = 'id,name\r\n1,"Zoë 李 😀"\r\n'.encode(codec)
+    for block in (1, 3, 1000):
+        header, chunks = parse(data, block=block)
+        assert header == ["id", "name"]
+        assert flat(chunks)[0] == [["1", "Zoë 李 😀"]]
+
+
+def test_binary_without_bom_is_neither_utf8_nor_windows_1252() -> None:
+    with pytest.raises(CsvInputError) as caught:
+        parse(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert caught.value.code == "invalid_encoding"
+    assert caught.value.byte_offset == 0
+    assert "neither UTF-8 nor Windows-1252" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a;b;c\n1;2,5;3\n", ";"),
+        ("a\tb\n1\t2\n", "\t"),
+        ("a|b\n1|2\n", "|"),
+        ("a,b\n1,2\n", ","),
+        ('name\n"x; y"\n', ","),
+    ],
+)
+def test_delimiter_sniffing(text: str, expected: str) -> None:
+    chunker = CsvChunker(10)
+    chunker.feed(text.encode())
+    chunker.finish()
+    assert chunker.delimiter == expected
+
+
+def test_sniffing_prefers_the_delimiter_that_names_known_columns() -> None:
+    chunker = CsvChunker(10, known_names=["price;eur"])
+    chunker.feed(b"price;eur,qty\n1;2,3\n")
+    chunker.finish()
+    assert chunker.delimiter == ","
+
+
+def test_cr_line_endings() -> None:
+    data = b'a,b\r1,"x\ry"\r2,z\r'
+    for block in range(1, len(data)):
+        rows, lines = flat(parse(data, block=block)[1])
+        assert rows == [["1", "x\ry"], ["2", "z"]]
+        assert lines == [2, 4]
 
 
 def test_unterminated_quote_is_malformed() -> None:

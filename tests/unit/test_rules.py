@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from services.validator.rules import ColumnRule
+from services.validator.column import ColumnRule
 from shared.catalog import Column
+from shared.rulebook import ColumnRules, ContentRules
 
 
 def col(type_name: str, **extra: object) -> Column:
@@ -20,7 +21,8 @@ def col(type_name: str, **extra: object) -> Column:
 
 
 def codes(column: Column, *values: str) -> list[str | None]:
-    found = {i: code for i, code, _ in ColumnRule(column).errors(values)}
+    findings, _ = ColumnRule(column, ColumnRules(), ContentRules()).check(values)
+    found = {f.row: f.code for f in findings}
     return [found.get(i) for i in range(len(values))]
 
 
@@ -51,7 +53,8 @@ def test_decimals_need_a_point_not_a_comma() -> None:
         "invalid_number",
         "invalid_number",
     ]
-    [(_, _, message)] = ColumnRule(numeric).errors(["12,50"])
+    [finding], _ = ColumnRule(numeric, ColumnRules(), ContentRules()).check(["12,50"])
+    message = finding.message
     assert "decimal point, not a comma" in message
     assert codes(col("numeric"), "1e3", "123456789.123456789") == [None, None]
 
@@ -105,5 +108,5 @@ def test_uuid_json_and_lengths() -> None:
 def test_required_and_nul() -> None:
     required = col("text", not_null=True)
     assert codes(required, "x", "") == [None, "required"]
-    assert codes(col("text"), "ok", "bad\x00") == [None, "invalid_character"]
+    assert codes(col("text"), "ok", "bad\x00") == [None, "control_character"]
     assert codes(col("int4"), "") == [None]  # empty is NULL, allowed when nullable

@@ -1,0 +1,46 @@
+"""Key values in canonical form, so that two spellings PostgreSQL considers equal
+(` 042` and `42` in an integer column, upper- and lower-case UUIDs, `1.50` and `1.5`)
+are recognised as the same key within a file. Comparisons with rows already in a table
+are made by PostgreSQL itself (see repository.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from shared.catalog import Column
+
+Canon = Callable[[str], str]
+
+
+def _timestamptz(value: str) -> str:
+    parsed = datetime.fromisoformat(value.strip())
+    return (parsed.astimezone(UTC) if parsed.tzinfo else parsed).isoformat()
+
+
+_CANON: dict[str, Canon] = {
+    "int2": lambda v: str(int(v)),
+    "int4": lambda v: str(int(v)),
+    "int8": lambda v: str(int(v)),
+    "numeric": lambda v: str(Decimal(v.strip()).normalize()),
+    "uuid": lambda v: str(uuid.UUID(v.strip())),
+    "bool": lambda v: str(v.strip().lower() in ("true", "1", "yes")),
+    "date": lambda v: date.fromisoformat(v.strip()).isoformat(),
+    "timestamp": lambda v: datetime.fromisoformat(v.strip()).isoformat(),
+    "timestamptz": _timestamptz,
+    "bpchar": lambda v: v.rstrip(" "),
+    "citext": str.casefold,
+}
+
+
+def canon_for(column: Column) -> Canon:
+    """Text as is for text-like types; values were validated before they get here."""
+    return _CANON.get(column.type_name, str)
+
+
+def digest(parts: Sequence[str]) -> bytes:
+    """A 16-byte digest of a (possibly composite) canonical key."""
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()

@@ -1,0 +1,305 @@
+"""Checks that need other rows: duplicate keys within the whole file (across chunks) and
+against the table, under the import's duplicate policy, and references (foreign keys and
+the rule file's required associations) to rows in the table or earlier in the import.
+
+Keys are claimed in `tidegate.import_keys` in file order (chunks of an import are keyed
+by the import id, so one validator sees them in order): the first occurrence of a key
+wins, and validating a chunk again gives the same answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from services.validator import repository
+from services.validator.chunk import report_value
+from services.validator.keys import Canon, canon_for, digest
+from shared.catalog import TableDef, quote_ident
+from shared.db import Conn
+from shared.events import DuplicatePolicy, RowError
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """A unique key of the target table whose columns are all in the file."""
+
+    key_no: int
+    columns: tuple[str, ...]
+    positions: tuple[int, ...]
+    canons: tuple[Canon, ...]
+    lookup_sql: str  # positions of tuples already in the table
+
+
+@dataclass(frozen=True)
+class RefSpec:
+    """Rows must match a row of `ref_table` (a foreign key or a required association)."""
+
+    columns: tuple[str, ...]
+    positions: tuple[int, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    required: bool  # an association: an empty value is an error, not "no reference"
+    missing_sql: str  # positions of tuples with no match in ref_table
+    own_key: KeySpec | None  # the target's key it references, when it references itself
+
+
+@dataclass
+class Outcome:
+    rejected: set[int] = field(default_factory=set)
+    skipped: set[int] = field(default_factory=set)
+    duplicates: set[int] = field(default_factory=set)
+    errors: list[RowError] = field(default_factory=list)
+
+
+def key_specs(table: TableDef, columns: Sequence[str]) -> list[KeySpec]:
+    specs = []
+    for key_no, key in enumerate(table.unique_keys):
+        if not all(name in columns for name in key):
+            continue  # a key the file does not set (e.g. an identity column)
+        cols = [table.column(name) for name in key]
+        specs.append(
+            KeySpec(
+                key_no=key_no,
+                columns=key,
+                positions=tuple(columns.index(name) for name in key),
+                canons=tuple(canon_for(c) for c in cols),
+                lookup_sql=repository.lookup_sql(
+                    table.sql_name, [(c.name, c.cast_sql) for c in cols], present=True
+                ),
+            )
+        )
+    return specs
+
+
+def ref_spec(
+    table: TableDef,
+    columns: Sequence[str],
+    keys: Sequence[KeySpec],
+    *,
+    own: tuple[str, ...],
+    ref: TableDef,
+    ref_columns: tuple[str, ...],
+    required: bool,
+) -> RefSpec | None:
+    """None when the file does not set the referencing columns."""
+    if not all(name in columns for name in own):
+        return None
+    casts = [table.column(name).cast_sql for name in own]
+    own_key = None
+    if ref.oid == table.oid:
+        own_key = next((k for k in keys if set(k.columns) == set(ref_columns)), None)
+    return RefSpec(
+        columns=own,
+        positions=tuple(columns.index(name) for name in own),
+        ref_table=ref.qualified_name,
+        ref_columns=ref_columns,
+        required=required,
+        missing_sql=repository.lookup_sql(
+            ref.sql_name, list(zip(ref_columns, casts, strict=True)), present=False
+        ),
+        own_key=own_key,
+    )
+
+
+def _describe(columns: Sequence[str], values: Sequence[str]) -> str:
+    return ", ".join(f"{quote_ident(c)} = {v!r}" for c, v in zip(columns, values, strict=True))
+
+
+class RelationCheck:
+    def __init__(self, table: TableDef, keys: list[KeySpec], refs: list[RefSpec]) -> None:
+        self.table = table
+        self.keys = keys
+        self.refs = refs
+
+    async def check(
+        self,
+        conn: Conn,
+        *,
+        import_id: uuid.UUID,
+        seq: int,
+        rows: Sequence[Sequence[str]],
+        lines: Sequence[int],
+        policy: DuplicatePolicy,
+        match_on: tuple[str, ...],
+    ) -> Outcome:
+        out = Outcome()
+        await self._in_file(conn, import_id, seq, rows, lines, policy, out)
+        await self._in_table(conn, rows, lines, policy, match_on, out)
+        await self._references(conn, import_id, seq, rows, lines, out)
+        return out
+
+    def _key_values(self, spec: KeySpec, row: Sequence[str]) -> tuple[str, ...] | None:
+        values = tuple(row[p] for p in spec.positions)
+        return None if "" in values else values
+
+    def _duplicate(
+        self,
+        out: Outcome,
+        index: int,
+        line: int,
+        spec: KeySpec,
+        row: Sequence[str],
+        code: str,
+        where: str,
+        policy: DuplicatePolicy,
+    ) -> None:
+        out.duplicates.add(index)
+        if policy == "update" and code == "duplicate_in_table":
+            return  # the loader updates the existing row
+        skip = policy == "skip"
+        values = [row[p] for p in spec.positions]
+        message = f"{_describe(spec.columns, values)} {where}"
+        if skip:
+            out.skipped.add(index)
+            message += " (skipped)"
+        else:
+            out.rejected.add(index)
+        out.errors.append(
+            RowError(
+                line=line,
+                column=",".join(spec.columns),
+                code=code,
+                message=message,
+                value=report_value(",".join(values)),
+                severity="warning" if skip else "error",
+            )
+        )
+
+    async def _in_file(
+        self,
+        conn: Conn,
+        import_id: uuid.UUID,
+        seq: int,
+        rows: Sequence[Sequence[str]],
+        lines: Sequence[int],
+        policy: DuplicatePolicy,
+        out: Outcome,
+    ) -> None:
+        claims: list[tuple[int, bytes, int]] = []
+        index_of_line = {line: i for i, line in enumerate(lines)}
+        for spec in self.keys:
+            first: dict[bytes, int] = {}
+            for i, row in enumerate(rows):
+                values = self._key_values(spec, row)
+                if values is None:
+                    continue
+                key = digest([c(v) for c, v in zip(spec.canons, values, strict=True)])
+                if key in first:
+                    where = f"repeats line {lines[first[key]]} of this file"
+                    self._duplicate(out, i, lines[i], spec, row, "duplicate_in_file", where, policy)
+                else:
+                    first[key] = i
+                    claims.append((spec.key_no, key, lines[i]))
+        by_no = {spec.key_no: spec for spec in self.keys}
+        for key_no, line, owner_seq, owner_line in await repository.claim_keys(
+            conn, import_id, seq, claims
+        ):
+            if (owner_seq, owner_line) == (seq, line):
+                continue  # this chunk's own claim: it is being validated again
+            i = index_of_line[line]
+            where = f"repeats line {owner_line} of this file"
+            self._duplicate(
+                out, i, line, by_no[key_no], rows[i], "duplicate_in_file", where, policy
+            )
+
+    async def _in_table(
+        self,
+        conn: Conn,
+        rows: Sequence[Sequence[str]],
+        lines: Sequence[int],
+        policy: DuplicatePolicy,
+        match_on: tuple[str, ...],
+        out: Outcome,
+    ) -> None:
+        for spec in self.keys:
+            if policy == "update" and set(spec.columns) != set(match_on):
+                continue  # other keys: a conflicting update is refused by the database
+            candidates = [
+                i
+                for i, row in enumerate(rows)
+                if i not in out.rejected
+                and i not in out.skipped
+                and self._key_values(spec, row) is not None
+            ]
+            tuples = [[rows[i][p] for p in spec.positions] for i in candidates]
+            for hit in await repository.lookup(conn, spec.lookup_sql, tuples):
+                i = candidates[hit]
+                where = f"already exists in {self.table.qualified_name}"
+                self._duplicate(
+                    out, i, lines[i], spec, rows[i], "duplicate_in_table", where, policy
+                )
+
+    async def _references(
+        self,
+        conn: Conn,
+        import_id: uuid.UUID,
+        seq: int,
+        rows: Sequence[Sequence[str]],
+        lines: Sequence[int],
+        out: Outcome,
+    ) -> None:
+        for ref in self.refs:
+            candidates: list[int] = []
+            for i, row in enumerate(rows):
+                if i in out.rejected or i in out.skipped:
+                    continue
+                values = [row[p] for p in ref.positions]
+                if "" not in values:
+                    candidates.append(i)
+                elif ref.required:
+                    self._missing(out, i, lines[i], ref, values, "has no value")
+            tuples = [[rows[i][p] for p in ref.positions] for i in candidates]
+            missing = [
+                candidates[m] for m in await repository.lookup(conn, ref.missing_sql, tuples)
+            ]
+            if missing and ref.own_key is not None:
+                missing = await self._not_in_import(conn, import_id, seq, ref, rows, missing)
+            for i in missing:
+                values = [rows[i][p] for p in ref.positions]
+                self._missing(
+                    out,
+                    i,
+                    lines[i],
+                    ref,
+                    values,
+                    f"matches no row of {ref.ref_table} (in the table or earlier in this import)",
+                )
+
+    async def _not_in_import(
+        self,
+        conn: Conn,
+        import_id: uuid.UUID,
+        seq: int,
+        ref: RefSpec,
+        rows: Sequence[Sequence[str]],
+        missing: list[int],
+    ) -> list[int]:
+        """Those of `missing` that no row of this import (up to this chunk) provides."""
+        key = ref.own_key
+        assert key is not None
+        order = [ref.ref_columns.index(name) for name in key.columns]
+        digests = {}
+        for i in missing:
+            values = [rows[i][ref.positions[o]] for o in order]
+            digests[i] = digest([c(v) for c, v in zip(key.canons, values, strict=True)])
+        found = await repository.claimed_digests(
+            conn, import_id, key.key_no, list(digests.values()), seq
+        )
+        return [i for i in missing if digests[i] not in found]
+
+    @staticmethod
+    def _missing(
+        out: Outcome, index: int, line: int, ref: RefSpec, values: list[str], what: str
+    ) -> None:
+        out.rejected.add(index)
+        out.errors.append(
+            RowError(
+                line=line,
+                column=",".join(ref.columns),
+                code="missing_reference" if "" not in values else "required",
+                message=f"{_describe(ref.columns, values)} {what}",
+                value=report_value(",".join(values)),
+            )
+        )
