@@ -212,12 +212,14 @@ class HeaderMismatch(Exception):
         self.unexpected = unexpected
         self.duplicated = duplicated
         parts = []
-        if missing:
-            parts.append("missing required columns: " + ", ".join(missing))
-        if unexpected:
-            parts.append("columns not in the table: " + ", ".join(unexpected))
-        if duplicated:
-            parts.append("columns given twice: " + ", ".join(duplicated))
+        for what, names in (
+            ("missing required columns", missing),
+            ("columns not in the table", unexpected),
+            ("columns given twice", duplicated),
+        ):
+            if names:
+                more = f" … ({len(names) - 10} more)" if len(names) > 10 else ""
+                parts.append(f"{what}: " + ", ".join(names[:10]) + more)
         super().__init__("; ".join(parts))
 
 

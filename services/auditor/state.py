@@ -4,7 +4,7 @@ pending → validating → loading → completed | completed_with_errors | faile
 
 Counts only grow, so the derived status only moves forward. Facts about one chunk come
 from different topics and may arrive in any order; an import is finished when every one
-of its chunks has been both validated and loaded (validated only, for a validate-only
+of its chunks has been submitted, validated and loaded (not loaded, for a validate-only
 import); then it is `completed` if no row failed, `failed` if rows failed and none were
 loaded (none were valid, for validate-only), else `completed_with_errors`.
 """
@@ -36,6 +36,7 @@ class Counts(msgspec.Struct, kw_only=True):
     updated_rows: int = 0
     duplicate_rows: int = 0
     chunks_total: int | None = None
+    chunks_submitted: int = 0
     chunks_validated: int = 0
     chunks_loaded: int = 0
 
@@ -70,6 +71,7 @@ def apply_fact(counts: Counts, fact: Fact) -> Counts:
     match fact:
         case Submitted(seq=seq, rows=rows, last=last):
             new.total_rows += rows
+            new.chunks_submitted += 1
             if last:
                 new.chunks_total = seq + 1
         case Validated():
@@ -93,7 +95,8 @@ def status_of(counts: Counts) -> str:
     total = counts.chunks_total
     validate_only = counts.mode == "validate_only"
     loaded = total is not None and (validate_only or counts.chunks_loaded >= total)
-    if total is not None and loaded and counts.chunks_validated >= total:
+    seen = total is not None and min(counts.chunks_submitted, counts.chunks_validated) >= total
+    if seen and loaded:
         if counts.failed_rows == 0:
             return COMPLETED
         if (counts.valid_rows if validate_only else counts.loaded_rows) == 0:

@@ -33,6 +33,7 @@ TABLES = web.AppKey("tables", TableCache)
 RULES = web.AppKey("rules", RuleBook)
 API = "/api/v1/database"
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+MAX_NAMES = 100  # column names listed in a header-mismatch problem
 
 
 def import_url(import_id: uuid.UUID | str) -> str:
@@ -217,8 +218,9 @@ async def post_import(request: web.Request) -> web.Response:
                 str(exc),
                 table=table.qualified_name,
                 missing=exc.missing,
-                unexpected=exc.unexpected,
-                duplicated=exc.duplicated,
+                unexpected=exc.unexpected[:MAX_NAMES],
+                unexpected_count=len(exc.unexpected),
+                duplicated=exc.duplicated[:MAX_NAMES],
             ) from None
         except CsvInputError as exc:
             where = {

@@ -142,7 +142,8 @@ class ChunkLoader:
             failed_rows=failed,
             updated_rows=updated,
             skipped_rows=skipped,
-            duplicate_rows=skipped + updated + sum(e.code == "duplicate_in_table" for e in errors),
+            # Duplicates the validator found are counted there; these are new since.
+            duplicate_rows=skipped + sum(e.code == "duplicate_in_table" for e in errors),
             errors=errors,
         )
 

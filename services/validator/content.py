@@ -47,7 +47,7 @@ def _finding(
 
 
 def is_formula(value: str) -> bool:
-    return value[:1] in FORMULA_START and not _PLAIN_NUMBER.fullmatch(value)
+    return value != "" and value[0] in FORMULA_START and not _PLAIN_NUMBER.fullmatch(value)
 
 
 def _overlong(values: Sequence[str], rules: ContentRules) -> list[Finding]:

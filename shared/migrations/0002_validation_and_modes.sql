@@ -7,7 +7,8 @@ ALTER TABLE tidegate.imports
     ADD COLUMN delimiter text,
     ADD COLUMN skipped_rows bigint NOT NULL DEFAULT 0,
     ADD COLUMN updated_rows bigint NOT NULL DEFAULT 0,
-    ADD COLUMN duplicate_rows bigint NOT NULL DEFAULT 0;
+    ADD COLUMN duplicate_rows bigint NOT NULL DEFAULT 0,
+    ADD COLUMN chunks_submitted integer NOT NULL DEFAULT 0;
 
 ALTER TABLE tidegate.chunk_ledger
     ADD COLUMN updated_rows integer NOT NULL DEFAULT 0,

@@ -75,3 +75,29 @@ def test_terminal_states_are_final_and_states_never_go_back() -> None:
     done = Counts(chunks_total=1, chunks_loaded=1, loaded_rows=1)
     assert next_status(FAILED, done) == FAILED
     assert next_status(LOADING, Counts(chunks_validated=1)) == LOADING
+
+
+def test_not_final_until_every_chunk_was_seen_submitted() -> None:
+    counts = Counts()
+    for fact in (
+        Validated(1, 0),
+        Loaded(1, 0),
+        Submitted(1, 1, last=True),
+        Validated(1, 0),
+        Loaded(1, 0),
+    ):
+        counts = apply_fact(counts, fact)
+    assert next_status(LOADING, counts) == LOADING  # chunk 0's submission not counted yet
+    counts = apply_fact(counts, Submitted(0, 1, last=False))
+    assert (next_status(LOADING, counts), counts.total_rows) == (COMPLETED, 2)
+
+
+def test_validate_only_is_final_once_validated() -> None:
+    counts = Counts(mode="validate_only")
+    for fact in (Submitted(0, 3, last=True), Validated(2, 1)):
+        counts = apply_fact(counts, fact)
+    assert next_status(VALIDATING, counts) == COMPLETED_WITH_ERRORS
+    rejected = apply_fact(
+        apply_fact(Counts(mode="validate_only"), Submitted(0, 1, last=True)), Validated(0, 1)
+    )
+    assert next_status(VALIDATING, rejected) == FAILED
