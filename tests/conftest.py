@@ -138,6 +138,15 @@ async def customers(db: asyncpg.Connection, services: Running) -> str:
     return f"public.{name}"
 
 
+@pytest.fixture
+async def nothing_stored(db: asyncpg.Connection) -> AsyncIterator[None]:
+    """The test stores no import and no outbox event."""
+    query = "SELECT (SELECT count(*) FROM tidegate.imports), (SELECT count(*) FROM tidegate.outbox)"
+    before = await db.fetchrow(query)
+    yield
+    assert await db.fetchrow(query) == before
+
+
 async def wait_final(db: asyncpg.Connection, import_id: str, seconds: float = 60) -> Any:
     for _ in range(int(seconds / 0.1)):
         row = await db.fetchrow(

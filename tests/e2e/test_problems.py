@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -11,14 +10,6 @@ import asyncpg
 import pytest
 
 PATH = "/api/v1/database/import"
-
-
-@pytest.fixture
-async def nothing_stored(db: asyncpg.Connection) -> AsyncIterator[None]:
-    query = "SELECT (SELECT count(*) FROM tidegate.imports), (SELECT count(*) FROM tidegate.outbox)"
-    before = await db.fetchrow(query)
-    yield
-    assert await db.fetchrow(query) == before
 
 
 async def post(
