@@ -94,7 +94,7 @@ async def test_error_report_downloads_as_csv_with_formulas_escaped(
             text = await response.text()
         table = list(csv.reader(io.StringIO(text)))
         assert table[0] == ["line", "column", "severity", "code", "message", "value", "stage"]
-        assert [(r[0], r[1], r[3], r[5]) for r in table[1:]] == [("3", "name", "formula", "'=1+1")]
+        assert [(r[0], r[1], r[3], r[5]) for r in table[1:]] == [("2", "name", "formula", "'=1+1")]
     async with http.get(f"/api/v1/database/imports/{answer['id']}/report") as response:
         report = await response.json()
     assert (report["total_records"], report["failed_records"]) == (2, 1)
