@@ -65,7 +65,7 @@ async def pipeline(
     timeout = aiohttp.ClientTimeout(total=3600)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         started = time.perf_counter()
-        accepted = await client.upload(session, api, path, f"public.{table}", None, progress=False)
+        accepted = await client.upload(session, api, path, f"public.{table}", progress=False)
         uploaded = time.perf_counter() - started
         final = await client.follow(session, api, accepted["id"], progress=False, poll=0.1)
         elapsed = time.perf_counter() - started

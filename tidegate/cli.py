@@ -35,10 +35,12 @@ async def _prepare_demo_table(database_url: str) -> None:
         await conn.close()
 
 
-async def _import_and_follow(api: str, path: Path, table: str, chunk_size: int | None) -> int:
+async def _import_and_follow(
+    api: str, path: Path, table: str, options: dict[str, str] | None = None
+) -> int:
     async with aiohttp.ClientSession() as session:
         try:
-            accepted = await client.upload(session, api, path, table, chunk_size)
+            accepted = await client.upload(session, api, path, table, options)
         except client.ApiError as exc:
             print(client.show(exc.problem), file=sys.stderr)
             return 2
@@ -48,13 +50,15 @@ async def _import_and_follow(api: str, path: Path, table: str, chunk_size: int |
         )
         final = await client.follow(session, api, accepted["id"])
         print(client.show(final))
-        if final["counts"]["failed"]:
+        summary = await client.report(session, api, accepted["id"])
+        print(client.show({k: v for k, v in summary.items() if k not in ("links", "import_id")}))
+        if final["counts"]["failed"] or summary["warning_count"]:
             errors = await client.row_errors(session, api, accepted["id"])
             print(f"first row errors ({errors['total']} in all):")
             for error in errors["items"]:
                 print(
-                    f"  line {error['line']}, {error['column']}: {error['code']}: "
-                    f"{error['message']} (value {error['value']!r})"
+                    f"  line {error['line']}, {error['column']}: {error['severity']} "
+                    f"{error['code']}: {error['message']} (value {error['value']!r})"
                 )
         return 0 if final["status"] == "completed" else 1
 
@@ -69,7 +73,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"broker {stack.bootstrap}"
         )
         asyncio.run(_prepare_demo_table(stack.database_url))
-        code = asyncio.run(_import_and_follow(stack.api_url, sample, DEMO_TABLE, None))
+        code = asyncio.run(_import_and_follow(stack.api_url, sample, DEMO_TABLE))
         count = asyncio.run(_count_rows(stack.database_url, DEMO_TABLE))
         print(f"{DEMO_TABLE} now holds {count} rows")
     finally:
@@ -125,7 +129,19 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    return asyncio.run(_import_and_follow(args.api, Path(args.file), args.table, args.chunk_size))
+    options = {
+        name: str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in (
+            ("chunk_size", args.chunk_size),
+            ("validate_only", args.validate_only),
+            ("dry_run", args.dry_run),
+            ("on_duplicate", args.on_duplicate),
+            ("encoding", args.encoding),
+            ("delimiter", args.delimiter),
+        )
+        if value
+    }
+    return asyncio.run(_import_and_follow(args.api, Path(args.file), args.table, options))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -168,6 +184,12 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--table", required=True)
     imp.add_argument("--chunk-size", type=int)
+    mode = imp.add_mutually_exclusive_group()
+    mode.add_argument("--validate-only", action="store_true", help="check; load nothing")
+    mode.add_argument("--dry-run", action="store_true", help="load, then roll back")
+    imp.add_argument("--on-duplicate", choices=["reject", "skip", "update"])
+    imp.add_argument("--encoding", help="e.g. windows-1252 (default: detected)")
+    imp.add_argument("--delimiter", help=", ; | or tab (default: sniffed)")
     imp.add_argument("--api", default=DEFAULT_API)
     imp.set_defaults(run=cmd_import)
     status = sub.add_parser("status", help="show one import, or the latest imports")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,12 @@ async def upload(
     api: str,
     path: Path,
     table: str,
-    chunk_size: int | None,
+    options: Mapping[str, str] | None = None,
     *,
     progress: bool = True,
 ) -> dict[str, Any]:
-    params = {"table": table}
-    if chunk_size:
-        params["chunk_size"] = str(chunk_size)
+    """POST the file; `options` are the import's query parameters (chunk_size, dry_run…)."""
+    params = {"table": table, **(options or {})}
     size = (await asyncio.to_thread(path.stat)).st_size
     with tqdm(total=size, unit="B", unit_scale=True, desc="upload", disable=not progress) as bar:
         async with session.post(
@@ -73,12 +72,19 @@ async def follow(
                     raise ApiError(response.status, status)
             counts = status["counts"]
             bar.total = counts["file_rows"] or counts["total"] or None
-            done = counts["loaded"] + counts["failed"]
+            used = counts["valid"] if status["mode"] == "validate_only" else counts["loaded"]
+            done = used + counts["failed"] + counts["skipped"]
             bar.update(done - bar.n)
             bar.set_postfix_str(status["status"])
             if status["status"] in FINAL:
                 return status
             await asyncio.sleep(poll)
+
+
+async def report(session: aiohttp.ClientSession, api: str, import_id: str) -> dict[str, Any]:
+    async with session.get(f"{api}/api/v1/database/imports/{import_id}/report") as response:
+        body: dict[str, Any] = await response.json(content_type=None)
+        return body
 
 
 async def row_errors(

@@ -69,7 +69,7 @@ def _overlong(values: Sequence[str], rules: ContentRules) -> list[Finding]:
 
 
 def _control(values: Sequence[str], rules: ContentRules) -> list[Finding]:
-    if _CONTROL.search("\x01".join(values)) is None:
+    if _CONTROL.search("".join(values)) is None:
         return []
     found = []
     for i, value in enumerate(values):

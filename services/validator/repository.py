@@ -12,18 +12,23 @@ from shared.catalog import quote_ident
 from shared.db import Conn
 
 CLAIM_SQL = """
-WITH input AS (
-    SELECT * FROM unnest($2::int2[], $3::bytea[], $4::int4[]) AS u(key_no, digest, line)
-), claimed AS (
-    INSERT INTO tidegate.import_keys (import_id, key_no, digest, seq, line)
-    SELECT $1, key_no, digest, $5, line FROM input
-    ON CONFLICT DO NOTHING
-    RETURNING key_no, digest
-)
-SELECT i.key_no, i.line, k.seq AS owner_seq, k.line AS owner_line
-FROM input i
-JOIN tidegate.import_keys k ON k.import_id = $1 AND k.key_no = i.key_no AND k.digest = i.digest
-WHERE NOT EXISTS (SELECT 1 FROM claimed c WHERE c.key_no = i.key_no AND c.digest = i.digest)
+INSERT INTO tidegate.import_keys (import_id, key_no, digest, seq, line)
+SELECT $1, u.key_no, u.digest, $5, u.line
+FROM unnest($2::int2[], $3::bytea[], $4::int4[]) AS u(key_no, digest, line)
+ON CONFLICT DO NOTHING
+RETURNING key_no, digest
+"""
+
+# Owners of keys that were claimed before; one index probe each (never a scan of all the
+# import's claims, which grow with the file).
+OWNERS_SQL = """
+SELECT u.key_no, u.digest, k.seq, k.line
+FROM unnest($2::int2[], $3::bytea[]) AS u(key_no, digest)
+CROSS JOIN LATERAL (
+    SELECT seq, line FROM tidegate.import_keys k
+    WHERE k.import_id = $1 AND k.key_no = u.key_no AND k.digest = u.digest
+    OFFSET 0
+) k
 """
 
 
@@ -39,8 +44,19 @@ async def claim_keys(
     if not claims:
         return []
     key_nos, digests, lines = zip(*claims, strict=True)
-    rows = await conn.fetch(CLAIM_SQL, import_id, list(key_nos), list(digests), list(lines), seq)
-    return [(r["key_no"], r["line"], r["owner_seq"], r["owner_line"]) for r in rows]
+    won = {
+        (r["key_no"], bytes(r["digest"]))
+        for r in await conn.fetch(
+            CLAIM_SQL, import_id, list(key_nos), list(digests), list(lines), seq
+        )
+    }
+    lost = {(k, d): line for k, d, line in claims if (k, d) not in won}
+    if not lost:
+        return []
+    owners = await conn.fetch(OWNERS_SQL, import_id, [k for k, _ in lost], [d for _, d in lost])
+    return [
+        (r["key_no"], lost[(r["key_no"], bytes(r["digest"]))], r["seq"], r["line"]) for r in owners
+    ]
 
 
 async def claimed_digests(

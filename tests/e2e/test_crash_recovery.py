@@ -36,7 +36,9 @@ async def test_a_killed_service_resumes_and_loads_every_row_once(
     await asyncio.to_thread(stack.start)
     try:
         async with aiohttp.ClientSession() as session:
-            accepted = await client.upload(session, stack.api_url, path, table, 500, progress=False)
+            accepted = await client.upload(
+                session, stack.api_url, path, table, {"chunk_size": "500"}, progress=False
+            )
         # Kill the victim without warning once loading is under way.
         for _ in range(600):
             loaded = await db.fetchval(f"SELECT count(*) FROM {table}")
