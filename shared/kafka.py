@@ -156,7 +156,8 @@ E = TypeVar("E", bound=msgspec.Struct)
 Decode = Callable[[bytes, str], E]
 
 
-def _is_transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the same event may succeed once the connection or broker is back."""
     if isinstance(exc, TidegateError):
         return exc.retriable
     return isinstance(
@@ -280,7 +281,7 @@ class ConsumerLoop(Generic[E]):
                 try:
                     outgoing = await self._handler(event, delivery)
                 except Exception as exc:
-                    if not _is_transient(exc):
+                    if not is_transient(exc):
                         log.exception("event cannot be applied; dead-lettered")
                         await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
                         EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()

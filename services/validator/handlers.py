@@ -19,7 +19,7 @@ from shared import topics
 from shared.catalog import HeaderMismatch, TableCache, TableDef, load_table, match_header
 from shared.db import Conn
 from shared.events import ChunkSubmitted, ChunkValidated, DuplicatePolicy, Event, RowError
-from shared.kafka import Delivery, Outgoing
+from shared.kafka import Delivery, Outgoing, is_transient
 from shared.rulebook import RuleBook, RuleFileError, TableRules, match_key, update_problem
 
 log = structlog.get_logger(__name__)
@@ -52,8 +52,16 @@ class ChunkValidator:
     async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
         if not isinstance(event, ChunkSubmitted):
             return []
-        async with self._pool.acquire() as conn:
-            result = await self.validate(conn, event)
+        try:
+            async with self._pool.acquire() as conn:
+                result = await self.validate(conn, event)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # A bug must not leave the import waiting forever: the chunk fails as a whole.
+            log.exception("chunk could not be validated", seq=event.seq)
+            reason = f"internal error while validating this chunk ({type(exc).__name__})"
+            result = self._result(event, [], [], [], len(event.rows), "reject", chunk_error=reason)
         return [(topics.CHUNK_VALIDATED, result, str(event.import_id))]
 
     async def validate(self, conn: Conn, event: ChunkSubmitted) -> ChunkValidated:
