@@ -97,6 +97,12 @@ async def busy_seconds(stack: Stack) -> dict[str, float]:
                         if s.name.endswith("_sum") and s.labels["service"] == name
                     )
             busy[name] = total
+            if name == "validator":
+                for family in text_string_to_metric_families(text):
+                    if family.name == "tidegate_validator_phase_seconds":
+                        for s in family.samples:
+                            if s.name.endswith("_sum"):
+                                busy[f"  {s.labels['phase']}"] = s.value
     return busy
 
 
@@ -120,7 +126,9 @@ def main() -> None:
             before = asyncio.run(busy_seconds(stack))
             elapsed, final = asyncio.run(pipeline(stack.database_url, stack.api_url, path, table))
             after = asyncio.run(busy_seconds(stack))
-            results.append((label, elapsed, final, {k: after[k] - before[k] for k in after}))
+            results.append(
+                (label, elapsed, final, {k: after[k] - before.get(k, 0.0) for k in after})
+            )
         small_s, small_final = asyncio.run(
             pipeline(stack.database_url, stack.api_url, small, "bench_small")
         )

@@ -142,4 +142,4 @@ async def update_import(
 
 async def forget_keys(conn: Conn, import_id: uuid.UUID) -> None:
     """The validator's key claims are needed only while chunks are being validated."""
-    await conn.execute("DELETE FROM tidegate.import_keys WHERE import_id = $1", import_id)
+    await conn.execute("DELETE FROM tidegate.import_key_chunks WHERE import_id = $1", import_id)

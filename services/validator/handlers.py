@@ -12,8 +12,9 @@ import asyncpg
 import structlog
 
 from services.validator.chunk import validate_rows
+from services.validator.claims import KeyClaims
 from services.validator.column import ColumnRule
-from services.validator.metrics import CELL_ERRORS, ROWS_VALIDATED
+from services.validator.metrics import CELL_ERRORS, PHASE_SECONDS, ROWS_VALIDATED
 from services.validator.relations import Outcome, RefSpec, RelationCheck, key_specs, ref_spec
 from shared import topics
 from shared.catalog import HeaderMismatch, TableCache, TableDef, load_table, match_header
@@ -48,6 +49,7 @@ class ChunkValidator:
         self._allowed = allowed_schemas
         self._max_rows = max_rows
         self._compiled: dict[tuple[TableDef, tuple[str, ...]], tuple[TableRules, Compiled]] = {}
+        self._claims = KeyClaims()
 
     async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
         if not isinstance(event, ChunkSubmitted):
@@ -86,16 +88,18 @@ class ChunkValidator:
             ROWS_VALIDATED.labels("invalid").inc(len(event.rows))
             return self._result(event, [], [], [], len(event.rows), policy, chunk_error=problem)
         assert table is not None and rules is not None
-        cells = validate_rows(compiled.columns, event.rows, event.line_numbers())
-        related = await compiled.relations.check(
-            conn,
-            import_id=event.import_id,
-            seq=event.seq,
-            rows=cells.rows,
-            lines=cells.lines,
-            policy=policy,
-            match_on=match_key(table, rules),
-        )
+        with PHASE_SECONDS.labels("cells").time():
+            cells = validate_rows(compiled.columns, event.rows, event.line_numbers())
+        with PHASE_SECONDS.labels("relations").time():
+            related = await compiled.relations.check(
+                conn,
+                import_id=event.import_id,
+                seq=event.seq,
+                rows=cells.rows,
+                lines=cells.lines,
+                policy=policy,
+                match_on=match_key(table, rules),
+            )
         rows, lines = cells.rows, cells.lines
         dropped = related.rejected | related.skipped
         if dropped:
@@ -179,7 +183,8 @@ class ChunkValidator:
                 )
             )
         compiled = Compiled(
-            column_rules, RelationCheck(table, keys, [r for r in refs if r is not None])
+            column_rules,
+            RelationCheck(table, keys, [r for r in refs if r is not None], self._claims),
         )
         self._compiled[key] = (rules, compiled)
         return compiled

@@ -2,7 +2,7 @@
 against the table, under the import's duplicate policy, and references (foreign keys and
 the rule file's required associations) to rows in the table or earlier in the import.
 
-Keys are claimed in `tidegate.import_keys` in file order (chunks of an import are keyed
+Keys are claimed (claims.py) in file order (chunks of an import are keyed
 by the import id, so one validator sees them in order): the first occurrence of a key
 wins, and validating a chunk again gives the same answer.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from services.validator import repository
 from services.validator.chunk import report_value
+from services.validator.claims import Claim, KeyClaims
 from services.validator.keys import Canon, canon_for, digest
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
@@ -108,10 +109,13 @@ def _describe(columns: Sequence[str], values: Sequence[str]) -> str:
 
 
 class RelationCheck:
-    def __init__(self, table: TableDef, keys: list[KeySpec], refs: list[RefSpec]) -> None:
+    def __init__(
+        self, table: TableDef, keys: list[KeySpec], refs: list[RefSpec], claims: KeyClaims
+    ) -> None:
         self.table = table
         self.keys = keys
         self.refs = refs
+        self._claims = claims
 
     async def check(
         self,
@@ -177,10 +181,10 @@ class RelationCheck:
         policy: DuplicatePolicy,
         out: Outcome,
     ) -> None:
-        claims: list[tuple[int, bytes, int]] = []
+        claims: list[Claim] = []
         index_of_line = {line: i for i, line in enumerate(lines)}
         for spec in self.keys:
-            first: dict[bytes, int] = {}
+            first: dict[int, int] = {}
             for i, row in enumerate(rows):
                 values = self._key_values(spec, row)
                 if values is None:
@@ -193,7 +197,7 @@ class RelationCheck:
                     first[key] = i
                     claims.append((spec.key_no, key, lines[i]))
         by_no = {spec.key_no: spec for spec in self.keys}
-        for key_no, line, owner_seq, owner_line in await repository.claim_keys(
+        for key_no, line, owner_seq, owner_line in await self._claims.claim(
             conn, import_id, seq, claims
         ):
             if (owner_seq, owner_line) == (seq, line):
@@ -284,9 +288,7 @@ class RelationCheck:
         for i in missing:
             values = [rows[i][ref.positions[o]] for o in order]
             digests[i] = digest([c(v) for c, v in zip(key.canons, values, strict=True)])
-        found = await repository.claimed_digests(
-            conn, import_id, key.key_no, list(digests.values()), seq
-        )
+        found = await self._claims.claimed(conn, import_id, key.key_no, digests.values(), seq)
         return [i for i in missing if digests[i] not in found]
 
     @staticmethod

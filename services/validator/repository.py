@@ -1,5 +1,5 @@
-"""SQL of the validator: the import's key claims (duplicates across chunks) and batched
-lookups of keys in target and referenced tables. Identifiers come from the catalog only;
+"""SQL of the validator: the record of an import's key claims (duplicates across chunks) and
+batched lookups of keys in target and referenced tables. Identifiers come from the catalog only;
 values travel as text arrays and are cast with the column's own type, so PostgreSQL's
 equality decides what matches."""
 
@@ -8,70 +8,33 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+import asyncpg
+
 from shared.catalog import quote_ident
 from shared.db import Conn
 
-CLAIM_SQL = """
-INSERT INTO tidegate.import_keys (import_id, key_no, digest, seq, line)
-SELECT $1, u.key_no, u.digest, $5, u.line
-FROM unnest($2::int2[], $3::bytea[], $4::int4[]) AS u(key_no, digest, line)
-ON CONFLICT DO NOTHING
-RETURNING key_no, digest
-"""
 
-# Owners of keys that were claimed before; one index probe each (never a scan of all the
-# import's claims, which grow with the file).
-OWNERS_SQL = """
-SELECT u.key_no, u.digest, k.seq, k.line
-FROM unnest($2::int2[], $3::bytea[]) AS u(key_no, digest)
-CROSS JOIN LATERAL (
-    SELECT seq, line FROM tidegate.import_keys k
-    WHERE k.import_id = $1 AND k.key_no = u.key_no AND k.digest = u.digest
-    OFFSET 0
-) k
-"""
+async def claimed_chunks(conn: Conn, import_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT seq, key_no, digests, lines FROM tidegate.import_key_chunks"
+        " WHERE import_id = $1 ORDER BY seq, key_no",
+        import_id,
+    )
 
 
-async def claim_keys(
+async def record_claims(
     conn: Conn,
     import_id: uuid.UUID,
     seq: int,
-    claims: Sequence[tuple[int, bytes, int]],
-) -> list[tuple[int, int, int, int]]:
-    """Claim (key number, digest, line) for this chunk; returns (key number, line, owner
-    seq, owner line) for each key an earlier claim already holds (possibly this very
-    chunk's, when it is validated again)."""
-    if not claims:
-        return []
-    key_nos, digests, lines = zip(*claims, strict=True)
-    won = {
-        (r["key_no"], bytes(r["digest"]))
-        for r in await conn.fetch(
-            CLAIM_SQL, import_id, list(key_nos), list(digests), list(lines), seq
+    claims: dict[int, tuple[list[int], list[int]]],
+) -> None:
+    """One row per key of the chunk: the key values it was first to use, and their lines."""
+    if claims:
+        await conn.executemany(
+            "INSERT INTO tidegate.import_key_chunks (import_id, seq, key_no, digests, lines)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            [(import_id, seq, key_no, d, lines) for key_no, (d, lines) in claims.items()],
         )
-    }
-    lost = {(k, d): line for k, d, line in claims if (k, d) not in won}
-    if not lost:
-        return []
-    owners = await conn.fetch(OWNERS_SQL, import_id, [k for k, _ in lost], [d for _, d in lost])
-    return [
-        (r["key_no"], lost[(r["key_no"], bytes(r["digest"]))], r["seq"], r["line"]) for r in owners
-    ]
-
-
-async def claimed_digests(
-    conn: Conn, import_id: uuid.UUID, key_no: int, digests: Sequence[bytes], up_to_seq: int
-) -> set[bytes]:
-    """Which of `digests` rows of this import claimed, in chunks up to `up_to_seq`."""
-    rows = await conn.fetch(
-        "SELECT digest FROM tidegate.import_keys WHERE import_id = $1 AND key_no = $2"
-        " AND digest = ANY($3::bytea[]) AND seq <= $4",
-        import_id,
-        key_no,
-        list(digests),
-        up_to_seq,
-    )
-    return {bytes(r["digest"]) for r in rows}
 
 
 def lookup_sql(table_sql: str, columns: Sequence[tuple[str, str]], *, present: bool) -> str:

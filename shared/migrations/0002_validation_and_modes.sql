@@ -18,16 +18,17 @@ ALTER TABLE tidegate.chunk_ledger
 ALTER TABLE tidegate.row_errors
     ADD COLUMN severity text NOT NULL DEFAULT 'error' CHECK (severity IN ('error', 'warning'));
 
--- The validator's key claims: the first line of the file to use each key value, per
--- unique key of the target table (a 16-byte digest of the canonical value). Removed when
--- the import finishes.
-CREATE TABLE tidegate.import_keys (
+-- The validator's key claims: per chunk and unique key of the target table, the digests of
+-- the key values that chunk was the first in the file to use, and their lines. The
+-- validator keeps them in memory and rebuilds from here after a restart. Removed when the
+-- import finishes.
+CREATE TABLE tidegate.import_key_chunks (
     import_id uuid NOT NULL,
-    key_no    smallint NOT NULL,
-    digest    bytea NOT NULL,
     seq       integer NOT NULL,
-    line      integer NOT NULL,
-    PRIMARY KEY (import_id, key_no, digest)
+    key_no    smallint NOT NULL,
+    digests   bigint[] NOT NULL,
+    lines     integer[] NOT NULL,
+    PRIMARY KEY (import_id, seq, key_no)
 );
 
 -- Rows an import updated (on_duplicate=update), as they were before: with the lineage of

@@ -74,7 +74,7 @@ async def test_dry_run_and_validate_only_leave_no_trace_in_the_table(
     assert await db.fetchval(ledger, ids["dry_run"]) == 1  # the outcome is recorded
     assert await db.fetchval(lineage, ids["dry_run"]) == 0  # rolled back with the rows
     assert await db.fetchval(ledger, ids["validate_only"]) == 0  # never loaded
-    keys = "SELECT count(*) FROM tidegate.import_keys WHERE import_id = ANY($1::uuid[])"
+    keys = "SELECT count(*) FROM tidegate.import_key_chunks WHERE import_id = ANY($1::uuid[])"
     assert await db.fetchval(keys, list(ids.values())) == 0  # claims dropped when finished
 
 
