@@ -69,12 +69,18 @@ async def migrate(conn: Conn) -> list[str]:
 async def open_pool(
     dsn: str, *, application_name: str = "tidegate", max_size: int = 10
 ) -> AsyncIterator[asyncpg.Pool]:
-    """A pool whose sessions read timestamps without offset as UTC."""
+    """A pool whose sessions read timestamps without offset as UTC, and plan each statement
+    for its values: a plan cached while a target table was empty would scan it whole once
+    it holds millions of rows."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=max_size,
-        server_settings={"application_name": application_name, "TimeZone": "UTC"},
+        server_settings={
+            "application_name": application_name,
+            "TimeZone": "UTC",
+            "plan_cache_mode": "force_custom_plan",
+        },
     )
     try:
         async with pool.acquire() as conn:

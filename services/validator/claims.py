@@ -22,12 +22,13 @@ Claim = tuple[int, int, int]  # key number, digest, line
 @dataclass
 class _Book:
     last_seq: int = -1
-    owners: dict[int, dict[int, tuple[int, int]]] = field(default_factory=dict)  # key → (seq, line)
+    # key number → digest → owner (seq, line) packed as seq << 32 | line: ints, not tuples
+    owners: dict[int, dict[int, int]] = field(default_factory=dict)
 
     def add(self, seq: int, key_no: int, digests: Iterable[int], lines: Iterable[int]) -> None:
         owners = self.owners.setdefault(key_no, {})
         for digest, line in zip(digests, lines, strict=True):
-            owners.setdefault(digest, (seq, line))
+            owners.setdefault(digest, seq << 32 | line)
         self.last_seq = max(self.last_seq, seq)
 
 
@@ -57,20 +58,25 @@ class KeyClaims:
         lost: list[tuple[int, int, int, int]] = []
         mine: dict[int, tuple[list[int], list[int]]] = {}
         for key_no, digest, line in claims:
-            owner = book.owners.setdefault(key_no, {}).setdefault(digest, (seq, line))
-            if owner == (seq, line):
+            me = seq << 32 | line
+            owner = book.owners.setdefault(key_no, {}).setdefault(digest, me)
+            if owner == me:
                 digests, lines = mine.setdefault(key_no, ([], []))
                 digests.append(digest)
                 lines.append(line)
             else:
-                lost.append((key_no, line, *owner))
+                lost.append((key_no, line, owner >> 32, owner & 0xFFFFFFFF))
         book.last_seq = max(book.last_seq, seq)
         await repository.record_claims(conn, import_id, seq, mine)
         return lost
+
+    def forget(self, import_id: uuid.UUID) -> None:
+        """After the last chunk: a chunk validated again rebuilds from the database."""
+        self._books.pop(import_id, None)
 
     async def claimed(
         self, conn: Conn, import_id: uuid.UUID, key_no: int, digests: Iterable[int], seq: int
     ) -> set[int]:
         """Those of `digests` claimed by this import in chunks up to `seq`."""
         owners = (await self._book(conn, import_id, seq)).owners.get(key_no, {})
-        return {d for d in digests if d in owners and owners[d][0] <= seq}
+        return {d for d in digests if d in owners and owners[d] >> 32 <= seq}

@@ -100,6 +100,8 @@ class ChunkValidator:
                 policy=policy,
                 match_on=match_key(table, rules),
             )
+        if event.last:
+            self._claims.forget(event.import_id)
         rows, lines = cells.rows, cells.lines
         dropped = related.rejected | related.skipped
         if dropped:

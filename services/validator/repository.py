@@ -39,17 +39,18 @@ async def record_claims(
 
 def lookup_sql(table_sql: str, columns: Sequence[tuple[str, str]], *, present: bool) -> str:
     """Positions (1-based) of the input tuples that are (`present`) or are not in the
-    table. `columns`: (column name in the table, type to cast the input to)."""
+    table. `columns`: (column name in the table, type to cast the input to). One probe
+    per tuple (a lateral subquery with LIMIT 1), never a scan of the whole table."""
     aliases = ", ".join(f"c{i}" for i in range(len(columns)))
     arrays = ", ".join(f"${i + 1}::text[]" for i in range(len(columns)))
     match = " AND ".join(
         f"t.{quote_ident(name)} = u.c{i}::{cast}" for i, (name, cast) in enumerate(columns)
     )
-    exists = "EXISTS" if present else "NOT EXISTS"
-    return (
-        f"SELECT u.i FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, i)"
-        f" WHERE {exists} (SELECT 1 FROM {table_sql} t WHERE {match})"
-    )
+    probe = f"LATERAL (SELECT true AS found FROM {table_sql} t WHERE {match} LIMIT 1) AS hit"
+    source = f"unnest({arrays}) WITH ORDINALITY AS u({aliases}, i)"
+    if present:
+        return f"SELECT u.i FROM {source} CROSS JOIN {probe}"
+    return f"SELECT u.i FROM {source} LEFT JOIN {probe} ON true WHERE hit.found IS NULL"
 
 
 async def lookup(conn: Conn, sql: str, tuples: Sequence[Sequence[str]]) -> list[int]:
