@@ -114,6 +114,7 @@ def main() -> None:
     big, small = dataset(args.rows), dataset(10_000)
     bad = None if args.clean_only else dataset(args.rows, bad_every=50)
     os.environ.setdefault("TIDEGATE_MAX_FILE_BYTES", str(1 << 30))
+    os.environ.setdefault("TIDEGATE_MAX_RECORDS_PER_IMPORT", str(args.rows))
     stack = Stack(Path(".tidegate") / "bench")
     stack.start()
     try:

@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_schemas: tuple[str, ...] = ("public",)
     outbox_poll_seconds: float = 1.0
     max_file_bytes: int = 100 * 1024 * 1024
+    max_records_per_import: int = 10_000
     rules_dir: str = "rules"
     service_name: str = "tidegate"
 
@@ -94,6 +95,7 @@ def load_settings(
         allowed_schemas=schemas,
         outbox_poll_seconds=_float(env, "TIDEGATE_OUTBOX_POLL_SECONDS", 1.0),
         max_file_bytes=_int(env, "TIDEGATE_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1),
+        max_records_per_import=_int(env, "TIDEGATE_MAX_RECORDS_PER_IMPORT", 10_000, minimum=1),
         rules_dir=env.get("TIDEGATE_RULES_DIR", "") or "rules",
         service_name=service_name,
     )

@@ -16,7 +16,7 @@ from aiohttp import web
 from services.gateway import repository
 from services.gateway.body import open_upload
 from services.gateway.csv_stream import ENCODINGS, CsvInputError, delimiter_char, encoding_name
-from services.gateway.intake import ImportOptions, receive_import
+from services.gateway.intake import ImportOptions, TooManyRecords, receive_import
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
 from services.gateway.report import build_report, stream_errors_csv
@@ -171,7 +171,8 @@ def _options(request: web.Request, settings: Settings, table: TableDef) -> Impor
     if policy == "update" and (problem := update_problem(table, rules)) is not None:
         raise _invalid("on_duplicate", problem)
     return ImportOptions(
-        chunk_size=chunk_size,
+        chunk_size=min(chunk_size, settings.max_records_per_import),
+        max_records=settings.max_records_per_import,
         mode=mode,
         on_duplicate=policy,
         encoding=_encoding(request.query["encoding"], from_charset=False)
@@ -221,6 +222,14 @@ async def post_import(request: web.Request) -> web.Response:
                 unexpected=exc.unexpected[:MAX_NAMES],
                 unexpected_count=len(exc.unexpected),
                 duplicated=exc.duplicated[:MAX_NAMES],
+            ) from None
+        except TooManyRecords as exc:
+            raise Problem(
+                422,
+                "too-many-records",
+                "Too many records",
+                f"{exc}; nothing was imported. Split the file.",
+                max_records=exc.limit,
             ) from None
         except CsvInputError as exc:
             where = {

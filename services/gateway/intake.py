@@ -24,11 +24,20 @@ class ImportReceived(msgspec.Struct, frozen=True):
     chunks: int
 
 
+class TooManyRecords(Exception):
+    """The file has more data rows than one import may hold (found as soon as it is read)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file has more than {limit} records; at most {limit} per import")
+        self.limit = limit
+
+
 class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
     """How to read the file and what to do with it (the request's parameters, with the
     table's rule file filled in)."""
 
     chunk_size: int
+    max_records: int
     mode: events.Mode = "import"
     on_duplicate: events.DuplicatePolicy = "reject"
     encoding: str | None = None  # None: detect
@@ -44,8 +53,9 @@ async def receive_import(
     options: ImportOptions,
     filename: str | None,
 ) -> ImportReceived:
-    """Parse `body` into chunk events stored in the outbox; raises CsvInputError or
-    HeaderMismatch (the transaction is then rolled back)."""
+    """Parse `body` into chunk events stored in the outbox; raises CsvInputError,
+    HeaderMismatch or TooManyRecords (the transaction is then rolled back, and the rest of
+    the body is not read)."""
     import_id = uuid.uuid4()
     aliases = options.rules.aliases()
     required = [name for name, col in options.rules.columns.items() if col.required]
@@ -87,6 +97,8 @@ async def receive_import(
         )
         seq += 1
         rows += len(chunk.rows)
+        if rows > options.max_records:
+            raise TooManyRecords(options.max_records)
 
     async with conn.transaction():
         async for block in body:

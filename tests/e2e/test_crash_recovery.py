@@ -29,6 +29,7 @@ async def test_a_killed_service_resumes_and_loads_every_row_once(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    monkeypatch.setenv("TIDEGATE_MAX_RECORDS_PER_IMPORT", "100000")
     table = f"public.crash_{victim}"
     await db.execute(TABLE_SQL.format(table=table))
     path = write_file(tmp_path / "rows.csv", 40_000)

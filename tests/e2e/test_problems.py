@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
+
+from tests.e2e.test_import_pipeline import as_csv
+from tidegate.sample_data import rows
 
 PATH = "/api/v1/database/import"
 
@@ -16,7 +20,7 @@ async def post(
     http: aiohttp.ClientSession, params: dict[str, str], body: bytes, content_type: str = "text/csv"
 ) -> tuple[int, dict[str, Any]]:
     async with http.post(
-        PATH, params=params, data=body, headers={"Content-Type": content_type}
+        PATH, params=params, data=io.BytesIO(body), headers={"Content-Type": content_type}
     ) as response:
         assert response.headers["Content-Type"].startswith("application/problem+json")
         problem = await response.json(content_type=None)
@@ -133,3 +137,17 @@ async def test_ragged_rows_are_row_errors_not_request_errors(
         uuid.UUID(accepted["id"]),
     )
     assert [tuple(e) for e in errors] == [(3, "wrong_field_count"), (4, "wrong_field_count")]
+
+
+@pytest.mark.usefixtures("nothing_stored")
+async def test_more_records_than_an_import_may_hold(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, customers: str
+) -> None:
+    body = as_csv(list(rows(10_001))).encode()
+    status, problem = await post(http, {"table": customers, "chunk_size": "1000"}, body)
+    assert (status, problem["type"], problem["max_records"]) == (
+        422,
+        "/problems/too-many-records",
+        10_000,
+    )
+    assert await db.fetchval(f"SELECT count(*) FROM {customers}") == 0
