@@ -1,4 +1,4 @@
-"""Event schemas: the public contract on the topics (documented in docs/asyncapi.yaml).
+"""Event schemas: the public contract on the topics (documented in docs/asyncapi.json).
 
 Rows travel as compact arrays per chunk. Schema changes only add fields with defaults;
 a breaking change is a new `...v2` type. Every event has a deterministic id, so a consumer
@@ -127,12 +127,17 @@ class ImportStatus(_Event, frozen=True, tag="tidegate.import.status.v1"):
 Event = ChunkSubmitted | ChunkValidated | ChunkLoaded | ImportStatus
 
 
+def type_tag(cls: type[msgspec.Struct]) -> str:
+    """The versioned type name of an event class (its tag)."""
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    assert isinstance(info.tag, str)
+    return info.tag
+
+
 def event_type(event: msgspec.Struct) -> str:
     """The versioned type name (the struct's tag), which is also the CloudEvents `type`."""
-    tag = msgspec.inspect.type_info(type(event))
-    assert isinstance(tag, msgspec.inspect.StructType)
-    assert isinstance(tag.tag, str)
-    return tag.tag
+    return type_tag(type(event))
 
 
 def event_id(event: Event) -> str:

@@ -1,0 +1,117 @@
+"""The AsyncAPI 3.0 document of tidegate's topics, built from the event structs themselves.
+
+`python -m shared.asyncapi > docs/asyncapi.json` writes it; a test keeps the committed file
+equal to what the code would write, so the contract for upstream producers cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+
+from shared import events, topics
+
+_CHANNELS: tuple[tuple[str, str, type[msgspec.Struct], str, str], ...] = (
+    (
+        "chunkSubmitted",
+        topics.CHUNK_SUBMITTED,
+        events.ChunkSubmitted,
+        "send",
+        "A slice of a CSV file. Sent by the gateway (through its outbox) and by upstream"
+        " producers, which must use the import id as the record key so that an import's chunks"
+        " are validated in file order, number chunks from 0, and mark the final one `last`.",
+    ),
+    (
+        "chunkValidated",
+        topics.CHUNK_VALIDATED,
+        events.ChunkValidated,
+        "receive",
+        "The validator's verdict on a chunk: the rows that passed and every row error.",
+    ),
+    (
+        "chunkLoaded",
+        topics.CHUNK_LOADED,
+        events.ChunkLoaded,
+        "receive",
+        "The loader's outcome for a chunk (not sent for validate-only imports).",
+    ),
+    (
+        "importStatus",
+        topics.IMPORT_STATUS,
+        events.ImportStatus,
+        "receive",
+        "The state and counts of an import after each fact the auditor applied.",
+    ),
+)
+
+_HEADERS = {
+    "type": "object",
+    "description": "CloudEvents 1.0 binary mode: attributes as Kafka headers.",
+    "properties": {
+        "ce_specversion": {"type": "string", "const": "1.0"},
+        "ce_id": {"type": "string", "description": "Deterministic: the same effect, the same id."},
+        "ce_type": {"type": "string", "description": "The event's versioned type (its `type`)."},
+        "ce_source": {"type": "string"},
+        "ce_time": {"type": "string", "format": "date-time"},
+        "content-type": {"type": "string", "enum": [events.MSGPACK, events.JSON]},
+    },
+    "required": ["ce_id", "ce_type"],
+}
+
+
+def document() -> dict[str, Any]:
+    structs = [struct for _, _, struct, _, _ in _CHANNELS]
+    _, schemas = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for name, address, struct, action, description in _CHANNELS:
+        message = struct.__name__
+        channels[name] = {
+            "address": address,
+            "description": description,
+            "messages": {message: {"$ref": f"#/components/messages/{message}"}},
+        }
+        operations[f"{action}{message}"] = {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{name}"},
+            "messages": [{"$ref": f"#/channels/{name}/messages/{message}"}],
+        }
+        messages[message] = {
+            "name": events.type_tag(struct),
+            "headers": _HEADERS,
+            "payload": {"$ref": f"#/components/schemas/{message}"},
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "description": "The import id."},
+                    "bindingVersion": "0.5.0",
+                }
+            },
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "tidegate events",
+            "version": "1.0.0",
+            "description": (
+                "Topics of the tidegate import pipeline. Payloads are MessagePack (JSON is"
+                " accepted from upstream producers); schema changes only add fields with"
+                " defaults, a breaking change is a new `...v2` type. Undecodable or invalid"
+                f" events go to `{topics.DEAD_LETTER}` with `tg_error` headers."
+            ),
+        },
+        "defaultContentType": events.MSGPACK,
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def render() -> str:
+    return json.dumps(document(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")  # noqa: T201
