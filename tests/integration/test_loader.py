@@ -5,22 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from services.loader.handlers import ChunkLoader
 from shared.catalog import TableCache
-from shared.db import open_pool
 from shared.events import ChunkValidated
 from tidegate.sample_data import HEADER, TABLE_SQL, rows
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with open_pool(database_url, max_size=4) as pool:
-        yield pool
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ validated again gives the same verdict, and the first line of the file keeps a k
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -12,15 +11,8 @@ import pytest
 
 from services.validator.handlers import ChunkValidator
 from shared.catalog import TableCache
-from shared.db import open_pool
 from shared.events import ChunkSubmitted, ChunkValidated
 from shared.rulebook import RuleBook
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with open_pool(database_url, max_size=2) as pool:
-        yield pool
 
 
 @pytest.fixture

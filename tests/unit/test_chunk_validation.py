@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from services.validator.chunk import validate_rows
 from services.validator.column import ColumnRule
-from shared.catalog import Column
 from shared.rulebook import ColumnRules, ContentRules
+from tests.unit.columns import column
 
 
 def rules() -> list[ColumnRule]:
-    def column(name: str, type_name: str, not_null: bool) -> Column:
-        return Column(
-            name=name,
-            type_name=type_name,
-            type_sql=type_name,
-            cast_sql=type_name,
-            not_null=not_null,
-            has_default=False,
-        )
-
     return [
-        ColumnRule(column(name, type_name, not_null), ColumnRules(), ContentRules())
+        ColumnRule(column(name, type_name, not_null=not_null), ColumnRules(), ContentRules())
         for name, type_name, not_null in (("id", "int8", True), ("day", "date", False))
     ]
 

@@ -6,27 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import Column, TableDef
+from shared.catalog import TableDef
 from shared.rulebook import NO_RULES, RuleBook, RuleFileError, check_against, parse_rules
 from shared.spreadsheet import escape_cell
+from tests.unit.columns import column
 
 
 def table() -> TableDef:
-    def col(name: str, type_name: str) -> Column:
-        return Column(
-            name=name,
-            type_name=type_name,
-            type_sql=type_name,
-            cast_sql=type_name,
-            not_null=False,
-            has_default=False,
-        )
-
     return TableDef(
         oid=1,
         schema="public",
         name="people",
-        columns=(col("id", "int4"), col("email", "text"), col("joined", "date")),
+        columns=(column("id", "int4"), column("email", "text"), column("joined", "date")),
         primary_key=("id",),
         unique_keys=(("id",),),
     )

@@ -5,19 +5,11 @@ from __future__ import annotations
 from services.validator.column import ColumnRule
 from shared.catalog import Column
 from shared.rulebook import ColumnRules, ContentRules
+from tests.unit.columns import column
 
 
 def col(type_name: str, **extra: object) -> Column:
-    options: dict[str, object] = {
-        "name": "c",
-        "type_name": type_name,
-        "type_sql": type_name,
-        "cast_sql": type_name,
-        "not_null": False,
-        "has_default": False,
-    }
-    options.update(extra)
-    return Column(**options)  # type: ignore[arg-type]
+    return column("c", type_name, **extra)
 
 
 def codes(column: Column, *values: str) -> list[str | None]:
