@@ -22,6 +22,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from tidegate import client
+from tidegate.keys import create_key
 from tidegate.sample_data import TABLE_SQL, write_file
 from tidegate.stack import SERVICES, Stack
 
@@ -57,13 +58,16 @@ async def raw_copy(database_url: str, path: Path) -> float:
 async def pipeline(
     database_url: str, api: str, path: Path, table: str
 ) -> tuple[float, dict[str, Any]]:
+    key = await create_key(
+        database_url, f"bench {table}", "data_manager", requests_per_minute=1_000_000
+    )
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(TABLE_SQL.format(table=f"public.{table}"))
     finally:
         await conn.close()
     timeout = aiohttp.ClientTimeout(total=3600)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with client.session(key, timeout=timeout) as session:
         started = time.perf_counter()
         accepted = await client.upload(session, api, path, f"public.{table}", progress=False)
         uploaded = time.perf_counter() - started

@@ -28,6 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_poll_seconds: float = 1.0
     max_file_bytes: int = 100 * 1024 * 1024
     max_records_per_import: int = 10_000
+    requests_per_minute: int = 60  # per API key, unless the key has its own
+    concurrent_imports: int = 1  # per API key, unless the key has its own
     rules_dir: str = "rules"
     service_name: str = "tidegate"
 
@@ -96,6 +98,8 @@ def load_settings(
         outbox_poll_seconds=_float(env, "TIDEGATE_OUTBOX_POLL_SECONDS", 1.0),
         max_file_bytes=_int(env, "TIDEGATE_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1),
         max_records_per_import=_int(env, "TIDEGATE_MAX_RECORDS_PER_IMPORT", 10_000, minimum=1),
+        requests_per_minute=_int(env, "TIDEGATE_REQUESTS_PER_MINUTE", 60, minimum=1),
+        concurrent_imports=_int(env, "TIDEGATE_CONCURRENT_IMPORTS", 1, minimum=1),
         rules_dir=env.get("TIDEGATE_RULES_DIR", "") or "rules",
         service_name=service_name,
     )

@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
+import msgspec
 import pytest
 from aiohttp import web
 
 from services.auditor.app import create_app as auditor_app
+from services.gateway import keystore
 from services.gateway.app import create_app as gateway_app
 from services.loader.app import create_app as loader_app
 from services.validator.app import create_app as validator_app
@@ -124,9 +126,35 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
+MakeKey = Callable[..., Awaitable[str]]
+
+
 @pytest.fixture(scope="session")
-async def http(services: Running) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=services.api) as session:
+async def make_key(db: asyncpg.Connection) -> MakeKey:
+    """`await make_key(role, **spec)` → the token of a new API key."""
+
+    async def make(role: str = "admin", **spec: Any) -> str:
+        name = spec.pop("name", f"test {role}")
+        key_spec = msgspec.convert({"name": name, "role": role, **spec}, keystore.KeySpec)
+        _, token = await keystore.create_key(db, key_spec, created_by=None)
+        return token
+
+    return make
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+async def admin_token(make_key: MakeKey) -> str:
+    """An admin key without practical limits, for tests that are not about limits."""
+    return await make_key("admin", requests_per_minute=1_000_000, concurrent_imports=100)
+
+
+@pytest.fixture(scope="session")
+async def http(services: Running, admin_token: str) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=services.api, headers=bearer(admin_token)) as session:
         yield session
 
 

@@ -10,15 +10,14 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 
 from shared.db import migrate
-from tidegate import client
+from tidegate import admin_cli, client
+from tidegate.keys import create_key
 from tidegate.sample_data import TABLE_SQL
 from tidegate.stack import Stack
 
-DEFAULT_API = os.environ.get("TIDEGATE_API", "http://127.0.0.1:8080")
 DEMO_TABLE = "public.demo_customers"
 
 
@@ -36,9 +35,9 @@ async def _prepare_demo_table(database_url: str) -> None:
 
 
 async def _import_and_follow(
-    api: str, path: Path, table: str, options: dict[str, str] | None = None
+    api: str, api_key: str | None, path: Path, table: str, options: dict[str, str] | None = None
 ) -> int:
-    async with aiohttp.ClientSession() as session:
+    async with client.session(api_key) as session:
         try:
             accepted = await client.upload(session, api, path, table, options)
         except client.ApiError as exc:
@@ -63,6 +62,32 @@ async def _import_and_follow(
         return 0 if final["status"] == "completed" else 1
 
 
+def _print_first_admin_key(stack: Stack) -> None:
+    if stack.first_admin_key:
+        print(f"first admin key (shown once, keep it): {stack.first_admin_key}")
+    else:
+        print("admin keys exist already; `tidegate keys bootstrap` makes another")
+
+
+async def _demo_importer(api: str, admin_key: str) -> tuple[str, str]:
+    """(id, token) of a data_manager key for the demo's table, made through the API."""
+    async with client.session(admin_key) as session:
+        created = await client.call(
+            session,
+            "POST",
+            f"{api}/api/v1/keys",
+            json={"name": "demo importer", "role": "data_manager", "tables": [DEMO_TABLE]},
+        )
+    print(f"created data_manager key {created['prefix']}… for {DEMO_TABLE} via POST /api/v1/keys")
+    return created["id"], created["key"]
+
+
+async def _revoke(api: str, admin_key: str, key_ids: list[str]) -> None:
+    async with client.session(admin_key) as session:
+        for key_id in key_ids:
+            await client.call(session, "DELETE", f"{api}/api/v1/keys/{key_id}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     sample = Path(str(resources.files("tidegate") / "samples" / "demo_customers.csv"))
     stack = Stack(_home())
@@ -72,8 +97,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"stack up: API {stack.api_url}, PostgreSQL {stack.database_url}, "
             f"broker {stack.bootstrap}"
         )
+        _print_first_admin_key(stack)
         asyncio.run(_prepare_demo_table(stack.database_url))
-        code = asyncio.run(_import_and_follow(stack.api_url, sample, DEMO_TABLE))
+        admin_key = asyncio.run(create_key(stack.database_url, "demo admin"))
+        importer_id, importer_key = asyncio.run(_demo_importer(stack.api_url, admin_key))
+        code = asyncio.run(_import_and_follow(stack.api_url, importer_key, sample, DEMO_TABLE))
+        asyncio.run(_revoke(stack.api_url, admin_key, [importer_id]))
         count = asyncio.run(_count_rows(stack.database_url, DEMO_TABLE))
         print(f"{DEMO_TABLE} now holds {count} rows")
     finally:
@@ -103,12 +132,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
     stack = Stack(_home(), gateway_port=args.port)
     stack.start()
     print(f"tidegate is running. API: {stack.api_url}/api/v1/database  (Ctrl-C stops)")
+    _print_first_admin_key(stack)
     print(f"  DATABASE_URL={stack.database_url}")
     print(f"  KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap}")
     print(f"  logs: {_home() / 'logs'}")
     print(
-        f"  try: curl -X POST -H 'Content-Type: text/csv' --data-binary @file.csv "
-        f"'{stack.api_url}/api/v1/database/import?table=<table>'"
+        "  try: curl -X POST -H 'Authorization: Bearer <key>' -H 'Content-Type: text/csv' "
+        f"--data-binary @file.csv '{stack.api_url}/api/v1/database/import?table=<table>'"
     )
     stop = False
 
@@ -141,16 +171,35 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
         if value
     }
-    return asyncio.run(_import_and_follow(args.api, Path(args.file), args.table, options))
+    return asyncio.run(
+        _import_and_follow(args.api, args.api_key, Path(args.file), args.table, options)
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     async def run() -> int:
-        async with aiohttp.ClientSession() as session:
+        async with client.session(args.api_key) as session:
             path = f"/imports/{args.import_id}" if args.import_id else "/imports"
             async with session.get(f"{args.api}/api/v1/database{path}") as response:
                 print(client.show(await response.json(content_type=None)))
                 return 0 if response.status == 200 else 1
+
+    return asyncio.run(run())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        params = {"table": args.table} | ({"columns": args.columns} if args.columns else {})
+        async with client.session(args.api_key) as session:
+            try:
+                rows = await client.export(
+                    session, args.api, params, Path(args.output or f"{args.table}.csv")
+                )
+            except client.ApiError as exc:
+                print(client.show(exc.problem), file=sys.stderr)
+                return 2
+        print(f"exported {rows} rows")
+        return 0
 
     return asyncio.run(run())
 
@@ -190,12 +239,19 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--on-duplicate", choices=["reject", "skip", "update"])
     imp.add_argument("--encoding", help="e.g. windows-1252 (default: detected)")
     imp.add_argument("--delimiter", help=", ; | or tab (default: sniffed)")
-    imp.add_argument("--api", default=DEFAULT_API)
+    admin_cli.add_api_options(imp)
     imp.set_defaults(run=cmd_import)
     status = sub.add_parser("status", help="show one import, or the latest imports")
     status.add_argument("import_id", nargs="?")
-    status.add_argument("--api", default=DEFAULT_API)
+    admin_cli.add_api_options(status)
     status.set_defaults(run=cmd_status)
+    export = sub.add_parser("export", help="download a table as CSV (export permission)")
+    export.add_argument("--table", required=True)
+    export.add_argument("--columns", help="comma-separated (default: all)")
+    export.add_argument("-o", "--output", help="file (default: <table>.csv)")
+    admin_cli.add_api_options(export)
+    export.set_defaults(run=cmd_export)
+    admin_cli.add_parsers(sub)
     sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)").set_defaults(
         run=cmd_migrate
     )

@@ -23,6 +23,25 @@ class ApiError(TidegateError):
         self.problem = problem
 
 
+def session(api_key: str | None, **options: Any) -> aiohttp.ClientSession:
+    """A session that authenticates every request with `api_key`."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return aiohttp.ClientSession(headers=headers, **options)
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str, **params: str) -> dict[str, Any]:
+    """GET a JSON resource; a 429 is waited out (Retry-After) and retried."""
+    while True:
+        async with session.get(url, params=params) as response:
+            body: dict[str, Any] = await response.json(content_type=None)
+            if response.status == 429 and "Retry-After" in response.headers:
+                await asyncio.sleep(float(response.headers["Retry-After"]))
+                continue
+            if response.status != 200:
+                raise ApiError(response.status, body)
+            return body
+
+
 async def _file_blocks(path: Path, bar: tqdm[Any]) -> AsyncIterator[bytes]:
     with path.open("rb") as handle:
         while block := await asyncio.to_thread(handle.read, 1 << 20):
@@ -61,15 +80,13 @@ async def follow(
     import_id: str,
     *,
     progress: bool = True,
-    poll: float = 0.25,
+    poll: float = 1.0,
 ) -> dict[str, Any]:
-    """Poll the status resource until the import is final."""
+    """Poll the status resource until the import is final (once a second by default: the
+    default rate limit is 60 requests a minute per key)."""
     with tqdm(total=None, unit="rows", desc="load", disable=not progress) as bar:
         while True:
-            async with session.get(f"{api}/api/v1/database/imports/{import_id}") as response:
-                status: dict[str, Any] = await response.json(content_type=None)
-                if response.status != 200:
-                    raise ApiError(response.status, status)
+            status = await _get_json(session, f"{api}/api/v1/database/imports/{import_id}")
             counts = status["counts"]
             bar.total = counts["file_rows"] or counts["total"] or None
             used = counts["valid"] if status["mode"] == "validate_only" else counts["loaded"]
@@ -82,19 +99,42 @@ async def follow(
 
 
 async def report(session: aiohttp.ClientSession, api: str, import_id: str) -> dict[str, Any]:
-    async with session.get(f"{api}/api/v1/database/imports/{import_id}/report") as response:
-        body: dict[str, Any] = await response.json(content_type=None)
-        return body
+    return await _get_json(session, f"{api}/api/v1/database/imports/{import_id}/report")
 
 
 async def row_errors(
     session: aiohttp.ClientSession, api: str, import_id: str, limit: int = 20
 ) -> dict[str, Any]:
-    async with session.get(
-        f"{api}/api/v1/database/imports/{import_id}/errors", params={"limit": str(limit)}
-    ) as response:
+    return await _get_json(
+        session, f"{api}/api/v1/database/imports/{import_id}/errors", limit=str(limit)
+    )
+
+
+async def call(
+    session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> dict[str, Any]:
+    """Any other request whose answer is JSON; ApiError unless it succeeded."""
+    async with session.request(method, url, **kwargs) as response:
         body: dict[str, Any] = await response.json(content_type=None)
+        if response.status >= 300:
+            raise ApiError(response.status, body)
         return body
+
+
+async def export(
+    session: aiohttp.ClientSession, api: str, params: Mapping[str, str], path: Path
+) -> int:
+    """Stream a table's CSV into `path`; returns the number of data rows."""
+    async with session.get(f"{api}/api/v1/database/export", params=params) as response:
+        if response.status != 200:
+            raise ApiError(response.status, await response.json(content_type=None))
+        lines = 0
+        with path.open("wb") as out, tqdm(unit="B", unit_scale=True, desc="export") as bar:
+            async for block in response.content.iter_chunked(1 << 20):
+                await asyncio.to_thread(out.write, block)
+                lines += block.count(b"\n")
+                bar.update(len(block))
+        return max(lines - 1, 0)
 
 
 def show(document: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ given), then `python -m services.<name>` for each service, each with its own por
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from tidegate.keys import first_admin_key
 
 SERVICES = ("gateway", "validator", "loader", "auditor")
 
@@ -28,6 +30,7 @@ class Stack:
         self._postgres: EmbeddedPostgres | None = None
         self._broker: EmbeddedBroker | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.first_admin_key: str | None = None  # set by start() when it made one
 
     @property
     def api_url(self) -> str:
@@ -52,6 +55,7 @@ class Stack:
         for name in SERVICES:
             self.spawn(name)
         self.wait_healthy(SERVICES, timeout)
+        self.first_admin_key = asyncio.run(first_admin_key(self.database_url))
 
     def spawn(self, name: str) -> None:
         """Start (or start again) one service as `python -m services.<name>`."""

@@ -7,14 +7,19 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.gateway.handlers import RULES, TABLES, routes
+from services.gateway import admin, export, handlers, openapi
+from services.gateway.access import access_middleware, add_headers
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.gateway.problems import problem_middleware
 from services.gateway.relay import relay_context
+from services.gateway.tables import RULES, TABLES
 from shared.catalog import TableCache
 from shared.config import Settings
 from shared.rulebook import RuleBook
 from shared.service import service_app
+
+# Largest request line and header field: beyond them aiohttp answers 400 before any handler.
+MAX_LINE = MAX_FIELD = 8190
 
 
 @web.middleware
@@ -39,9 +44,15 @@ async def metrics_middleware(
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = service_app(settings, middlewares=[metrics_middleware, problem_middleware])
+    app = service_app(
+        settings,
+        middlewares=[metrics_middleware, problem_middleware, access_middleware],
+        handler_args={"max_line_size": MAX_LINE, "max_field_size": MAX_FIELD},
+    )
     app[TABLES] = TableCache(settings.allowed_schemas, ttl_seconds=2.0)
     app[RULES] = RuleBook(settings.rules_dir)
+    app.on_response_prepare.append(add_headers)
     app.cleanup_ctx.append(relay_context)
-    app.add_routes(routes)
+    for table in (handlers.routes, export.routes, admin.routes, openapi.routes):
+        app.add_routes(table)
     return app

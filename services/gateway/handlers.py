@@ -13,26 +13,28 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from services.gateway import repository
+from services.gateway import idempotency, limits, repository
+from services.gateway.access import TARGET, principal_of, require
 from services.gateway.body import open_upload
 from services.gateway.csv_stream import ENCODINGS, CsvInputError, delimiter_char, encoding_name
-from services.gateway.intake import ImportOptions, TooManyRecords, receive_import
+from services.gateway.intake import ImportOptions, Owner, TooManyRecords, receive_import
+from services.gateway.keys import Principal
+from services.gateway.params import flag, int_param, invalid, path_id, required_param
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
 from services.gateway.report import build_report, stream_errors_csv
-from shared.catalog import HeaderMismatch, TableCache, TableDef
+from services.gateway.tables import RULES, find_table
+from shared.catalog import HeaderMismatch, TableDef
 from shared.config import Settings
+from shared.db import Conn
 from shared.events import DuplicatePolicy, Mode
-from shared.rulebook import RuleBook, RuleFileError, update_problem
+from shared.rulebook import RuleFileError, update_problem
 from shared.service import POOL, SETTINGS
 
 log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
-TABLES = web.AppKey("tables", TableCache)
-RULES = web.AppKey("rules", RuleBook)
 API = "/api/v1/database"
-TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 MAX_NAMES = 100  # column names listed in a header-mismatch problem
 
 
@@ -84,49 +86,25 @@ def render_import(row: dict[str, Any] | asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise Problem(
-            400,
-            "invalid-parameter",
-            "Invalid parameter",
-            f"{name} must be an integer from {low} to {high}.",
-            parameter=name,
-        )
-    return value
-
-
 def _import_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["import_id"])
-    except ValueError:
-        raise Problem(404, "import-not-found", "Import not found") from None
+    import_id = path_id(request, "import_id", "import-not-found", "Import not found")
+    request[TARGET] = str(import_id)
+    return import_id
 
 
-def _invalid(name: str, detail: str) -> Problem:
-    return Problem(400, "invalid-parameter", "Invalid parameter", detail, parameter=name)
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "false").strip().lower()
-    if raw in TRUE or raw == "":
-        return True
-    if raw in FALSE:
-        return False
-    raise _invalid(name, f"{name} must be true or false.")
+async def _visible_import(conn: Conn, request: web.Request) -> asyncpg.Record:
+    """The import of the path, if the request's key may see it; else 404 (not 403: an
+    import that is not yours does not exist for you)."""
+    row = await repository.get_import(conn, _import_id(request), principal_of(request))
+    if row is None:
+        raise Problem(404, "import-not-found", "Import not found")
+    return row
 
 
 def _mode(request: web.Request) -> Mode:
-    validate_only, dry_run = _flag(request, "validate_only"), _flag(request, "dry_run")
+    validate_only, dry_run = flag(request, "validate_only"), flag(request, "dry_run")
     if validate_only and dry_run:
-        raise _invalid("dry_run", "validate_only and dry_run cannot both be true.")
+        raise invalid("dry_run", "validate_only and dry_run cannot both be true.")
     return "validate_only" if validate_only else "dry_run" if dry_run else "import"
 
 
@@ -142,7 +120,7 @@ def _encoding(raw: str, *, from_charset: bool) -> str:
             "Unsupported charset",
             f"charset={raw} is not supported; use one of: {supported}.",
         )
-    raise _invalid("encoding", f"{raw!r} is not supported; use one of: {supported}.")
+    raise invalid("encoding", f"{raw!r} is not supported; use one of: {supported}.")
 
 
 def _options(request: web.Request, settings: Settings, table: TableDef) -> ImportOptions:
@@ -150,12 +128,12 @@ def _options(request: web.Request, settings: Settings, table: TableDef) -> Impor
     # A dry run is one transaction per chunk: by default the whole file (up to the
     # largest chunk) is tried at once, so references between its rows are seen.
     default_chunk = settings.max_chunk_size if mode == "dry_run" else settings.default_chunk_size
-    chunk_size = _int_param(request, "chunk_size", default_chunk, 1, settings.max_chunk_size)
+    chunk_size = int_param(request, "chunk_size", default_chunk, 1, settings.max_chunk_size)
     delimiter = None
     if "delimiter" in request.query:
         delimiter = delimiter_char(request.query["delimiter"])
         if delimiter is None:
-            raise _invalid("delimiter", "delimiter must be one of , ; | or tab.")
+            raise invalid("delimiter", "delimiter must be one of , ; | or tab.")
     try:
         rules = request.app[RULES].rules_for(table)
     except RuleFileError as exc:
@@ -167,9 +145,9 @@ def _options(request: web.Request, settings: Settings, table: TableDef) -> Impor
         try:
             policy = msgspec.convert(request.query["on_duplicate"], DuplicatePolicy)
         except msgspec.ValidationError:
-            raise _invalid("on_duplicate", "on_duplicate must be reject, skip or update.") from None
+            raise invalid("on_duplicate", "on_duplicate must be reject, skip or update.") from None
     if policy == "update" and (problem := update_problem(table, rules)) is not None:
-        raise _invalid("on_duplicate", problem)
+        raise invalid("on_duplicate", problem)
     return ImportOptions(
         chunk_size=min(chunk_size, settings.max_records_per_import),
         max_records=settings.max_records_per_import,
@@ -183,46 +161,57 @@ def _options(request: web.Request, settings: Settings, table: TableDef) -> Impor
     )
 
 
-@routes.post(f"{API}/import")
+def _csv_problem(exc: CsvInputError) -> Problem:
+    where = {
+        k: v
+        for k, v in (("line", exc.line), ("column", exc.column), ("byte_offset", exc.byte_offset))
+        if v is not None
+    }
+    return Problem(
+        422, exc.code.replace("_", "-"), "The file cannot be read as CSV", str(exc), **where
+    )
+
+
+def _header_problem(exc: HeaderMismatch, table: TableDef) -> Problem:
+    return Problem(
+        422,
+        "header-mismatch",
+        "Header does not match the table",
+        str(exc),
+        table=table.qualified_name,
+        missing=exc.missing,
+        unexpected=exc.unexpected[:MAX_NAMES],
+        unexpected_count=len(exc.unexpected),
+        duplicated=exc.duplicated[:MAX_NAMES],
+    )
+
+
+@routes.post(f"{API}/import", name="imports.create")
 async def post_import(request: web.Request) -> web.Response:
+    """Receive a file: validate_only needs the validate permission, the other modes import.
+    With `Idempotency-Key`, a retry answers with the import the first request created."""
     settings = request.app[SETTINGS]
-    table_name = request.query.get("table", "").strip()
-    if not table_name:
-        raise Problem(
-            400, "missing-parameter", "Missing parameter", "table is required.", parameter="table"
-        )
-    pool = request.app[POOL]
-    async with pool.acquire() as conn:
-        table = await request.app[TABLES].get(conn, table_name)
-    if table is None:
-        raise Problem(
-            404,
-            "unknown-table",
-            "Unknown table",
-            f"There is no table {table_name!r} that imports may write to.",
-            table=table_name,
-        )
+    table = await find_table(request, required_param(request, "table"))
     options = _options(request, settings, table)
+    principal = require(request, "validate" if options.mode == "validate_only" else "import")
+    idem_key = idempotency.idempotency_key(request)
     body, filename, charset = await open_upload(request, settings.max_file_bytes)
     if charset is not None and options.encoding is None:
         options = msgspec.structs.replace(options, encoding=_encoding(charset, from_charset=True))
-    async with pool.acquire() as conn:
+    fingerprint = idempotency.Fingerprint(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        if idem_key is not None:
+            earlier = await idempotency.lock(conn, principal.id, idem_key)
+            if earlier is not None:
+                return await _replay(conn, request, earlier, await fingerprint.consume(body))
+            body = fingerprint.tee(body)
+        owner = await _claim_slot(conn, principal, settings.concurrent_imports)
         try:
             received = await receive_import(
-                conn, table=table, body=body, options=options, filename=filename
+                conn, table=table, body=body, options=options, filename=filename, owner=owner
             )
         except HeaderMismatch as exc:
-            raise Problem(
-                422,
-                "header-mismatch",
-                "Header does not match the table",
-                str(exc),
-                table=table.qualified_name,
-                missing=exc.missing,
-                unexpected=exc.unexpected[:MAX_NAMES],
-                unexpected_count=len(exc.unexpected),
-                duplicated=exc.duplicated[:MAX_NAMES],
-            ) from None
+            raise _header_problem(exc, table) from None
         except TooManyRecords as exc:
             raise Problem(
                 422,
@@ -232,20 +221,14 @@ async def post_import(request: web.Request) -> web.Response:
                 max_records=exc.limit,
             ) from None
         except CsvInputError as exc:
-            where = {
-                k: v
-                for k, v in (
-                    ("line", exc.line),
-                    ("column", exc.column),
-                    ("byte_offset", exc.byte_offset),
-                )
-                if v is not None
-            }
-            raise Problem(
-                422, exc.code.replace("_", "-"), "The file cannot be read as CSV", str(exc), **where
-            ) from None
+            raise _csv_problem(exc) from None
+        if idem_key is not None:
+            await idempotency.remember(
+                conn, principal.id, idem_key, fingerprint.digest(), received.import_id
+            )
     request.app[RELAY].wake()
     body_json = render_import(received.record)
+    request[TARGET] = body_json["id"]
     log.info(
         "import accepted",
         import_id=body_json["id"],
@@ -259,13 +242,38 @@ async def post_import(request: web.Request) -> web.Response:
     )
 
 
-@routes.get(f"{API}/imports/{{import_id}}")
+async def _claim_slot(conn: Conn, principal: Principal, default_limit: int) -> Owner:
+    limit = principal.concurrent_imports or default_limit
+    slot = await limits.claim_slot(conn, principal.id, limit)
+    if slot is None:
+        running = await limits.running_imports(conn, principal.id)
+        raise limits.too_many_running(limit, running, [import_url(i) for i in running])
+    return Owner(key_id=principal.id, team=principal.team, slot=slot)
+
+
+async def _replay(
+    conn: Conn,
+    request: web.Request,
+    earlier: tuple[bytes, uuid.UUID],
+    fingerprint: bytes,
+) -> web.Response:
+    fingerprint_then, import_id = earlier
+    if fingerprint != fingerprint_then:
+        raise idempotency.reused(request.headers[idempotency.HEADER])
+    row = await repository.get_import(conn, import_id, principal_of(request))
+    assert row is not None  # created by this key
+    request[TARGET] = str(import_id)
+    return web.json_response(
+        render_import(row),
+        status=202,
+        headers={"Location": import_url(import_id), "Idempotent-Replayed": "true"},
+    )
+
+
+@routes.get(f"{API}/imports/{{import_id}}", name="imports.read")
 async def get_import(request: web.Request) -> web.Response:
-    import_id = _import_id(request)
     async with request.app[POOL].acquire() as conn:
-        row = await repository.get_import(conn, import_id)
-    if row is None:
-        raise Problem(404, "import-not-found", "Import not found")
+        row = await _visible_import(conn, request)
     return web.json_response(render_import(row))
 
 
@@ -289,13 +297,16 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         ) from None
 
 
-@routes.get(f"{API}/imports")
+@routes.get(f"{API}/imports", name="imports.list")
 async def list_imports(request: web.Request) -> web.Response:
-    limit = _int_param(request, "limit", 20, 1, 100)
+    """The imports this key (or its team) created; every import for admins."""
+    limit = int_param(request, "limit", 20, 1, 100)
     cursor = request.query.get("cursor")
     after = _decode_cursor(cursor) if cursor else None
     async with request.app[POOL].acquire() as conn:
-        rows = await repository.list_imports(conn, limit=limit + 1, after=after)
+        rows = await repository.list_imports(
+            conn, principal_of(request), limit=limit + 1, after=after
+        )
     page, more = rows[:limit], len(rows) > limit
     body: dict[str, Any] = {"items": [render_import(r) for r in page], "next_cursor": None}
     headers = {}
@@ -306,39 +317,34 @@ async def list_imports(request: web.Request) -> web.Response:
     return web.json_response(body, headers=headers)
 
 
-@routes.get(f"{API}/imports/{{import_id}}/report")
+@routes.get(f"{API}/imports/{{import_id}}/report", name="imports.report")
 async def get_report(request: web.Request) -> web.Response:
     """The seed's verification metrics for one import (or validation)."""
-    import_id = _import_id(request)
     async with request.app[POOL].acquire() as conn:
-        row = await repository.get_import(conn, import_id)
-        if row is None:
-            raise Problem(404, "import-not-found", "Import not found")
+        row = await _visible_import(conn, request)
         report = await build_report(conn, row)
     return web.json_response(report)
 
 
-@routes.get(f"{API}/imports/{{import_id}}/errors")
+@routes.get(f"{API}/imports/{{import_id}}/errors", name="imports.errors")
 async def list_errors(request: web.Request) -> web.StreamResponse:
     """Row errors and warnings: JSON pages, or the whole list as a CSV download
     (`?format=csv` or `Accept: text/csv`)."""
-    import_id = _import_id(request)
     severity = request.query.get("severity")
     if severity not in (None, "error", "warning"):
-        raise _invalid("severity", "severity must be error or warning.")
+        raise invalid("severity", "severity must be error or warning.")
     as_csv = request.query.get("format") == "csv" or (
         "format" not in request.query and "text/csv" in request.headers.get("Accept", "")
     )
     if request.query.get("format", "csv" if as_csv else "json") not in ("csv", "json"):
-        raise _invalid("format", "format must be json or csv.")
+        raise invalid("format", "format must be json or csv.")
     pool = request.app[POOL]
     async with pool.acquire() as conn:
-        if await repository.get_import(conn, import_id) is None:
-            raise Problem(404, "import-not-found", "Import not found")
+        import_id = (await _visible_import(conn, request))["id"]
         if as_csv:
             return await stream_errors_csv(request, conn, import_id, severity)
-        limit = _int_param(request, "limit", 100, 1, 1000)
-        offset = _int_param(request, "offset", 0, 0, 2**31 - 1)
+        limit = int_param(request, "limit", 100, 1, 1000)
+        offset = int_param(request, "offset", 0, 0, 2**31 - 1)
         total, items = await repository.list_row_errors(
             conn, import_id, limit=limit, offset=offset, severity=severity
         )

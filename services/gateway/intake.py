@@ -19,6 +19,7 @@ from shared.rulebook import NO_RULES, TableRules
 
 
 class ImportReceived(msgspec.Struct, frozen=True):
+    import_id: uuid.UUID
     record: dict[str, object]
     rows: int
     chunks: int
@@ -30,6 +31,14 @@ class TooManyRecords(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the file has more than {limit} records; at most {limit} per import")
         self.limit = limit
+
+
+class Owner(msgspec.Struct, frozen=True, kw_only=True):
+    """The key (and its team) an import belongs to, and the concurrency slot it holds."""
+
+    key_id: uuid.UUID
+    team: str | None
+    slot: int
 
 
 class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,10 +61,12 @@ async def receive_import(
     body: AsyncIterator[bytes],
     options: ImportOptions,
     filename: str | None,
+    owner: Owner,
 ) -> ImportReceived:
     """Parse `body` into chunk events stored in the outbox; raises CsvInputError,
-    HeaderMismatch or TooManyRecords (the transaction is then rolled back, and the rest of
-    the body is not read)."""
+    HeaderMismatch or TooManyRecords (the rest of the body is then not read). Call inside
+    a transaction, which the caller rolls back on any error."""
+    assert conn.is_in_transaction()
     import_id = uuid.uuid4()
     aliases = options.rules.aliases()
     required = [name for name, col in options.rules.columns.items() if col.required]
@@ -100,39 +111,39 @@ async def receive_import(
         if rows > options.max_records:
             raise TooManyRecords(options.max_records)
 
-    async with conn.transaction():
-        async for block in body:
-            received += len(block)
-            chunks = chunker.feed(block)
-            if columns is None and chunker.header is not None:
-                columns = header_columns(chunker.header)
-            for chunk in chunks:
-                if held is not None:
-                    await store(held, last=False)
-                held = chunk
-        chunks = chunker.finish()
-        if chunker.header is None:
-            raise CsvInputError("the file is empty: no header line", code="empty_file")
-        if columns is None:
+    async for block in body:
+        received += len(block)
+        chunks = chunker.feed(block)
+        if columns is None and chunker.header is not None:
             columns = header_columns(chunker.header)
         for chunk in chunks:
             if held is not None:
                 await store(held, last=False)
             held = chunk
-        await store(held or ParsedChunk(), last=True)
-        record = await repository.insert_import(
-            conn,
-            import_id=import_id,
-            table=table.qualified_name,
-            columns=columns,
-            options=options,
-            encoding=chunker.encoding or "utf-8",
-            delimiter=chunker.delimiter or ",",
-            filename=filename,
-            file_rows=rows,
-            chunks_total=seq,
-        )
+    chunks = chunker.finish()
+    if chunker.header is None:
+        raise CsvInputError("the file is empty: no header line", code="empty_file")
+    if columns is None:
+        columns = header_columns(chunker.header)
+    for chunk in chunks:
+        if held is not None:
+            await store(held, last=False)
+        held = chunk
+    await store(held or ParsedChunk(), last=True)
+    record = await repository.insert_import(
+        conn,
+        import_id=import_id,
+        table=table.qualified_name,
+        columns=columns,
+        options=options,
+        encoding=chunker.encoding or "utf-8",
+        delimiter=chunker.delimiter or ",",
+        filename=filename,
+        owner=owner,
+        file_rows=rows,
+        chunks_total=seq,
+    )
     IMPORT_BYTES.inc(received)
     ROWS_RECEIVED.inc(rows)
     CHUNKS_SUBMITTED.inc(seq)
-    return ImportReceived(record=dict(record), rows=rows, chunks=seq)
+    return ImportReceived(import_id=import_id, record=dict(record), rows=rows, chunks=seq)

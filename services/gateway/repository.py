@@ -13,14 +13,21 @@ from shared import topics
 from shared.db import Conn
 
 if TYPE_CHECKING:
-    from services.gateway.intake import ImportOptions
+    from services.gateway.intake import ImportOptions, Owner
+    from services.gateway.keys import Principal
 
 IMPORT_COLUMNS = """
 id, target_table, columns, chunk_size, source, filename, status, version, mode, on_duplicate,
 encoding, delimiter, file_rows, total_rows, valid_rows, loaded_rows, failed_rows,
 skipped_rows, updated_rows, duplicate_rows, chunks_total, chunks_validated, chunks_loaded,
-error, created_at, updated_at, finished_at
+error, created_at, updated_at, finished_at, key_id, team
 """
+# Which imports a key sees: admins all, others their key's and their team's.
+VISIBLE = "(${k}::uuid IS NULL OR key_id = ${k} OR team = ${t})"
+
+
+def _visibility(viewer: Principal) -> tuple[uuid.UUID | None, str | None]:
+    return (None, None) if viewer.may("admin") else (viewer.id, viewer.team)
 
 
 async def insert_chunk_event(
@@ -53,13 +60,14 @@ async def insert_import(
     encoding: str,
     delimiter: str,
     filename: str | None,
+    owner: Owner,
     file_rows: int,
     chunks_total: int,
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
         "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, filename,"
-        " file_rows, chunks_total, mode, on_duplicate, encoding, delimiter)"
-        " VALUES ($1, $2, $3, $4, 'http', $5, $6, $7, $8, $9, $10, $11)"
+        " file_rows, chunks_total, mode, on_duplicate, encoding, delimiter, key_id, team, slot)"
+        " VALUES ($1, $2, $3, $4, 'http', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         f" RETURNING {IMPORT_COLUMNS}",
         import_id,
         table,
@@ -72,32 +80,35 @@ async def insert_import(
         options.on_duplicate,
         encoding,
         delimiter,
+        owner.key_id,
+        owner.team,
+        owner.slot,
     )
     assert row is not None
     return row
 
 
-async def get_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
+async def get_import(conn: Conn, import_id: uuid.UUID, viewer: Principal) -> asyncpg.Record | None:
+    """The import, if `viewer` may see it (to anyone else it does not exist)."""
     return await conn.fetchrow(
-        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE id = $1", import_id
+        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports"
+        f" WHERE id = $1 AND {VISIBLE.format(k=2, t=3)}",
+        import_id,
+        *_visibility(viewer),
     )
 
 
 async def list_imports(
-    conn: Conn, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    conn: Conn, viewer: Principal, *, limit: int, after: tuple[datetime, uuid.UUID] | None
 ) -> list[asyncpg.Record]:
-    """Newest first, keyset-paginated on (created_at, id)."""
-    if after is None:
-        return await conn.fetch(
-            f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports"
-            " ORDER BY created_at DESC, id DESC LIMIT $1",
-            limit,
-        )
+    """The imports `viewer` may see, newest first, keyset-paginated on (created_at, id)."""
     return await conn.fetch(
-        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE (created_at, id) < ($2, $3)"
-        " ORDER BY created_at DESC, id DESC LIMIT $1",
+        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE {VISIBLE.format(k=1, t=2)}"
+        " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))"
+        " ORDER BY created_at DESC, id DESC LIMIT $3",
+        *_visibility(viewer),
         limit,
-        *after,
+        *(after or (None, None)),
     )
 
 

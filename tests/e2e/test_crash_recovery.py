@@ -8,12 +8,12 @@ import os
 import signal
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 import pytest
 
 from tests.conftest import wait_final
 from tidegate import client
+from tidegate.keys import create_key
 from tidegate.sample_data import TABLE_SQL, write_file
 from tidegate.stack import Stack
 
@@ -36,7 +36,8 @@ async def test_a_killed_service_resumes_and_loads_every_row_once(
     stack = Stack(tmp_path)
     await asyncio.to_thread(stack.start)
     try:
-        async with aiohttp.ClientSession() as session:
+        key = await create_key(database_url, "crash test", "data_manager")
+        async with client.session(key) as session:
             accepted = await client.upload(
                 session, stack.api_url, path, table, {"chunk_size": "500"}, progress=False
             )

@@ -1,0 +1,212 @@
+"""Every request but the public ones: authenticate the API key, take one request from its
+rate budget (shared by all gateways, in PostgreSQL), check the route's permission, and
+record the outcome in the audit log.
+
+Routes are allowed by name in ROUTE_PERMISSIONS; a route without an entry is refused (fail
+closed). A handler refines the check where the answer depends on the request (the import
+mode, the table, the owner of an import).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from services.gateway import audit, keystore
+from services.gateway.keys import GRANTS, Permission, Principal, parse_token
+from services.gateway.problems import Problem
+from shared.service import POOL, SETTINGS
+
+log = structlog.get_logger(__name__)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+TARGET = web.RequestKey("target", str)  # what the action was about (import id, table, key)
+AUDIT_DETAIL = web.RequestKey("audit_detail", dict[str, Any])
+EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])
+
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json"})
+WINDOW_SECONDS = 60
+
+# Route name → the permissions any one of which admits the request.
+ROUTE_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
+    "imports.create": ("import", "validate"),
+    "imports.list": ("import", "validate"),
+    "imports.read": ("import", "validate"),
+    "imports.report": ("import", "validate"),
+    "imports.errors": ("import", "validate"),
+    "export.read": ("export",),
+    "me.read": ("import", "validate", "export"),
+    "keys.create": ("admin",),
+    "keys.list": ("admin",),
+    "keys.read": ("admin",),
+    "keys.rotate": ("admin",),
+    "keys.revoke": ("admin",),
+    "audit.list": ("admin",),
+}
+
+
+def unauthorized(code: str, detail: str) -> Problem:
+    problem = Problem(401, code, "Not authenticated", detail)
+    error = "invalid_request" if code == "missing-credentials" else "invalid_token"
+    problem.headers["WWW-Authenticate"] = f'Bearer realm="tidegate", error="{error}"'
+    return problem
+
+
+def forbidden(detail: str, **extra: Any) -> Problem:
+    return Problem(403, "forbidden", "Forbidden", detail, **extra)
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def require(request: web.Request, permission: Permission) -> Principal:
+    """The request's key, if its role grants `permission`; else 403."""
+    principal = request[PRINCIPAL]
+    if not principal.may(permission):
+        raise forbidden(
+            f"The {principal.role} role may not {permission}.",
+            role=principal.role,
+            required=sorted(GRANTS[permission]),
+        )
+    return principal
+
+
+def require_table(request: web.Request, qualified_name: str) -> None:
+    principal = request[PRINCIPAL]
+    if not principal.may_use_table(qualified_name):
+        raise forbidden(
+            f"This key may not use table {qualified_name}.",
+            table=qualified_name,
+            allowed_tables=list(principal.tables or ()),
+        )
+
+
+def _token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise unauthorized("invalid-credentials", "Use Authorization: Bearer <API key>.")
+        return value.strip()
+    return request.headers.get("X-API-Key")
+
+
+async def _authenticate(request: web.Request) -> Principal:
+    token = _token(request)
+    if token is None:
+        raise unauthorized(
+            "missing-credentials", "Send an API key: Authorization: Bearer <API key>."
+        )
+    parsed = parse_token(token)
+    if parsed is None:
+        raise unauthorized("invalid-credentials", "That is not a tidegate API key (tg_…).")
+    request[AUDIT_DETAIL]["key_lookup"] = parsed[0]
+    async with request.app[POOL].acquire() as conn:
+        principal = await keystore.authenticate(conn, *parsed)
+    if principal is None:
+        raise unauthorized("invalid-credentials", "The API key is unknown, revoked or wrong.")
+    return principal
+
+
+async def _take_request(request: web.Request, principal: Principal) -> None:
+    limit = principal.requests_per_minute or request.app[SETTINGS].requests_per_minute
+    async with request.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT allowed, remaining, reset_seconds"
+            " FROM tidegate.take_request($1, $2, make_interval(secs => $3))",
+            principal.id,
+            limit,
+            WINDOW_SECONDS,
+        )
+    assert row is not None
+    allowed, remaining, seconds = row["allowed"], row["remaining"], math.ceil(row["reset_seconds"])
+    headers = request[EXTRA_HEADERS]
+    headers["RateLimit-Policy"] = f'"per-key";q={limit};w={WINDOW_SECONDS}'
+    headers["RateLimit"] = f'"per-key";r={remaining};t={seconds}'
+    if not allowed:
+        headers["Retry-After"] = str(max(seconds, 1))
+        raise Problem(
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"This key may make {limit} requests per {WINDOW_SECONDS} s; retry after "
+            f"{max(seconds, 1)} s.",
+            limit=limit,
+            window_seconds=WINDOW_SECONDS,
+        )
+
+
+def _allowed_by_route(request: web.Request, principal: Principal) -> None:
+    name = request.match_info.route.name
+    if name is None:  # no such route (404/405): the router's own answer follows
+        return
+    permissions = ROUTE_PERMISSIONS.get(name, ())
+    if not any(principal.may(p) for p in permissions):
+        raise forbidden(
+            f"The {principal.role} role may not use this endpoint.",
+            role=principal.role,
+            required=sorted({role for p in permissions for role in GRANTS[p]}),
+        )
+
+
+@web.middleware
+async def access_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request_id = uuid.uuid4().hex
+    request[EXTRA_HEADERS] = {"X-Request-Id": request_id}
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    request[AUDIT_DETAIL] = {}
+    status = 500
+    try:
+        principal = await _authenticate(request)
+        request[PRINCIPAL] = principal
+        structlog.contextvars.bind_contextvars(key=principal.lookup)
+        await _take_request(request, principal)
+        _allowed_by_route(request, principal)
+        response = await handler(request)
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    else:
+        status = response.status
+        return response
+    finally:
+        structlog.contextvars.unbind_contextvars("key")
+        await _record(request, request_id, status)
+
+
+async def _record(request: web.Request, request_id: str, status: int) -> None:
+    principal = request.get(PRINCIPAL)
+    try:
+        async with request.app[POOL].acquire() as conn:
+            await audit.record(
+                conn,
+                principal=principal,
+                key_lookup=request[AUDIT_DETAIL].pop("key_lookup", None),
+                action=request.match_info.route.name or "unmatched",
+                method=request.method,
+                path=request.path,
+                target=request.get(TARGET),
+                status=status,
+                remote=request.remote,
+                request_id=request_id,
+                detail=request[AUDIT_DETAIL] or None,
+            )
+    except (OSError, TimeoutError, asyncpg.PostgresError):  # logged, never the answer
+        log.exception("audit record failed", request_id=request_id)
+
+
+async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the request id and rate-limit fields on every answer, streamed
+    ones and errors included."""
+    for name, value in request.get(EXTRA_HEADERS, {}).items():
+        response.headers[name] = value

@@ -1,0 +1,107 @@
+"""`Idempotency-Key` on import requests: a retried request gets the import the first one
+created; the same key with another body or other parameters is refused (422); while the
+first request is still being received, 409. Answers are remembered for 24 hours, per API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from services.gateway.problems import Problem
+from shared.db import Conn
+
+HEADER = "Idempotency-Key"
+MAX_LENGTH = 255
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The header's value (a bare token or a quoted sf-string), or None; 400 if unusable."""
+    raw = request.headers.get(HEADER)
+    if raw is None:
+        return None
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    if not 0 < len(value) <= MAX_LENGTH or not all("!" <= ch <= "~" for ch in value):
+        raise Problem(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            f"The {HEADER} header must be 1 to {MAX_LENGTH} visible ASCII characters.",
+        )
+    return value
+
+
+class Fingerprint:
+    """SHA-256 of the request's parameters and the body's bytes, fed as they stream."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._hash = hashlib.sha256()
+        for name, value in sorted(request.query.items()):
+            self._hash.update(f"{name}={value}\n".encode())
+
+    async def tee(self, blocks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for block in blocks:
+            self._hash.update(block)
+            yield block
+
+    async def consume(self, blocks: AsyncIterator[bytes]) -> bytes:
+        async for block in blocks:
+            self._hash.update(block)
+        return self._hash.digest()
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+
+async def lock(conn: Conn, key_id: uuid.UUID, key: str) -> tuple[bytes, uuid.UUID] | None:
+    """Hold the key for this transaction; the (fingerprint, import id) of an earlier answer,
+    if any. 409 while another request with the key is in progress."""
+    locked = await conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock(hashtext($1::text || ':' || $2), -1)", key_id, key
+    )
+    if not locked:
+        raise Problem(
+            409,
+            "idempotency-key-in-use",
+            "Request in progress",
+            f"A request with this {HEADER} is still being processed; retry later.",
+        )
+    row = await conn.fetchrow(
+        "SELECT fingerprint, import_id FROM tidegate.idempotency_keys"
+        " WHERE key_id = $1 AND idem_key = $2 AND created_at > now() - interval '24 hours'",
+        key_id,
+        key,
+    )
+    return None if row is None else (bytes(row["fingerprint"]), row["import_id"])
+
+
+def reused(key: str) -> Problem:
+    return Problem(
+        422,
+        "idempotency-key-reused",
+        "Idempotency-Key reused",
+        f"{HEADER} {key!r} was used with another request (body or parameters); use a new key.",
+    )
+
+
+async def remember(
+    conn: Conn, key_id: uuid.UUID, key: str, fingerprint: bytes, import_id: uuid.UUID
+) -> None:
+    await conn.execute(
+        "DELETE FROM tidegate.idempotency_keys"
+        " WHERE key_id = $1 AND created_at <= now() - interval '24 hours'",
+        key_id,
+    )
+    await conn.execute(
+        "INSERT INTO tidegate.idempotency_keys (key_id, idem_key, fingerprint, import_id)"
+        " VALUES ($1, $2, $3, $4)",
+        key_id,
+        key,
+        fingerprint,
+        import_id,
+    )

@@ -1,0 +1,149 @@
+"""SQL of API keys: create, find, list, rotate, revoke."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+
+from services.gateway.keys import IssuedToken, Principal, Role, issue_token, secret_matches
+from shared.db import Conn
+
+KEY_COLUMNS = """
+id, lookup, name, role, team, tables, requests_per_minute, concurrent_imports, created_by,
+created_at, rotated_at, revoked_at, last_used_at, previous_valid_until
+"""
+
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class KeySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a new key may do (the body of `POST /keys`); `tables` as `schema.table`."""
+
+    name: Text
+    role: Role
+    team: Text | None = None
+    tables: Annotated[list[Text], msgspec.Meta(min_length=1, max_length=1000)] | None = None
+    requests_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    concurrent_imports: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
+
+
+def render_key(row: asyncpg.Record) -> dict[str, Any]:
+    """A key as the API shows it: never the secret or its hash."""
+    body = {
+        name: (value.isoformat() if hasattr(value, "isoformat") else value)
+        for name, value in dict(row).items()
+    }
+    body["id"] = str(row["id"])
+    body["created_by"] = None if row["created_by"] is None else str(row["created_by"])
+    body["prefix"] = f"tg_{row['lookup']}"
+    body["active"] = row["revoked_at"] is None
+    return body
+
+
+async def create_key(
+    conn: Conn, spec: KeySpec, *, created_by: uuid.UUID | None
+) -> tuple[asyncpg.Record, str]:
+    """The new key's row and its token (shown once)."""
+    issued = issue_token()
+    row = await conn.fetchrow(
+        "INSERT INTO tidegate.api_keys (id, lookup, secret_hash, name, role, team, tables,"
+        " requests_per_minute, concurrent_imports, created_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        f" RETURNING {KEY_COLUMNS}",
+        uuid.uuid4(),
+        issued.lookup,
+        issued.secret_hash,
+        spec.name,
+        spec.role,
+        spec.team,
+        spec.tables,
+        spec.requests_per_minute,
+        spec.concurrent_imports,
+        created_by,
+    )
+    assert row is not None
+    return row, issued.token
+
+
+async def authenticate(conn: Conn, lookup: str, secret: str) -> Principal | None:
+    """The active key of this token, or None (unknown, revoked or wrong secret)."""
+    row = await conn.fetchrow(
+        "SELECT id, lookup, name, role, team, tables, requests_per_minute, concurrent_imports,"
+        " secret_hash, CASE WHEN previous_valid_until > now() THEN previous_hash END AS previous"
+        " FROM tidegate.api_keys WHERE lookup = $1 AND revoked_at IS NULL",
+        lookup,
+    )
+    if row is None or not secret_matches(secret, row["secret_hash"], row["previous"]):
+        return None
+    return Principal(
+        id=row["id"],
+        lookup=row["lookup"],
+        name=row["name"],
+        role=row["role"],
+        team=row["team"],
+        tables=None if row["tables"] is None else tuple(row["tables"]),
+        requests_per_minute=row["requests_per_minute"],
+        concurrent_imports=row["concurrent_imports"],
+    )
+
+
+async def get_key(conn: Conn, key_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {KEY_COLUMNS} FROM tidegate.api_keys WHERE id = $1", key_id)
+
+
+async def list_keys(conn: Conn, *, include_revoked: bool) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {KEY_COLUMNS} FROM tidegate.api_keys"
+        " WHERE $1 OR revoked_at IS NULL ORDER BY created_at, id",
+        include_revoked,
+    )
+
+
+async def rotate_key(
+    conn: Conn, key_id: uuid.UUID, grace: timedelta
+) -> tuple[asyncpg.Record, str] | None:
+    """A new secret for an active key (same id, prefix and ownership); the old secret keeps
+    working for `grace`. None if there is no such active key."""
+    async with conn.transaction():
+        lookup = await conn.fetchval(
+            "SELECT lookup FROM tidegate.api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE",
+            key_id,
+        )
+        if lookup is None:
+            return None
+        issued: IssuedToken = issue_token(lookup)
+        row = await conn.fetchrow(
+            "UPDATE tidegate.api_keys SET previous_hash = secret_hash,"
+            " previous_valid_until = now() + $3, secret_hash = $2, rotated_at = now()"
+            f" WHERE id = $1 RETURNING {KEY_COLUMNS}",
+            key_id,
+            issued.secret_hash,
+            grace,
+        )
+    assert row is not None
+    return row, issued.token
+
+
+async def revoke_key(conn: Conn, key_id: uuid.UUID) -> asyncpg.Record | None:
+    """Revoke at once (every secret of the key); None if there is no such key."""
+    return await conn.fetchrow(
+        "UPDATE tidegate.api_keys SET revoked_at = coalesce(revoked_at, now()),"
+        " previous_valid_until = NULL"
+        f" WHERE id = $1 RETURNING {KEY_COLUMNS}",
+        key_id,
+    )
+
+
+async def active_admins(conn: Conn, *, excluding: uuid.UUID | None = None) -> int:
+    """How many admin keys are active; inside a transaction, they stay so until it ends."""
+    rows = await conn.fetch(
+        "SELECT id FROM tidegate.api_keys WHERE role = 'admin' AND revoked_at IS NULL"
+        " AND id IS DISTINCT FROM $1 FOR UPDATE",
+        excluding,
+    )
+    return len(rows)

@@ -1,0 +1,474 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at `/api/v1/openapi.json` (and kept in
+docs/openapi.json by a test, which also checks it against the routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from services.gateway.keys import ROLES
+
+routes = web.RouteTableDef()
+DB = "/api/v1/database"
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(required: list[str] | None = None, **properties: Schema) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+STR, INT, BOOL, NUM = (
+    {"type": "string"},
+    {"type": "integer"},
+    {"type": "boolean"},
+    {"type": "number"},
+)
+TIME = {"type": "string", "format": "date-time"}
+UUID = {"type": "string", "format": "uuid"}
+
+PROBLEM_REASONS = {
+    400: "Invalid parameter or body",
+    401: "No valid API key",
+    403: "The key's role or tables do not permit this",
+    404: "Not found (or not yours)",
+    409: "Conflict",
+    413: "File too large",
+    415: "Unsupported media type",
+    422: "The request cannot be processed",
+    429: "Rate limit or concurrent-import limit reached",
+    500: "Internal error",
+}
+
+
+def param(name: str, schema: Schema, description: str, *, where: str = "query") -> Schema:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+def json_body(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def operation(
+    summary: str,
+    ok: dict[int, Schema],
+    problems: tuple[int, ...] = (),
+    *,
+    params: list[Schema] | None = None,
+    public: bool = False,
+    **extra: Any,
+) -> Schema:
+    codes = problems if public else (400, 401, 403, 429, *problems)
+    responses: dict[str, Schema] = {str(code): body for code, body in ok.items()}
+    for code in sorted({*codes, 500}):
+        responses[str(code)] = {
+            "description": PROBLEM_REASONS[code],
+            "content": {"application/problem+json": {"schema": ref("Problem")}},
+        }
+    op: Schema = {"summary": summary, "responses": responses, **extra}
+    if params:
+        op["parameters"] = params
+    if public:
+        op["security"] = []
+    return op
+
+
+LIMIT = param("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size")
+IMPORT_ID = param("import_id", UUID, "the import's id", where="path")
+KEY_ID = param("key_id", UUID, "the key's id", where="path")
+FLAG = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+
+IMPORT_PARAMS = [
+    {
+        **param("table", {"type": "string", "minLength": 1}, "`schema.table` or `table`"),
+        "required": True,
+    },
+    param("chunk_size", {"type": "integer", "minimum": 1}, "rows per chunk (default 1000)"),
+    param("validate_only", FLAG, "check everything, load nothing (validate permission)"),
+    param("dry_run", FLAG, "load in transactions that are rolled back"),
+    param("on_duplicate", {"type": "string", "enum": ["reject", "skip", "update"]}, "policy"),
+    param("encoding", STR, "e.g. utf-8, windows-1252 (default: detected)"),
+    param("delimiter", {"type": "string", "enum": [",", ";", "|", "tab"]}, "default: sniffed"),
+    param(
+        "Idempotency-Key",
+        {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+        "a retry with the same key and body returns the same import",
+        where="header",
+    ),
+]
+
+COUNTS = obj(
+    file_rows=nullable(INT),
+    total=INT,
+    valid=INT,
+    loaded=INT,
+    updated=INT,
+    skipped=INT,
+    failed=INT,
+    duplicates=INT,
+)
+IMPORT = obj(
+    ["id", "table", "status", "counts", "links"],
+    id=UUID,
+    table=STR,
+    columns={"type": "array", "items": STR},
+    status={
+        "type": "string",
+        "enum": [
+            "pending",
+            "validating",
+            "loading",
+            "completed",
+            "completed_with_errors",
+            "failed",
+        ],
+    },
+    mode={"type": "string", "enum": ["import", "validate_only", "dry_run"]},
+    on_duplicate=nullable({"type": "string", "enum": ["reject", "skip", "update"]}),
+    source={"type": "string", "enum": ["http", "kafka"]},
+    filename=nullable(STR),
+    encoding=nullable(STR),
+    delimiter=nullable(STR),
+    chunk_size=INT,
+    counts=COUNTS,
+    chunks=obj(total=nullable(INT), validated=INT, loaded=INT),
+    progress=nullable(NUM),
+    error=nullable(STR),
+    created_at=TIME,
+    updated_at=TIME,
+    finished_at=nullable(TIME),
+    links={"type": "object", "additionalProperties": STR},
+)
+ROW_ERROR = obj(
+    line=INT,
+    column=nullable(STR),
+    severity={"type": "string", "enum": ["error", "warning"]},
+    code=STR,
+    message=STR,
+    value=nullable(STR),
+    stage=STR,
+)
+FIELD_COUNTS = {"type": "array", "items": obj(field=STR, count=INT)}
+REPORT = obj(
+    ["total_records", "failed_records", "duplicate_count"],
+    import_id=UUID,
+    total_records=INT,
+    failed_records=INT,
+    duplicate_count=INT,
+    missing_required_fields=FIELD_COUNTS,
+    invalid_format_fields=FIELD_COUNTS,
+)
+KEY = obj(
+    ["id", "prefix", "name", "role", "active"],
+    id=UUID,
+    prefix=STR,
+    lookup=STR,
+    name=STR,
+    role={"type": "string", "enum": list(ROLES)},
+    team=nullable(STR),
+    tables=nullable({"type": "array", "items": STR}),
+    requests_per_minute=nullable(INT),
+    concurrent_imports=nullable(INT),
+    created_by=nullable(UUID),
+    created_at=TIME,
+    rotated_at=nullable(TIME),
+    revoked_at=nullable(TIME),
+    last_used_at=nullable(TIME),
+    previous_valid_until=nullable(TIME),
+    active=BOOL,
+)
+KEY_REQUEST = {
+    **obj(
+        ["name", "role"],
+        name={"type": "string", "minLength": 1, "maxLength": 200},
+        role={"type": "string", "enum": list(ROLES)},
+        team=nullable({"type": "string", "minLength": 1, "maxLength": 200}),
+        tables=nullable(
+            {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1000,
+                "items": {"type": "string", "minLength": 1, "maxLength": 200},
+            }
+        ),
+        requests_per_minute=nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
+        concurrent_imports=nullable({"type": "integer", "minimum": 1, "maximum": 100}),
+    ),
+    "additionalProperties": False,
+}
+AUDIT_ENTRY = obj(
+    id=INT,
+    at=TIME,
+    key_id=nullable(UUID),
+    key_lookup=nullable(STR),
+    role=nullable(STR),
+    action=STR,
+    method=STR,
+    path=STR,
+    target=nullable(STR),
+    status=INT,
+    outcome={"type": "string", "enum": ["success", "denied", "rejected", "error"]},
+    remote=nullable(STR),
+    request_id=STR,
+    detail=nullable({"type": "object"}),
+)
+CSV = {"text/csv": {"schema": {"type": "string"}}}
+
+
+def _paths() -> dict[str, Schema]:
+    imports = f"{DB}/imports"
+    return {
+        "/healthz": {
+            "get": operation(
+                "Health of the service", {200: {"description": "healthy"}}, public=True
+            )
+        },
+        "/metrics": {
+            "get": operation(
+                "Prometheus metrics", {200: {"description": "text exposition"}}, public=True
+            )
+        },
+        "/api/v1/openapi.json": {
+            "get": operation("This document", {200: {"description": "OpenAPI 3.1"}}, public=True)
+        },
+        f"{DB}/import": {
+            "post": operation(
+                "Import (or validate) a CSV file",
+                {
+                    202: {
+                        **json_body(ref("Import"), "accepted; follow the Location"),
+                        "headers": {"Location": {"schema": STR}},
+                    }
+                },
+                (404, 409, 413, 415, 422),
+                params=IMPORT_PARAMS,
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "multipart/form-data": {
+                            "schema": obj(["file"], file={"type": "string", "format": "binary"})
+                        },
+                    },
+                },
+            )
+        },
+        imports: {
+            "get": operation(
+                "Imports this key or its team created (all, for admins), newest first",
+                {
+                    200: json_body(
+                        obj(
+                            items={"type": "array", "items": ref("Import")},
+                            next_cursor=nullable(STR),
+                        ),
+                        "a page",
+                    )
+                },
+                params=[LIMIT, param("cursor", STR, "from next_cursor")],
+            )
+        },
+        f"{imports}/{{import_id}}": {
+            "get": operation(
+                "One import's state and counts",
+                {200: json_body(ref("Import"), "the import")},
+                (404,),
+                params=[IMPORT_ID],
+            )
+        },
+        f"{imports}/{{import_id}}/report": {
+            "get": operation(
+                "Verification metrics of an import",
+                {200: json_body(ref("Report"), "the report")},
+                (404,),
+                params=[IMPORT_ID],
+            )
+        },
+        f"{imports}/{{import_id}}/errors": {
+            "get": operation(
+                "Row errors and warnings (JSON pages, or all as CSV)",
+                {
+                    200: {
+                        "description": "row errors",
+                        "content": {
+                            "application/json": {
+                                "schema": obj(
+                                    total=INT,
+                                    limit=INT,
+                                    offset=INT,
+                                    items={"type": "array", "items": ROW_ERROR},
+                                )
+                            },
+                            **CSV,
+                        },
+                    }
+                },
+                (404,),
+                params=[
+                    IMPORT_ID,
+                    param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
+                    param("offset", {"type": "integer", "minimum": 0}, "skip"),
+                    param("severity", {"type": "string", "enum": ["error", "warning"]}, "filter"),
+                    param("format", {"type": "string", "enum": ["json", "csv"]}, "csv: a download"),
+                ],
+            )
+        },
+        f"{DB}/export": {
+            "get": operation(
+                "A table as CSV (formula cells escaped); export permission",
+                {200: {"description": "the rows", "content": CSV}},
+                (404,),
+                params=[
+                    {
+                        **param("table", {"type": "string", "minLength": 1}, "`schema.table`"),
+                        "required": True,
+                    },
+                    param("columns", STR, "comma-separated column names (default: all)"),
+                ],
+            )
+        },
+        "/api/v1/me": {
+            "get": operation(
+                "The calling key: role, permissions, limits",
+                {200: json_body(ref("Me"), "this key")},
+            )
+        },
+        "/api/v1/keys": {
+            "get": operation(
+                "API keys (admin)",
+                {200: json_body(obj(items={"type": "array", "items": ref("Key")}), "the keys")},
+                params=[param("include_revoked", FLAG, "also revoked keys")],
+            ),
+            "post": operation(
+                "Create an API key (admin); the secret is shown once",
+                {201: json_body(ref("KeyWithSecret"), "created")},
+                (422,),
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": ref("KeyRequest")}},
+                },
+            ),
+        },
+        "/api/v1/keys/{key_id}": {
+            "get": operation(
+                "One API key (admin)",
+                {200: json_body(ref("Key"), "the key")},
+                (404,),
+                params=[KEY_ID],
+            ),
+            "delete": operation(
+                "Revoke an API key at once (admin)",
+                {200: json_body(ref("Key"), "revoked")},
+                (404, 409),
+                params=[KEY_ID],
+            ),
+        },
+        "/api/v1/keys/{key_id}/rotate": {
+            "post": operation(
+                "A new secret for the key (admin); the old one works for grace_seconds",
+                {200: json_body(ref("KeyWithSecret"), "rotated")},
+                (404,),
+                params=[
+                    KEY_ID,
+                    param(
+                        "grace_seconds",
+                        {"type": "integer", "minimum": 0, "maximum": 604800},
+                        "default 0",
+                    ),
+                ],
+            )
+        },
+        "/api/v1/audit-log": {
+            "get": operation(
+                "Audit log, newest first (admin)",
+                {
+                    200: json_body(
+                        obj(
+                            items={"type": "array", "items": AUDIT_ENTRY}, next_cursor=nullable(STR)
+                        ),
+                        "a page",
+                    )
+                },
+                params=[
+                    param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
+                    param("cursor", {"type": "integer", "minimum": 1}, "from next_cursor"),
+                    param("key_id", UUID, "only this key"),
+                    param("action", STR, "e.g. import.create"),
+                    param(
+                        "outcome",
+                        {"type": "string", "enum": ["success", "denied", "rejected", "error"]},
+                        "filter",
+                    ),
+                    param("since", TIME, "from (inclusive)"),
+                    param("until", TIME, "to (exclusive)"),
+                ],
+            )
+        },
+    }
+
+
+def document() -> Schema:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tidegate",
+            "version": "1.0.0",
+            "description": "Import CSV data into PostgreSQL. Errors are RFC 9457 problem details "
+            "(docs/problems.md). Every response of an authenticated request carries the "
+            "RateLimit and RateLimit-Policy fields.",
+        },
+        "security": [{"bearer": []}, {"apiKey": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "tg_… API key"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+            "schemas": {
+                "Problem": {
+                    **obj(["type", "title", "status"], type=STR, title=STR, status=INT, detail=STR),
+                    "additionalProperties": True,
+                },
+                "Import": IMPORT,
+                "Report": REPORT,
+                "Key": KEY,
+                "KeyWithSecret": {"allOf": [ref("Key"), obj(["key"], key=STR)]},
+                "KeyRequest": KEY_REQUEST,
+                "Me": obj(
+                    ["id", "role", "permissions"],
+                    id=UUID,
+                    prefix=STR,
+                    name=STR,
+                    role={"type": "string", "enum": list(ROLES)},
+                    permissions={"type": "array", "items": STR},
+                    team=nullable(STR),
+                    tables=nullable({"type": "array", "items": STR}),
+                    requests_per_minute=INT,
+                    concurrent_imports=INT,
+                ),
+            },
+        },
+    }
+
+
+@routes.get("/api/v1/openapi.json")
+async def serve(request: web.Request) -> web.Response:
+    return web.json_response(document())
