@@ -62,7 +62,7 @@ async def lock(conn: Conn, key_id: uuid.UUID, key: str) -> tuple[bytes, uuid.UUI
     """Hold the key for this transaction; the (fingerprint, import id) of an earlier answer,
     if any. 409 while another request with the key is in progress."""
     locked = await conn.fetchval(
-        "SELECT pg_try_advisory_xact_lock(hashtext($1::text || ':' || $2), -1)", key_id, key
+        "SELECT pg_try_advisory_xact_lock(hashtext($1::uuid::text || ':' || $2), -1)", key_id, key
     )
     if not locked:
         raise Problem(

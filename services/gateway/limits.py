@@ -23,7 +23,7 @@ async def claim_slot(conn: Conn, key_id: uuid.UUID, limit: int) -> int | None:
         "SELECT s FROM generate_series(0, $2 - 1) AS s"
         " WHERE NOT EXISTS (SELECT 1 FROM tidegate.imports i"
         "   WHERE i.key_id = $1 AND i.slot = s AND i.finished_at IS NULL)"
-        " AND pg_try_advisory_xact_lock(hashtext($1::text), s)"
+        " AND pg_try_advisory_xact_lock(hashtext($1::uuid::text), s)"
         " ORDER BY s LIMIT 1",
         key_id,
         limit,
