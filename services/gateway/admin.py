@@ -28,11 +28,17 @@ def key_url(key_id: object) -> str:
 
 def _spec(request_body: bytes) -> keystore.KeySpec:
     try:
-        wanted = msgspec.json.decode(request_body, type=keystore.KeySpec)
-    except msgspec.ValidationError as exc:
-        raise Problem(422, "invalid-body", "Invalid request body", str(exc)) from None
+        raw = msgspec.json.decode(request_body)
     except msgspec.DecodeError:
         raise Problem(400, "malformed-body", "Malformed request body", "Send JSON.") from None
+    if isinstance(raw, dict):  # JSON has one number type: 5.0 is the integer 5
+        for name in ("requests_per_minute", "concurrent_imports"):
+            if isinstance(raw.get(name), float) and raw[name].is_integer():
+                raw[name] = int(raw[name])
+    try:
+        wanted = msgspec.convert(raw, keystore.KeySpec)
+    except msgspec.ValidationError as exc:
+        raise Problem(422, "invalid-body", "Invalid request body", str(exc)) from None
     tables = None
     if wanted.tables is not None:
         tables = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from services.gateway.problems import Problem
 
@@ -39,9 +40,18 @@ async def _limited(blocks: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
         yield block
 
 
+def _malformed(exc: Exception) -> Problem:
+    return Problem(
+        400, "malformed-multipart", "Malformed multipart body", str(exc).splitlines()[0][:200]
+    )
+
+
 async def _part_blocks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while block := await part.read_chunk(BLOCK):
-        yield block
+    try:
+        while block := await part.read_chunk(BLOCK):
+            yield block
+    except (HttpProcessingError, ValueError) as exc:
+        raise _malformed(exc) from None
 
 
 async def open_upload(
@@ -52,25 +62,10 @@ async def open_upload(
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     if request.content_type == "multipart/form-data":
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                content_type = part.headers.get("Content-Type", "text/csv")
-                part_type = content_type.split(";")[0].strip()
-                if part_type not in CSV_TYPES | {"application/octet-stream"}:
-                    raise Problem(
-                        415,
-                        "unsupported-media-type",
-                        "Unsupported media type",
-                        f"The file part is {part_type}; send text/csv.",
-                    )
-                return _limited(_part_blocks(part), limit), part.filename, _charset(content_type)
-        raise Problem(
-            422,
-            "missing-file",
-            "No file in the upload",
-            'The multipart body has no part named "file".',
-        )
+        try:
+            return await _file_part(request, limit)
+        except (HttpProcessingError, ValueError) as exc:
+            raise _malformed(exc) from None
     if request.content_type in CSV_TYPES:
         return _limited(request.content.iter_chunked(BLOCK), limit), None, request.charset
     raise Problem(
@@ -78,4 +73,28 @@ async def open_upload(
         "unsupported-media-type",
         "Unsupported media type",
         f"Send text/csv or multipart/form-data, not {request.content_type}.",
+    )
+
+
+async def _file_part(
+    request: web.Request, limit: int
+) -> tuple[AsyncIterator[bytes], str | None, str | None]:
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader) and part.name == "file":
+            content_type = part.headers.get("Content-Type", "text/csv")
+            part_type = content_type.split(";")[0].strip()
+            if part_type not in CSV_TYPES | {"application/octet-stream"}:
+                raise Problem(
+                    415,
+                    "unsupported-media-type",
+                    "Unsupported media type",
+                    f"The file part is {part_type}; send text/csv.",
+                )
+            return _limited(_part_blocks(part), limit), part.filename, _charset(content_type)
+    raise Problem(
+        422,
+        "missing-file",
+        "No file in the upload",
+        'The multipart body has no part named "file".',
     )

@@ -338,13 +338,13 @@ async def list_errors(request: web.Request) -> web.StreamResponse:
     )
     if request.query.get("format", "csv" if as_csv else "json") not in ("csv", "json"):
         raise invalid("format", "format must be json or csv.")
+    limit = int_param(request, "limit", 100, 1, 1000)  # checked for CSV too, though unused
+    offset = int_param(request, "offset", 0, 0, 2**31 - 1)
     pool = request.app[POOL]
     async with pool.acquire() as conn:
         import_id = (await _visible_import(conn, request))["id"]
         if as_csv:
             return await stream_errors_csv(request, conn, import_id, severity)
-        limit = int_param(request, "limit", 100, 1, 1000)
-        offset = int_param(request, "offset", 0, 0, 2**31 - 1)
         total, items = await repository.list_row_errors(
             conn, import_id, limit=limit, offset=offset, severity=severity
         )

@@ -3,10 +3,13 @@ docs/openapi.json by a test, which also checks it against the routes)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
 from aiohttp import web
 
+from services.gateway import admin, export, handlers
 from services.gateway.keys import ROLES
 
 routes = web.RouteTableDef()
@@ -38,6 +41,8 @@ STR, INT, BOOL, NUM = (
 )
 TIME = {"type": "string", "format": "date-time"}
 UUID = {"type": "string", "format": "uuid"}
+# `table` or `schema.table`, each part a PostgreSQL identifier of at most 63 characters.
+TABLE_NAME = {"type": "string", "pattern": '^[^."\\x00\\n\\r]{1,63}(\\.[^."\\x00\\n\\r]{1,63})?$'}
 
 PROBLEM_REASONS = {
     400: "Invalid parameter or body",
@@ -94,14 +99,18 @@ def operation(
 LIMIT = param("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size")
 IMPORT_ID = param("import_id", UUID, "the import's id", where="path")
 KEY_ID = param("key_id", UUID, "the key's id", where="path")
-FLAG = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+FLAG = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", ""]}
 
 IMPORT_PARAMS = [
     {
         **param("table", {"type": "string", "minLength": 1}, "`schema.table` or `table`"),
         "required": True,
     },
-    param("chunk_size", {"type": "integer", "minimum": 1}, "rows per chunk (default 1000)"),
+    param(
+        "chunk_size",
+        {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "rows per chunk (default 1000; the maximum is TIDEGATE_MAX_CHUNK_SIZE, 10,000)",
+    ),
     param("validate_only", FLAG, "check everything, load nothing (validate permission)"),
     param("dry_run", FLAG, "load in transactions that are rolled back"),
     param("on_duplicate", {"type": "string", "enum": ["reject", "skip", "update"]}, "policy"),
@@ -201,14 +210,7 @@ KEY_REQUEST = {
         name={"type": "string", "minLength": 1, "maxLength": 200},
         role={"type": "string", "enum": list(ROLES)},
         team=nullable({"type": "string", "minLength": 1, "maxLength": 200}),
-        tables=nullable(
-            {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 1000,
-                "items": {"type": "string", "minLength": 1, "maxLength": 200},
-            }
-        ),
+        tables=nullable({"type": "array", "minItems": 1, "maxItems": 1000, "items": TABLE_NAME}),
         requests_per_minute=nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
         concurrent_imports=nullable({"type": "integer", "minimum": 1, "maximum": 100}),
     ),
@@ -325,7 +327,9 @@ def _paths() -> dict[str, Schema]:
                 params=[
                     IMPORT_ID,
                     param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
-                    param("offset", {"type": "integer", "minimum": 0}, "skip"),
+                    param(
+                        "offset", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, "skip"
+                    ),
                     param("severity", {"type": "string", "enum": ["error", "warning"]}, "filter"),
                     param("format", {"type": "string", "enum": ["json", "csv"]}, "csv: a download"),
                 ],
@@ -409,7 +413,11 @@ def _paths() -> dict[str, Schema]:
                 },
                 params=[
                     param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
-                    param("cursor", {"type": "integer", "minimum": 1}, "from next_cursor"),
+                    param(
+                        "cursor",
+                        {"type": "integer", "minimum": 1, "maximum": 2**62},
+                        "from next_cursor",
+                    ),
                     param("key_id", UUID, "only this key"),
                     param("action", STR, "e.g. import.create"),
                     param(
@@ -425,6 +433,15 @@ def _paths() -> dict[str, Schema]:
     }
 
 
+def _with_operation_ids(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """operationId = the route's name (the name the audit log and the permissions use)."""
+    for table in (handlers.routes, export.routes, admin.routes):
+        for route in table:
+            assert isinstance(route, web.RouteDef)
+            paths[route.path][route.method.lower()]["operationId"] = route.kwargs["name"]
+    return paths
+
+
 def document() -> Schema:
     return {
         "openapi": "3.1.0",
@@ -436,7 +453,7 @@ def document() -> Schema:
             "RateLimit and RateLimit-Policy fields.",
         },
         "security": [{"bearer": []}, {"apiKey": []}],
-        "paths": _paths(),
+        "paths": _with_operation_ids(_paths()),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "tg_… API key"},
@@ -472,3 +489,11 @@ def document() -> Schema:
 @routes.get("/api/v1/openapi.json")
 async def serve(request: web.Request) -> web.Response:
     return web.json_response(document())
+
+
+def render() -> str:
+    return json.dumps(document(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

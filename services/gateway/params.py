@@ -30,7 +30,8 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
 
 
 def flag(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "false").strip().lower()
+    """true/1/yes (or the bare `?name`) and false/0/no."""
+    raw = request.query.get(name, "false")
     if raw in TRUE or raw == "":
         return True
     if raw in FALSE:

@@ -32,7 +32,7 @@ class Problem(web.HTTPException):
         self.body_json = body
 
 
-_GENERIC = {
+GENERIC = {
     400: ("bad-request", "Bad request"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
@@ -52,7 +52,7 @@ async def problem_middleware(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code, title = _GENERIC.get(exc.status, ("http-error", exc.reason))
+        code, title = GENERIC.get(exc.status, ("http-error", exc.reason))
         problem = Problem(exc.status, code, title, instance=request.path)
         for name in ("Allow", "Retry-After"):
             if name in exc.headers:

@@ -4,6 +4,7 @@ hash is stored; the audit log records who did what."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -13,7 +14,7 @@ from tests.conftest import MakeKey, Running, bearer
 
 async def _status(
     session: aiohttp.ClientSession, headers: dict[str, str], path: str = "/api/v1/me"
-) -> tuple[int, dict[str, str], dict[str, object]]:
+) -> tuple[int, dict[str, str], dict[str, Any]]:
     async with session.get(path, headers=headers) as response:
         return response.status, dict(response.headers), await response.json(content_type=None)
 
@@ -74,6 +75,7 @@ async def test_create_list_rotate_revoke(
     )
     stored = await db.fetchrow("SELECT * FROM tidegate.api_keys WHERE id = $1::uuid", created["id"])
     secret = token.split("_", 2)[2]
+    assert stored is not None
     assert bytes(stored["secret_hash"]) == hashlib.sha256(secret.encode()).digest()
     assert secret not in str(dict(stored))  # only the hash is kept
     async with http.get("/api/v1/keys") as response:
