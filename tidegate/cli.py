@@ -69,9 +69,11 @@ def _print_first_admin_key(stack: Stack) -> None:
         print("admin keys exist already; `tidegate keys bootstrap` makes another")
 
 
-async def _demo_importer(api: str, admin_key: str) -> tuple[str, str]:
-    """(id, token) of a data_manager key for the demo's table, made through the API."""
+async def _demo_importer(api: str, admin_key: str) -> tuple[list[str], str]:
+    """A data_manager key for the demo's table, made through the API: (the ids of the demo's
+    keys, to revoke at the end, and the new key's token)."""
     async with client.session(admin_key) as session:
+        admin = await client.call(session, "GET", f"{api}/api/v1/me")
         created = await client.call(
             session,
             "POST",
@@ -79,7 +81,7 @@ async def _demo_importer(api: str, admin_key: str) -> tuple[str, str]:
             json={"name": "demo importer", "role": "data_manager", "tables": [DEMO_TABLE]},
         )
     print(f"created data_manager key {created['prefix']}… for {DEMO_TABLE} via POST /api/v1/keys")
-    return created["id"], created["key"]
+    return [created["id"], admin["id"]], created["key"]
 
 
 async def _revoke(api: str, admin_key: str, key_ids: list[str]) -> None:
@@ -100,9 +102,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _print_first_admin_key(stack)
         asyncio.run(_prepare_demo_table(stack.database_url))
         admin_key = asyncio.run(create_key(stack.database_url, "demo admin"))
-        importer_id, importer_key = asyncio.run(_demo_importer(stack.api_url, admin_key))
+        demo_keys, importer_key = asyncio.run(_demo_importer(stack.api_url, admin_key))
         code = asyncio.run(_import_and_follow(stack.api_url, importer_key, sample, DEMO_TABLE))
-        asyncio.run(_revoke(stack.api_url, admin_key, [importer_id]))
+        asyncio.run(_revoke(stack.api_url, admin_key, demo_keys))
+        print("revoked the demo's keys (DELETE /api/v1/keys/{id})")
         count = asyncio.run(_count_rows(stack.database_url, DEMO_TABLE))
         print(f"{DEMO_TABLE} now holds {count} rows")
     finally:

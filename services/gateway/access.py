@@ -160,32 +160,25 @@ def _allowed_by_route(request: web.Request, principal: Principal) -> None:
 async def access_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    request_id = uuid.uuid4().hex
-    request[EXTRA_HEADERS] = {"X-Request-Id": request_id}
+    request[EXTRA_HEADERS] = {"X-Request-Id": uuid.uuid4().hex}
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     request[AUDIT_DETAIL] = {}
-    status = 500
-    try:
-        principal = await _authenticate(request)
-        request[PRINCIPAL] = principal
-        structlog.contextvars.bind_contextvars(key=principal.lookup)
-        await _take_request(request, principal)
-        _allowed_by_route(request, principal)
-        response = await handler(request)
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    else:
-        status = response.status
-        return response
-    finally:
-        structlog.contextvars.unbind_contextvars("key")
-        await _record(request, request_id, status)
+    principal = await _authenticate(request)
+    request[PRINCIPAL] = principal
+    await _take_request(request, principal)
+    _allowed_by_route(request, principal)
+    with structlog.contextvars.bound_contextvars(key=principal.lookup):
+        return await handler(request)
 
 
-async def _record(request: web.Request, request_id: str, status: int) -> None:
+async def record(request: web.Request, status: int) -> None:
+    """The audit log entry of a request that was not to a public path (call once the
+    status is known, whatever happened)."""
+    if AUDIT_DETAIL not in request:
+        return
     principal = request.get(PRINCIPAL)
+    request_id = request[EXTRA_HEADERS]["X-Request-Id"]
     try:
         async with request.app[POOL].acquire() as conn:
             await audit.record(

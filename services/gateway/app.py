@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from services.gateway import admin, export, handlers, openapi
-from services.gateway.access import access_middleware, add_headers
+from services.gateway.access import access_middleware, add_headers, record
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.gateway.problems import problem_middleware
 from services.gateway.relay import relay_context
@@ -23,9 +23,11 @@ MAX_LINE = MAX_FIELD = 8190
 
 
 @web.middleware
-async def metrics_middleware(
+async def outcome_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """The final status of every request (after problem conversion): into the metrics, and
+    into the audit log."""
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
     started = time.perf_counter()
@@ -41,12 +43,13 @@ async def metrics_middleware(
     finally:
         HTTP_REQUESTS.labels(request.method, name, str(status)).inc()
         HTTP_SECONDS.labels(request.method, name).observe(time.perf_counter() - started)
+        await record(request, status)
 
 
 def create_app(settings: Settings) -> web.Application:
     app = service_app(
         settings,
-        middlewares=[metrics_middleware, problem_middleware, access_middleware],
+        middlewares=[outcome_middleware, problem_middleware, access_middleware],
         handler_args={"max_line_size": MAX_LINE, "max_field_size": MAX_FIELD},
     )
     app[TABLES] = TableCache(settings.allowed_schemas, ttl_seconds=2.0)

@@ -31,6 +31,7 @@ def test_demo_runs_the_stack_as_processes(
     assert '"status": "completed"' in run.stdout
     assert "public.demo_customers now holds 2000 rows" in run.stdout
     assert "all services stopped cleanly" in run.stdout
+    assert "revoked the demo's keys" in run.stdout
     for service in ("gateway", "validator", "loader", "auditor"):
         lines = (tmp_path / "logs" / f"{service}.log").read_text().splitlines()
         records = [json.loads(line) for line in lines]  # every line is a JSON object
