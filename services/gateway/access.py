@@ -118,19 +118,12 @@ async def _authenticate(request: web.Request) -> Principal:
 async def _take_request(request: web.Request, principal: Principal) -> None:
     limit = principal.requests_per_minute or request.app[SETTINGS].requests_per_minute
     async with request.app[POOL].acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT allowed, remaining, reset_seconds"
-            " FROM tidegate.take_request($1, $2, make_interval(secs => $3))",
-            principal.id,
-            limit,
-            WINDOW_SECONDS,
-        )
-    assert row is not None
-    allowed, remaining, seconds = row["allowed"], row["remaining"], math.ceil(row["reset_seconds"])
+        budget = await keystore.take_request(conn, principal.id, limit, WINDOW_SECONDS)
+    seconds = math.ceil(budget.reset_seconds)
     headers = request[EXTRA_HEADERS]
     headers["RateLimit-Policy"] = f'"per-key";q={limit};w={WINDOW_SECONDS}'
-    headers["RateLimit"] = f'"per-key";r={remaining};t={seconds}'
-    if not allowed:
+    headers["RateLimit"] = f'"per-key";r={budget.remaining};t={seconds}'
+    if not budget.allowed:
         headers["Retry-After"] = str(max(seconds, 1))
         raise Problem(
             429,

@@ -147,3 +147,22 @@ async def active_admins(conn: Conn, *, excluding: uuid.UUID | None = None) -> in
         excluding,
     )
     return len(rows)
+
+
+class Budget(msgspec.Struct, frozen=True):
+    allowed: bool
+    remaining: int
+    reset_seconds: float
+
+
+async def take_request(conn: Conn, key_id: uuid.UUID, limit: int, window_seconds: int) -> Budget:
+    """Count one request against the key's sliding-window budget (shared by all gateways)."""
+    row = await conn.fetchrow(
+        "SELECT allowed, remaining, reset_seconds"
+        " FROM tidegate.take_request($1, $2, make_interval(secs => $3))",
+        key_id,
+        limit,
+        window_seconds,
+    )
+    assert row is not None
+    return Budget(row["allowed"], row["remaining"], row["reset_seconds"])

@@ -50,10 +50,10 @@ BEGIN
         INSERT INTO tidegate.key_requests (key_id, at) VALUES (k, t);
         used := used + 1;
         oldest := coalesce(oldest, t);
-        IF used = 1 THEN  -- a quiet key: note the first use of each window
-            UPDATE tidegate.api_keys SET last_used_at = t WHERE id = k;
-        END IF;
     END IF;
+    -- last_used_at to the minute: one write a minute per busy key, not one per request
+    UPDATE tidegate.api_keys SET last_used_at = t
+     WHERE id = k AND (last_used_at IS NULL OR last_used_at < t - interval '1 minute');
     remaining := greatest(lim - used, 0);
     reset_seconds := greatest(extract(epoch FROM (oldest + win - t)), 0);
 END

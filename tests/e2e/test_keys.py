@@ -90,6 +90,8 @@ async def test_create_list_rotate_revoke(
         assert rotated != token and rotated.startswith(f"{created['prefix']}_")
         assert (await _status(session, bearer(token)))[0] == 401  # no grace: old one is dead
         assert (await _status(session, bearer(rotated)))[0] == 200
+        async with http.get(f"/api/v1/keys/{created['id']}") as response:
+            assert (await response.json())["last_used_at"] is not None
         async with http.post(
             f"/api/v1/keys/{created['id']}/rotate", params={"grace_seconds": "600"}
         ) as response:
@@ -196,3 +198,31 @@ async def test_the_audit_log_records_who_did_what(
     ) as response:
         older = (await response.json())["items"]
     assert older[0]["id"] < page["items"][0]["id"]
+
+
+async def test_a_team_shares_its_imports_and_nobody_else_sees_them(
+    services: Running, make_key: MakeKey, customers: str
+) -> None:
+    limits = {"concurrent_imports": 10, "requests_per_minute": 1000}
+    alice = await make_key("data_manager", name="alice", team="finance", **limits)
+    bob = await make_key("viewer", name="bob", team="finance", **limits)
+    eve = await make_key("data_manager", name="eve", team="sales", **limits)
+    loner = await make_key("data_manager", name="loner", **limits)
+    async with aiohttp.ClientSession(base_url=services.api) as session:
+        async with session.post(
+            "/api/v1/database/import",
+            params={"table": customers, "validate_only": "true"},
+            data=b"id,name,email,signup_date,active\n1,A,a@x,2024-01-01,yes\n",
+            headers={"Content-Type": "text/csv", **bearer(alice)},
+        ) as response:
+            import_id = (await response.json())["id"]
+        seen = {}
+        for name, token in (("alice", alice), ("bob", bob), ("eve", eve), ("loner", loner)):
+            async with session.get(
+                f"/api/v1/database/imports/{import_id}", headers=bearer(token)
+            ) as response:
+                seen[name] = response.status
+            async with session.get("/api/v1/database/imports", headers=bearer(token)) as response:
+                listed = {i["id"] for i in (await response.json())["items"]}
+                assert (import_id in listed) == (seen[name] == 200), name
+    assert seen == {"alice": 200, "bob": 200, "eve": 404, "loner": 404}
