@@ -30,6 +30,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_records_per_import: int = 10_000
     requests_per_minute: int = 60  # per API key, unless the key has its own
     concurrent_imports: int = 1  # per API key, unless the key has its own
+    audit_retention_days: int = 365  # 0: keep the audit log forever
     rules_dir: str = "rules"
     service_name: str = "tidegate"
 
@@ -100,6 +101,7 @@ def load_settings(
         max_records_per_import=_int(env, "TIDEGATE_MAX_RECORDS_PER_IMPORT", 10_000, minimum=1),
         requests_per_minute=_int(env, "TIDEGATE_REQUESTS_PER_MINUTE", 60, minimum=1),
         concurrent_imports=_int(env, "TIDEGATE_CONCURRENT_IMPORTS", 1, minimum=1),
+        audit_retention_days=_int(env, "TIDEGATE_AUDIT_RETENTION_DAYS", 365, minimum=0),
         rules_dir=env.get("TIDEGATE_RULES_DIR", "") or "rules",
         service_name=service_name,
     )

@@ -12,6 +12,7 @@ from services.gateway.access import access_middleware, add_headers, record
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.gateway.problems import problem_middleware
 from services.gateway.relay import relay_context
+from services.gateway.retention import retention_context
 from services.gateway.tables import RULES, TABLES
 from shared.catalog import TableCache
 from shared.config import Settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     app[RULES] = RuleBook(settings.rules_dir)
     app.on_response_prepare.append(add_headers)
     app.cleanup_ctx.append(relay_context)
+    app.cleanup_ctx.append(retention_context)
     for table in (handlers.routes, export.routes, admin.routes, openapi.routes):
         app.add_routes(table)
     return app

@@ -1,0 +1,71 @@
+"""Forgetting what the limits no longer need, every few minutes: requests older than the
+rate window, idempotency keys older than 24 hours, and audit entries older than
+`TIDEGATE_AUDIT_RETENTION_DAYS` (0 keeps them forever). Any replica may sweep; the deletes
+are idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from services.gateway.access import WINDOW_SECONDS
+from shared.db import Conn
+from shared.service import POOL, SETTINGS
+
+log = structlog.get_logger(__name__)
+
+EVERY_SECONDS = 300
+BATCH = 10_000  # audit rows per statement, so a long backlog never holds locks for long
+
+
+async def sweep(conn: Conn, audit_retention_days: int) -> dict[str, int]:
+    """Delete what has expired; returns how many rows of each table."""
+    gone = {}
+    status = await conn.execute(
+        "DELETE FROM tidegate.key_requests WHERE at < now() - make_interval(secs => $1)",
+        WINDOW_SECONDS,
+    )
+    gone["key_requests"] = int(status.split()[-1])
+    status = await conn.execute(
+        "DELETE FROM tidegate.idempotency_keys WHERE created_at < now() - interval '24 hours'"
+    )
+    gone["idempotency_keys"] = int(status.split()[-1])
+    gone["audit_log"] = 0
+    while audit_retention_days > 0:
+        status = await conn.execute(
+            "DELETE FROM tidegate.audit_log WHERE id IN (SELECT id FROM tidegate.audit_log"
+            " WHERE at < now() - make_interval(days => $1) LIMIT $2)",
+            audit_retention_days,
+            BATCH,
+        )
+        deleted = int(status.split()[-1])
+        gone["audit_log"] += deleted
+        if deleted < BATCH:
+            break
+    return gone
+
+
+async def retention_context(app: web.Application) -> AsyncIterator[None]:
+    days = app[SETTINGS].audit_retention_days
+
+    async def run() -> None:
+        while True:
+            try:
+                async with app[POOL].acquire() as conn:
+                    gone = await sweep(conn, days)
+                if any(gone.values()):
+                    log.info("expired rows deleted", **gone)
+            except (OSError, TimeoutError, asyncpg.PostgresError):
+                log.exception("retention sweep failed; next try in a while")
+            await asyncio.sleep(EVERY_SECONDS)
+
+    task = asyncio.create_task(run(), name="retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
