@@ -153,7 +153,8 @@ def _allowed_by_route(request: web.Request, principal: Principal) -> None:
 async def access_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    request[EXTRA_HEADERS] = {"X-Request-Id": uuid.uuid4().hex}
+    request_id = uuid.uuid4().hex
+    request[EXTRA_HEADERS] = {"X-Request-Id": request_id}
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     request[AUDIT_DETAIL] = {}
@@ -161,7 +162,8 @@ async def access_middleware(
     request[PRINCIPAL] = principal
     await _take_request(request, principal)
     _allowed_by_route(request, principal)
-    with structlog.contextvars.bound_contextvars(key=principal.lookup):
+    # Log lines of the request name the key and the request id (as the audit log does).
+    with structlog.contextvars.bound_contextvars(key=principal.lookup, request_id=request_id):
         return await handler(request)
 
 
