@@ -108,6 +108,19 @@ def _describe(columns: Sequence[str], values: Sequence[str]) -> str:
     return ", ".join(f"{quote_ident(c)} = {v!r}" for c, v in zip(columns, values, strict=True))
 
 
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """One chunk being checked, and what the checks found so far."""
+
+    import_id: uuid.UUID
+    seq: int
+    rows: Sequence[Sequence[str]]
+    lines: Sequence[int]
+    policy: DuplicatePolicy
+    match_on: tuple[str, ...]
+    out: Outcome
+
+
 class RelationCheck:
     def __init__(
         self, table: TableDef, keys: list[KeySpec], refs: list[RefSpec], claims: KeyClaims
@@ -128,32 +141,24 @@ class RelationCheck:
         policy: DuplicatePolicy,
         match_on: tuple[str, ...],
     ) -> Outcome:
-        out = Outcome()
-        await self._in_file(conn, import_id, seq, rows, lines, policy, out)
-        await self._in_table(conn, rows, lines, policy, match_on, out)
-        await self._references(conn, import_id, seq, rows, lines, out)
-        return out
+        chunk = _Chunk(import_id, seq, rows, lines, policy, match_on, Outcome())
+        await self._in_file(conn, chunk)
+        await self._in_table(conn, chunk)
+        await self._references(conn, chunk)
+        return chunk.out
 
     def _key_values(self, spec: KeySpec, row: Sequence[str]) -> tuple[str, ...] | None:
         values = tuple(row[p] for p in spec.positions)
         return None if "" in values else values
 
-    def _duplicate(
-        self,
-        out: Outcome,
-        index: int,
-        line: int,
-        spec: KeySpec,
-        row: Sequence[str],
-        code: str,
-        where: str,
-        policy: DuplicatePolicy,
-    ) -> None:
+    @staticmethod
+    def _duplicate(chunk: _Chunk, index: int, spec: KeySpec, code: str, where: str) -> None:
+        out = chunk.out
         out.duplicates.add(index)
-        if policy == "update" and code == "duplicate_in_table":
+        if chunk.policy == "update" and code == "duplicate_in_table":
             return  # the loader updates the existing row
-        skip = policy == "skip"
-        values = [row[p] for p in spec.positions]
+        skip = chunk.policy == "skip"
+        values = [chunk.rows[index][p] for p in spec.positions]
         message = f"{_describe(spec.columns, values)} {where}"
         if skip:
             out.skipped.add(index)
@@ -162,7 +167,7 @@ class RelationCheck:
             out.rejected.add(index)
         out.errors.append(
             RowError(
-                line=line,
+                line=chunk.lines[index],
                 column=",".join(spec.columns),
                 code=code,
                 message=message,
@@ -171,16 +176,8 @@ class RelationCheck:
             )
         )
 
-    async def _in_file(
-        self,
-        conn: Conn,
-        import_id: uuid.UUID,
-        seq: int,
-        rows: Sequence[Sequence[str]],
-        lines: Sequence[int],
-        policy: DuplicatePolicy,
-        out: Outcome,
-    ) -> None:
+    async def _in_file(self, conn: Conn, chunk: _Chunk) -> None:
+        rows, lines = chunk.rows, chunk.lines
         claims: list[Claim] = []
         index_of_line = {line: i for i, line in enumerate(lines)}
         for spec in self.keys:
@@ -192,33 +189,23 @@ class RelationCheck:
                 key = digest([c(v) for c, v in zip(spec.canons, values, strict=True)])
                 if key in first:
                     where = f"repeats line {lines[first[key]]} of this file"
-                    self._duplicate(out, i, lines[i], spec, row, "duplicate_in_file", where, policy)
+                    self._duplicate(chunk, i, spec, "duplicate_in_file", where)
                 else:
                     first[key] = i
                     claims.append((spec.key_no, key, lines[i]))
         by_no = {spec.key_no: spec for spec in self.keys}
         for key_no, line, owner_seq, owner_line in await self._claims.claim(
-            conn, import_id, seq, claims
+            conn, chunk.import_id, chunk.seq, claims
         ):
-            if (owner_seq, owner_line) == (seq, line):
+            if (owner_seq, owner_line) == (chunk.seq, line):
                 continue  # this chunk's own claim: it is being validated again
-            i = index_of_line[line]
             where = f"repeats line {owner_line} of this file"
-            self._duplicate(
-                out, i, line, by_no[key_no], rows[i], "duplicate_in_file", where, policy
-            )
+            self._duplicate(chunk, index_of_line[line], by_no[key_no], "duplicate_in_file", where)
 
-    async def _in_table(
-        self,
-        conn: Conn,
-        rows: Sequence[Sequence[str]],
-        lines: Sequence[int],
-        policy: DuplicatePolicy,
-        match_on: tuple[str, ...],
-        out: Outcome,
-    ) -> None:
+    async def _in_table(self, conn: Conn, chunk: _Chunk) -> None:
+        rows, out = chunk.rows, chunk.out
         for spec in self.keys:
-            if policy == "update" and set(spec.columns) != set(match_on):
+            if chunk.policy == "update" and set(spec.columns) != set(chunk.match_on):
                 continue  # other keys: a conflicting update is refused by the database
             candidates = [
                 i
@@ -229,21 +216,11 @@ class RelationCheck:
             ]
             tuples = [[rows[i][p] for p in spec.positions] for i in candidates]
             for hit in await repository.lookup(conn, spec.lookup_sql, tuples):
-                i = candidates[hit]
                 where = f"already exists in {self.table.qualified_name}"
-                self._duplicate(
-                    out, i, lines[i], spec, rows[i], "duplicate_in_table", where, policy
-                )
+                self._duplicate(chunk, candidates[hit], spec, "duplicate_in_table", where)
 
-    async def _references(
-        self,
-        conn: Conn,
-        import_id: uuid.UUID,
-        seq: int,
-        rows: Sequence[Sequence[str]],
-        lines: Sequence[int],
-        out: Outcome,
-    ) -> None:
+    async def _references(self, conn: Conn, chunk: _Chunk) -> None:
+        rows, lines, out = chunk.rows, chunk.lines, chunk.out
         for ref in self.refs:
             candidates: list[int] = []
             for i, row in enumerate(rows):
@@ -259,7 +236,7 @@ class RelationCheck:
                 candidates[m] for m in await repository.lookup(conn, ref.missing_sql, tuples)
             ]
             if missing and ref.own_key is not None:
-                missing = await self._not_in_import(conn, import_id, seq, ref, rows, missing)
+                missing = await self._not_in_import(conn, chunk, ref, missing)
             for i in missing:
                 values = [rows[i][p] for p in ref.positions]
                 self._missing(
@@ -272,13 +249,7 @@ class RelationCheck:
                 )
 
     async def _not_in_import(
-        self,
-        conn: Conn,
-        import_id: uuid.UUID,
-        seq: int,
-        ref: RefSpec,
-        rows: Sequence[Sequence[str]],
-        missing: list[int],
+        self, conn: Conn, chunk: _Chunk, ref: RefSpec, missing: list[int]
     ) -> list[int]:
         """Those of `missing` that no row of this import (up to this chunk) provides."""
         key = ref.own_key
@@ -286,9 +257,11 @@ class RelationCheck:
         order = [ref.ref_columns.index(name) for name in key.columns]
         digests = {}
         for i in missing:
-            values = [rows[i][ref.positions[o]] for o in order]
+            values = [chunk.rows[i][ref.positions[o]] for o in order]
             digests[i] = digest([c(v) for c, v in zip(key.canons, values, strict=True)])
-        found = await self._claims.claimed(conn, import_id, key.key_no, digests.values(), seq)
+        found = await self._claims.claimed(
+            conn, chunk.import_id, key.key_no, digests.values(), chunk.seq
+        )
         return [i for i in missing if digests[i] not in found]
 
     @staticmethod
