@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,13 @@ from services.gateway import idempotency, limits, repository
 from services.gateway.access import TARGET, principal_of, require
 from services.gateway.body import open_upload
 from services.gateway.csv_stream import ENCODINGS, CsvInputError, delimiter_char, encoding_name
-from services.gateway.intake import ImportOptions, Owner, TooManyRecords, receive_import
+from services.gateway.intake import (
+    ImportOptions,
+    ImportReceived,
+    Owner,
+    TooManyRecords,
+    receive_import,
+)
 from services.gateway.keys import Principal
 from services.gateway.params import flag, int_param, invalid, path_id, required_param
 from services.gateway.problems import Problem
@@ -198,34 +205,32 @@ async def post_import(request: web.Request) -> web.Response:
     body, filename, charset = await open_upload(request, settings.max_file_bytes)
     if charset is not None and options.encoding is None:
         options = msgspec.structs.replace(options, encoding=_encoding(charset, from_charset=True))
-    fingerprint = idempotency.Fingerprint(request)
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        if idem_key is not None:
-            earlier = await idempotency.lock(conn, principal.id, idem_key)
-            if earlier is not None:
-                return await _replay(conn, request, earlier, await fingerprint.consume(body))
-            body = fingerprint.tee(body)
-        owner = await _claim_slot(conn, principal, settings.concurrent_imports)
-        try:
-            received = await receive_import(
-                conn, table=table, body=body, options=options, filename=filename, owner=owner
-            )
-        except HeaderMismatch as exc:
-            raise _header_problem(exc, table) from None
-        except TooManyRecords as exc:
-            raise Problem(
-                422,
-                "too-many-records",
-                "Too many records",
-                f"{exc}; nothing was imported. Split the file.",
-                max_records=exc.limit,
-            ) from None
-        except CsvInputError as exc:
-            raise _csv_problem(exc) from None
-        if idem_key is not None:
-            await idempotency.remember(
-                conn, principal.id, idem_key, fingerprint.digest(), received.import_id
-            )
+    limit = principal.concurrent_imports or settings.concurrent_imports
+    try:
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            fingerprint = None
+            if idem_key is not None:
+                fingerprint = idempotency.Fingerprint(request)
+                earlier = await idempotency.lock(conn, principal.id, idem_key)
+                if earlier is not None:
+                    return await _replay(conn, request, earlier, await fingerprint.consume(body))
+                body = fingerprint.tee(body)
+            slot = await limits.claim_slot(conn, principal.id, limit)
+            if slot is None:
+                raise await _too_many_running(conn, principal, limit)
+            owner = Owner(key_id=principal.id, team=principal.team, slot=slot)
+            received = await _receive(conn, table, body, options, filename, owner)
+            if idem_key is not None and fingerprint is not None:
+                await idempotency.remember(
+                    conn, principal.id, idem_key, fingerprint.digest(), received.import_id
+                )
+    except asyncpg.UniqueViolationError as exc:
+        # Another gateway committed an import into the same slot after this one looked:
+        # the unique index had the last word.
+        if exc.constraint_name != limits.RUNNING_SLOT_INDEX:
+            raise
+        async with request.app[POOL].acquire() as conn:
+            raise await _too_many_running(conn, principal, limit) from None
     request.app[RELAY].wake()
     body_json = render_import(received.record)
     request[TARGET] = body_json["id"]
@@ -242,13 +247,36 @@ async def post_import(request: web.Request) -> web.Response:
     )
 
 
-async def _claim_slot(conn: Conn, principal: Principal, default_limit: int) -> Owner:
-    limit = principal.concurrent_imports or default_limit
-    slot = await limits.claim_slot(conn, principal.id, limit)
-    if slot is None:
-        running = await limits.running_imports(conn, principal.id)
-        raise limits.too_many_running(limit, running, [import_url(i) for i in running])
-    return Owner(key_id=principal.id, team=principal.team, slot=slot)
+async def _too_many_running(conn: Conn, principal: Principal, limit: int) -> Problem:
+    running = await limits.running_imports(conn, principal.id)
+    return limits.too_many_running(limit, running, [import_url(i) for i in running])
+
+
+async def _receive(
+    conn: Conn,
+    table: TableDef,
+    body: AsyncIterator[bytes],
+    options: ImportOptions,
+    filename: str | None,
+    owner: Owner,
+) -> ImportReceived:
+    """receive_import, its refusals as problems."""
+    try:
+        return await receive_import(
+            conn, table=table, body=body, options=options, filename=filename, owner=owner
+        )
+    except HeaderMismatch as exc:
+        raise _header_problem(exc, table) from None
+    except TooManyRecords as exc:
+        raise Problem(
+            422,
+            "too-many-records",
+            "Too many records",
+            f"{exc}; nothing was imported. Split the file.",
+            max_records=exc.limit,
+        ) from None
+    except CsvInputError as exc:
+        raise _csv_problem(exc) from None
 
 
 async def _replay(

@@ -302,3 +302,56 @@ async def test_crafted_names_ids_and_headers_are_refused_cleanly(
     async with http.get("/api/v1/me") as response:  # and the gateway serves on
         assert response.status == 200
     assert await db.fetchval(f"SELECT count(*) FROM {customers}") == 0
+
+
+async def test_the_unique_index_has_the_last_word_on_slots(
+    services: Running, make_key: MakeKey, customers: str, db: asyncpg.Connection, database_url: str
+) -> None:
+    """Another gateway's import commits into the slot after this gateway looked: the insert
+    waits on the unique index, fails, and the answer is 429, with nothing stored."""
+    token = await make_key("data_manager", name="racer")
+    url = f"{services.api}/api/v1/database/import?table={customers}"
+    other = await asyncpg.connect(database_url)
+    racing = uuid.uuid4()
+    try:
+        async with aiohttp.ClientSession(headers=bearer(token)) as session:
+            async with session.get(f"{services.api}/api/v1/me") as response:
+                key_id = uuid.UUID((await response.json())["id"])
+            transaction = other.transaction()
+            await transaction.start()
+            await other.execute(
+                "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source,"
+                " key_id, slot) VALUES ($1, $2, '{id}', 1, 'http', $3, 0)",
+                racing,
+                customers,
+                key_id,
+            )
+            post = asyncio.create_task(
+                session.post(url, data=CSV + row(1), headers={"Content-Type": "text/csv"})
+            )
+            for _ in range(200):  # until the gateway's insert waits on the uncommitted row
+                waiting = await db.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND application_name = 'tidegate-gateway'"
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.05)
+            assert waiting == 1
+            await transaction.commit()
+            async with await post as response:
+                assert response.status == 429
+                problem = await response.json()
+        assert problem["type"] == "/problems/too-many-concurrent-imports"
+        assert problem["running"] == [f"/api/v1/database/imports/{racing}"]
+        assert (
+            await db.fetchval("SELECT count(*) FROM tidegate.imports WHERE key_id = $1", key_id)
+            == 1
+        )
+        assert await db.fetchval(f"SELECT count(*) FROM {customers}") == 0
+    finally:
+        await db.execute(
+            "UPDATE tidegate.imports SET status = 'failed', finished_at = now() WHERE id = $1",
+            racing,
+        )
+        await other.close()
