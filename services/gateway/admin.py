@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -77,7 +78,7 @@ async def list_keys(request: web.Request) -> web.Response:
     return web.json_response({"items": [keystore.render_key(r) for r in rows]})
 
 
-def _key_id(request: web.Request) -> Any:
+def _key_id(request: web.Request) -> uuid.UUID:
     key_id = path_id(request, "key_id", "key-not-found", "API key not found")
     request[TARGET] = str(key_id)
     return key_id
@@ -154,7 +155,7 @@ async def audit_log(request: web.Request) -> web.Response:
     """Newest first; `cursor` (from `next_cursor`) pages back in time."""
     limit = int_param(request, "limit", 100, 1, 1000)
     outcome = request.query.get("outcome")
-    if outcome not in (None, "success", "denied", "rejected", "error"):
+    if outcome is not None and outcome not in audit.OUTCOMES:
         raise invalid("outcome", "outcome must be success, denied, rejected or error.")
     where = audit.AuditFilter(
         key_id=uuid_param(request, "key_id"),

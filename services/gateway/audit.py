@@ -14,6 +14,8 @@ import msgspec
 from services.gateway.keys import Principal
 from shared.db import Conn
 
+OUTCOMES = ("success", "denied", "rejected", "error")
+
 
 def outcome(status: int) -> str:
     if status < 400:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -18,13 +19,7 @@ from services.gateway import idempotency, limits, repository
 from services.gateway.access import TARGET, principal_of, require
 from services.gateway.body import open_upload
 from services.gateway.csv_stream import ENCODINGS, CsvInputError, delimiter_char, encoding_name
-from services.gateway.intake import (
-    ImportOptions,
-    ImportReceived,
-    Owner,
-    TooManyRecords,
-    receive_import,
-)
+from services.gateway.intake import ImportOptions, Owner, TooManyRecords, receive_import
 from services.gateway.keys import Principal
 from services.gateway.params import flag, int_param, invalid, path_id, required_param
 from services.gateway.problems import Problem
@@ -219,7 +214,10 @@ async def post_import(request: web.Request) -> web.Response:
             if slot is None:
                 raise await _too_many_running(conn, principal, limit)
             owner = Owner(key_id=principal.id, team=principal.team, slot=slot)
-            received = await _receive(conn, table, body, options, filename, owner)
+            with _refusals_as_problems(table):
+                received = await receive_import(
+                    conn, table=table, body=body, options=options, filename=filename, owner=owner
+                )
             if idem_key is not None and fingerprint is not None:
                 await idempotency.remember(
                     conn, principal.id, idem_key, fingerprint.digest(), received.import_id
@@ -252,19 +250,11 @@ async def _too_many_running(conn: Conn, principal: Principal, limit: int) -> Pro
     return limits.too_many_running(limit, running, [import_url(i) for i in running])
 
 
-async def _receive(
-    conn: Conn,
-    table: TableDef,
-    body: AsyncIterator[bytes],
-    options: ImportOptions,
-    filename: str | None,
-    owner: Owner,
-) -> ImportReceived:
-    """receive_import, its refusals as problems."""
+@contextmanager
+def _refusals_as_problems(table: TableDef) -> Iterator[None]:
+    """receive_import's refusals of the file, as 422 problems."""
     try:
-        return await receive_import(
-            conn, table=table, body=body, options=options, filename=filename, owner=owner
-        )
+        yield
     except HeaderMismatch as exc:
         raise _header_problem(exc, table) from None
     except TooManyRecords as exc:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway import admin, export, handlers
+from services.gateway import admin, audit, export, handlers
 from services.gateway.keys import ROLES
 
 routes = web.RouteTableDef()
@@ -227,7 +227,7 @@ AUDIT_ENTRY = obj(
     path=STR,
     target=nullable(STR),
     status=INT,
-    outcome={"type": "string", "enum": ["success", "denied", "rejected", "error"]},
+    outcome={"type": "string", "enum": list(audit.OUTCOMES)},
     remote=nullable(STR),
     request_id=STR,
     detail=nullable({"type": "object"}),
@@ -422,7 +422,7 @@ def _paths() -> dict[str, Schema]:
                     param("action", STR, "e.g. import.create"),
                     param(
                         "outcome",
-                        {"type": "string", "enum": ["success", "denied", "rejected", "error"]},
+                        {"type": "string", "enum": list(audit.OUTCOMES)},
                         "filter",
                     ),
                     param("since", TIME, "from (inclusive)"),

@@ -23,27 +23,33 @@ EVERY_SECONDS = 300
 BATCH = 10_000  # audit rows per statement, so a long backlog never holds locks for long
 
 
+async def _delete(conn: Conn, sql: str, *args: object) -> int:
+    status = await conn.execute(sql, *args)  # "DELETE <n>"
+    return int(status.split()[-1])
+
+
 async def sweep(conn: Conn, audit_retention_days: int) -> dict[str, int]:
     """Delete what has expired; returns how many rows of each table."""
-    gone = {}
-    status = await conn.execute(
-        "DELETE FROM tidegate.key_requests WHERE at < now() - make_interval(secs => $1)",
-        WINDOW_SECONDS,
-    )
-    gone["key_requests"] = int(status.split()[-1])
-    status = await conn.execute(
-        "DELETE FROM tidegate.idempotency_keys WHERE created_at < now() - interval '24 hours'"
-    )
-    gone["idempotency_keys"] = int(status.split()[-1])
-    gone["audit_log"] = 0
+    gone = {
+        "key_requests": await _delete(
+            conn,
+            "DELETE FROM tidegate.key_requests WHERE at < now() - make_interval(secs => $1)",
+            WINDOW_SECONDS,
+        ),
+        "idempotency_keys": await _delete(
+            conn,
+            "DELETE FROM tidegate.idempotency_keys WHERE created_at < now() - interval '24 hours'",
+        ),
+        "audit_log": 0,
+    }
     while audit_retention_days > 0:
-        status = await conn.execute(
+        deleted = await _delete(
+            conn,
             "DELETE FROM tidegate.audit_log WHERE id IN (SELECT id FROM tidegate.audit_log"
             " WHERE at < now() - make_interval(days => $1) LIMIT $2)",
             audit_retention_days,
             BATCH,
         )
-        deleted = int(status.split()[-1])
         gone["audit_log"] += deleted
         if deleted < BATCH:
             break

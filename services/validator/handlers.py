@@ -151,39 +151,26 @@ class ChunkValidator:
             ColumnRule(table.column(name), rules.column(name), rules.content) for name in columns
         ]
         keys = key_specs(table, columns)
+        # Foreign keys, then the rule file's required associations: (referenced table, the
+        # schemas it may be in, own columns, referenced columns, required).
+        wanted = [
+            (fk.ref_table, [fk.ref_schema], fk.columns, fk.ref_columns, False)
+            for fk in table.foreign_keys
+        ] + [(a.references, list(self._allowed), a.columns, a.to, True) for a in rules.associations]
         refs: list[RefSpec | None] = []
-        for fk in table.foreign_keys:
-            ref = await load_table(conn, fk.ref_table, [fk.ref_schema])
-            if ref is not None:
+        for name, schemas, own, to, required in wanted:
+            ref = await load_table(conn, name, schemas)
+            if required and (ref is None or not set(to) <= {c.name for c in ref.columns}):
+                raise RuleFileError(
+                    f"rule file for {table.qualified_name}: association to {name}"
+                    f" {list(to)}: no such table or columns"
+                )
+            if ref is not None:  # a foreign key to a table outside the catalog's reach
                 refs.append(
                     ref_spec(
-                        table,
-                        columns,
-                        keys,
-                        own=fk.columns,
-                        ref=ref,
-                        ref_columns=fk.ref_columns,
-                        required=False,
+                        table, columns, keys, own=own, ref=ref, ref_columns=to, required=required
                     )
                 )
-        for assoc in rules.associations:
-            ref = await load_table(conn, assoc.references, self._allowed)
-            if ref is None or any(name not in {c.name for c in ref.columns} for name in assoc.to):
-                raise RuleFileError(
-                    f"rule file for {table.qualified_name}: association to {assoc.references}"
-                    f" {list(assoc.to)}: no such table or columns"
-                )
-            refs.append(
-                ref_spec(
-                    table,
-                    columns,
-                    keys,
-                    own=assoc.columns,
-                    ref=ref,
-                    ref_columns=assoc.to,
-                    required=True,
-                )
-            )
         compiled = Compiled(
             column_rules,
             RelationCheck(table, keys, [r for r in refs if r is not None], self._claims),

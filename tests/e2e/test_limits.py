@@ -7,7 +7,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import aiohttp
 import asyncpg
@@ -35,8 +35,8 @@ async def _second_gateway(settings: Settings) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
-def _rate_fields(headers: dict[str, str] | aiohttp.typedefs.LooseHeaders) -> tuple[int, int]:
-    match = re.fullmatch(r'"per-key";r=(\d+);t=(\d+)', headers["RateLimit"])  # type: ignore[index]
+def _rate_fields(headers: Mapping[str, str]) -> tuple[int, int]:
+    match = re.fullmatch(r'"per-key";r=(\d+);t=(\d+)', headers["RateLimit"])
     assert match, headers
     return int(match[1]), int(match[2])
 

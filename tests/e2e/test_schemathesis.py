@@ -8,6 +8,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -68,8 +69,6 @@ async def test_schemathesis_finds_nothing(
     limits = {"requests_per_minute": 1_000_000, "concurrent_imports": 100}
     token = await make_key("admin", name="schemathesis", **limits)
     spare = await make_key("admin", name="schemathesis rotations", **limits)
-    import aiohttp  # noqa: PLC0415
-
     async with aiohttp.ClientSession(base_url=services.api, headers=bearer(token)) as session:
         async with session.post(
             "/api/v1/database/import",
@@ -81,20 +80,17 @@ async def test_schemathesis_finds_nothing(
         async with session.get("/api/v1/me", headers=bearer(spare)) as response:
             spare_id = (await response.json())["id"]
     values = {"table": customers, "import_id": import_id, "key_id": spare_id}
-    # Everything but rotating and revoking keys, with a key that stays valid.
-    main = tmp_path / "main.toml"
-    main.write_text(CONFIG.format(token=token, examples=30, **values))
-    code, out = await _schemathesis(
-        main, services.api, "--exclude-operation-id", "keys.rotate",
-        "--exclude-operation-id", "keys.revoke",
-    )  # fmt: skip
-    assert code == 0, out
-    # Rotating and revoking, on a spare admin key (it may well rotate itself away).
-    admin_ops = tmp_path / "admin.toml"
-    admin_ops.write_text(CONFIG.format(token=spare, examples=10, **values))
-    code, out = await _schemathesis(
-        admin_ops, services.api, "--include-operation-id", "keys.rotate",
-        "--include-operation-id", "keys.revoke",
-    )  # fmt: skip
-    assert code == 0, out
+    key_operations = ("keys.rotate", "keys.revoke")
+    runs = (
+        # Everything but rotating and revoking keys, with a key that stays valid.
+        ("main", token, 30, "--exclude-operation-id"),
+        # Rotating and revoking, on a spare admin key (it may well rotate itself away).
+        ("keys", spare, 10, "--include-operation-id"),
+    )
+    for name, key, examples, select in runs:
+        config = tmp_path / f"{name}.toml"
+        config.write_text(CONFIG.format(token=key, examples=examples, **values))
+        options = [part for op in key_operations for part in (select, op)]
+        code, out = await _schemathesis(config, services.api, *options)
+        assert code == 0, out
     assert await db.fetchval(f"SELECT count(*) FROM {customers}") == 0  # only validate/dry runs
