@@ -6,6 +6,7 @@ equal to what the code would write, so the contract for upstream producers canno
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -64,6 +65,9 @@ _HEADERS = {
 def document() -> dict[str, Any]:
     structs = [struct for _, _, struct, _, _ in _CHANNELS]
     _, schemas = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
+    for schema in schemas.values():  # msgspec < 0.20 keeps docstrings' indentation
+        if "description" in schema:
+            schema["description"] = inspect.cleandoc(schema["description"])
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
