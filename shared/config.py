@@ -33,6 +33,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_retention_days: int = 365  # 0: keep the audit log forever
     rules_dir: str = "rules"
     service_name: str = "tidegate"
+    # Self-healing (docs/architecture.md, "Faults and recovery").
+    transient_retry_seconds: float = 300.0  # retry one event this long, then dead-letter it
+    reconcile_seconds: float = 5.0  # how often the auditor's reconciler looks
+    stall_seconds: float = 30.0  # an import without progress this long is re-driven
+    give_up_seconds: float = 900.0  # ... and failed after this long without progress
+
+
+_DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(Settings)}
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -104,4 +112,13 @@ def load_settings(
         audit_retention_days=_int(env, "TIDEGATE_AUDIT_RETENTION_DAYS", 365, minimum=0),
         rules_dir=env.get("TIDEGATE_RULES_DIR", "") or "rules",
         service_name=service_name,
+        **{
+            name: _float(env, f"TIDEGATE_{name.upper()}", _DEFAULTS[name])
+            for name in (
+                "transient_retry_seconds",
+                "reconcile_seconds",
+                "stall_seconds",
+                "give_up_seconds",
+            )
+        },
     )

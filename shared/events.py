@@ -7,6 +7,7 @@ can recognise a redelivery.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated, Literal
 
@@ -125,6 +126,33 @@ class ImportStatus(_Event, frozen=True, tag="tidegate.import.status.v1"):
 
 
 Event = ChunkSubmitted | ChunkValidated | ChunkLoaded | ImportStatus
+
+
+def shape_problem(event: ChunkSubmitted | ChunkValidated) -> str | None:
+    """What makes a chunk event impossible to apply as it stands, beyond its schema:
+    columns repeated, lines that do not match the rows, and in a validated chunk rows whose
+    cell count differs from the columns' or counts that do not add up (a submitted chunk
+    may have ragged rows: they are the validator's row errors). Checked before any side
+    effect."""
+    width = len(event.columns)
+    if width == 0 or len(set(event.columns)) != width:
+        return "columns must be non-empty and distinct"
+    if event.lines is not None and len(event.lines) != len(event.rows):
+        return f"{len(event.lines)} lines for {len(event.rows)} rows"
+    if isinstance(event, ChunkValidated):
+        for i, row in enumerate(event.rows):
+            if len(row) != width:
+                return f"row {i} has {len(row)} cells for {width} columns"
+        accounted = len(event.rows) + event.invalid_rows + event.skipped_rows
+        if accounted > event.total_rows:
+            return f"rows, invalid and skipped add up to {accounted} > total_rows"
+    return None
+
+
+def digest(event: Event) -> bytes:
+    """A fingerprint of an event's content: the loader applies a chunk.validated event
+    only if the validator recorded this digest for it."""
+    return hashlib.blake2b(encode(event), digest_size=16).digest()
 
 
 def type_tag(cls: type[msgspec.Struct]) -> str:

@@ -3,8 +3,9 @@
 Delivery is at-least-once. A handler applies an event's effect and returns the events it
 causes; the loop sends those without waiting, and commits a batch's offsets only after every
 effect is committed and every outgoing event acknowledged. It retries transient failures
-without moving on, and sends what cannot be decoded (or cannot ever be applied) to the
-dead-letter topic with context headers.
+(shared/failures.py) without moving on, for a bounded time, and sends what cannot be decoded
+(or cannot ever be applied) to the dead-letter topic with context headers. Every broker call
+has a timeout; a consumer that loses the broker is rebuilt, topics first.
 """
 
 from __future__ import annotations
@@ -16,21 +17,29 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-import asyncpg
 import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 
 from shared import events, topics
-from shared.errors import InvalidEvent, TidegateError
-from shared.metrics import EVENT_SECONDS, EVENTS_CONSUMED
+from shared.errors import InvalidEvent
+from shared.failures import is_transient
+from shared.metrics import CONSUMER_LAG, CONSUMER_RECONNECTS, EVENT_SECONDS, EVENTS_CONSUMED
 
 log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SPEC_VERSION = b"1.0"
+# How long one broker call may take; past it the call fails as transient (a consumer is
+# then rebuilt, the relay tries again).
+BROKER_CALL_SECONDS = 15.0
 
 Headers = list[tuple[str, bytes]]
 RawRecord = tuple[str, bytes, bytes | None, Headers]  # topic, value, key, headers
@@ -119,10 +128,16 @@ class EventPublisher:
             ]
         )
 
+    async def broker_metadata(self) -> None:
+        """Ask the broker for its metadata; raises if it does not answer."""
+        await self._producer.client.fetch_all_metadata()
+
     async def send_records(self, records: Sequence[RawRecord]) -> list[asyncio.Future[Any]]:
         """Send already-encoded records; futures complete on acknowledgement."""
         return [
-            await self._producer.send(topic, value, key=key, headers=headers)
+            await asyncio.wait_for(
+                self._producer.send(topic, value, key=key, headers=headers), BROKER_CALL_SECONDS
+            )
             for topic, value, key, headers in records
         ]
 
@@ -136,6 +151,7 @@ async def open_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         enable_idempotence=False,
         max_request_size=MAX_MESSAGE_BYTES,
         linger_ms=2,
+        request_timeout_ms=int(BROKER_CALL_SECONDS * 1000),
     )
     await _until_broker_answers(producer.start, "producer")
     try:
@@ -145,39 +161,28 @@ async def open_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 class Delivery(msgspec.Struct, frozen=True):
-    """Where an event came from, for logs and dead-letter context."""
+    """Where an event came from, for logs and dead-letter context; `source` is the
+    producer's CloudEvents `ce_source` (the identity an upstream producer registers with)."""
 
     topic: str
     partition: int
     offset: int
+    source: str | None = None
 
 
 E = TypeVar("E", bound=msgspec.Struct)
 Decode = Callable[[bytes, str], E]
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: the same event may succeed once the connection or broker is back."""
-    if isinstance(exc, TidegateError):
-        return exc.retriable
-    return isinstance(
-        exc,
-        OSError
-        | TimeoutError
-        | KafkaError
-        | asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError
-        | asyncpg.exceptions.SerializationError
-        | asyncpg.exceptions.DeadlockDetectedError
-        | asyncpg.exceptions.OperatorInterventionError,
-    )
-
-
 class ConsumerLoop(Generic[E]):
     """Consumes `topics` in consumer group `group` and applies `handler` to each event,
     as decoded by `decode` (the shared schemas, or a consumer's narrower view of them).
 
-    Stop with `stop()`: the event in hand is finished and its offset committed first.
+    The broker may vanish and come back empty (tansu keeps nothing): the loop then
+    re-creates the topics and a new consumer, and redelivered events are applied again
+    idempotently. A transient failure is retried with backoff for `retry_seconds`, then
+    the event is dead-lettered (the auditor's reconciler re-drives the import from
+    PostgreSQL). Stop with `stop()`: the event in hand is finished and committed first.
     """
 
     def __init__(
@@ -191,6 +196,8 @@ class ConsumerLoop(Generic[E]):
         decode: Decode[E],
         publisher: EventPublisher,
         max_records: int = 20,
+        partitions: int = 6,
+        retry_seconds: float = 300.0,
     ) -> None:
         self.service = service
         self._bootstrap = bootstrap
@@ -200,13 +207,40 @@ class ConsumerLoop(Generic[E]):
         self._decode_payload = decode
         self._publisher = publisher
         self._max_records = max_records
+        self._partitions = partitions
+        self._retry_seconds = retry_seconds
         self._stopping = asyncio.Event()
-        self.running = False
+        self.running = False  # joined the group and consuming
+        self.lag = 0  # records on the broker this member owns but has not applied
+        self._progressed_at = time.monotonic()  # last applied batch, or last time idle
+        self._measured_at = 0.0
 
     def stop(self) -> None:
         self._stopping.set()
 
+    def stalled_for(self) -> float:
+        """Seconds this loop has had work waiting without applying any (0 when idle)."""
+        return 0.0 if self.lag == 0 else time.monotonic() - self._progressed_at
+
     async def run(self) -> None:
+        """Consume until stopped, rebuilding the consumer whenever the broker is lost."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._consume()
+                delay = 0.5
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("consumer lost the broker; reconnecting", error=repr(exc))
+                CONSUMER_RECONNECTS.labels(self.service).inc()
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                except TimeoutError:
+                    delay = min(delay * 2, 5.0)
+
+    async def _consume(self) -> None:
+        await asyncio.wait_for(
+            ensure_topics(self._bootstrap, self._partitions), BROKER_CALL_SECONDS * 4
+        )
         consumer = AIOKafkaConsumer(
             *self._topics,
             bootstrap_servers=self._bootstrap,
@@ -215,16 +249,45 @@ class ConsumerLoop(Generic[E]):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+            # A member that died is noticed within 6 s, so its successor is not kept
+            # waiting long (aiokafka's default is 10 s); a clean stop leaves the group.
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            request_timeout_ms=int(BROKER_CALL_SECONDS * 1000),
         )
         await _until_broker_answers(consumer.start, f"consumer {self._group}")
         self.running = True
+        self._progressed_at = time.monotonic()
         try:
             while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
+                batch = await asyncio.wait_for(
+                    consumer.getmany(timeout_ms=200, max_records=self._max_records),
+                    BROKER_CALL_SECONDS,
+                )
                 await self._apply_batch(consumer, batch)
+                await self._measure_lag(consumer)
         finally:
             self.running = False
-            await consumer.stop()
+            try:
+                await asyncio.wait_for(consumer.stop(), BROKER_CALL_SECONDS)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("consumer did not stop cleanly", error=repr(exc))
+
+    async def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Records between this member's positions and the partitions' ends, once a second."""
+        now = time.monotonic()
+        if now - self._measured_at < 1.0:
+            return
+        self._measured_at = now
+        lag = 0
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag += max(end - await consumer.position(tp), 0)
+        self.lag = lag
+        if lag == 0:
+            self._progressed_at = now
+        CONSUMER_LAG.labels(self.service, self._group).set(lag)
 
     async def _apply_batch(
         self,
@@ -244,34 +307,32 @@ class ConsumerLoop(Generic[E]):
             done[tp] = record.offset + 1
         if not done:
             return
+        # Effects are committed; if their events are not acknowledged, this raises and the
+        # consumer is rebuilt: the batch is delivered again and every effect re-announces
+        # its outcome without applying twice.
+        await asyncio.wait_for(asyncio.gather(*acks), BROKER_CALL_SECONDS)
+        self._progressed_at = time.monotonic()
         try:
-            await asyncio.gather(*acks)
-        except KafkaError as exc:
-            # Effects are committed but their events may be lost: apply the batch again
-            # (every effect is idempotent, and a repeat re-announces its outcome).
-            log.warning("outgoing events not acknowledged; re-applying batch", error=str(exc))
-            for tp, records in batch.items():
-                consumer.seek(tp, records[0].offset)
-            return
-        try:
-            await consumer.commit(done)
-        except KafkaError as exc:
-            # Typically a rebalance moved the partitions: their new owner gets these records
-            # again, and applying them twice changes nothing.
+            await asyncio.wait_for(consumer.commit(done), BROKER_CALL_SECONDS)
+        except CommitFailedError as exc:
+            # A rebalance moved the partitions: their new owner gets these records again,
+            # and applying them twice changes nothing.
             log.warning("offsets not committed; the records will be redelivered", error=str(exc))
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> Sequence[Outgoing] | None:
         """Apply one record and return the events it causes; None only if we were asked
         to stop before it was applied."""
-        delivery = Delivery(record.topic, record.partition, record.offset)
+        delivery = Delivery(
+            record.topic, record.partition, record.offset, header(record, "ce_source")
+        )
         started = time.perf_counter()
         try:
             event = self._decode(record)
         except InvalidEvent as exc:
-            await self._dead_letter(record, str(exc))
-            EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
+            await self._give_up(record, str(exc))
             return ()
         delay = 0.2
+        give_up_at = time.monotonic() + self._retry_seconds
         with structlog.contextvars.bound_contextvars(
             import_id=str(getattr(event, "import_id", "")),
             topic=record.topic,
@@ -280,25 +341,31 @@ class ConsumerLoop(Generic[E]):
             while True:
                 try:
                     outgoing = await self._handler(event, delivery)
+                    break
                 except Exception as exc:
                     if not is_transient(exc):
-                        log.exception("event cannot be applied; dead-lettered")
-                        await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
-                        EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
+                        log.exception("event cannot be applied")
+                        await self._give_up(record, f"{type(exc).__name__}: {exc}")
                         return ()
-                    log.warning("transient failure; retrying", error=str(exc), retry_in=delay)
+                    if time.monotonic() > give_up_at:
+                        reason = f"still failing after {self._retry_seconds:.0f} s: {exc!r}"
+                        await self._give_up(record, reason)
+                        return ()
+                    log.warning("transient failure; retrying", error=repr(exc), retry_in=delay)
                     EVENTS_CONSUMED.labels(self.service, record.topic, "retried").inc()
                     try:
                         await asyncio.wait_for(self._stopping.wait(), delay)
                     except TimeoutError:
-                        delay = min(delay * 2, 10.0)
+                        delay = min(delay * 2, 5.0)
                         continue
                     return None
-                else:
-                    break
         EVENTS_CONSUMED.labels(self.service, record.topic, "applied").inc()
         EVENT_SECONDS.labels(self.service, record.topic).observe(time.perf_counter() - started)
         return outgoing
+
+    async def _give_up(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        await self._dead_letter(record, reason)
+        EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> E:
         if record.value is None:
@@ -324,4 +391,5 @@ class ConsumerLoop(Generic[E]):
         ]
         log.error("dead-lettered", reason=reason[:500])
         record_to_dlq = (topics.DEAD_LETTER, record.value or b"", record.key, headers)
-        await asyncio.gather(*await self._publisher.send_records([record_to_dlq]))
+        acks = await self._publisher.send_records([record_to_dlq])
+        await asyncio.wait_for(asyncio.gather(*acks), BROKER_CALL_SECONDS)

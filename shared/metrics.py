@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 EVENTS_CONSUMED = Counter(
     "tidegate_events_consumed_total",
@@ -15,6 +15,22 @@ EVENT_SECONDS = Histogram(
     "Time to apply one event, effects committed.",
     ["service", "topic"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENTS_IGNORED = Counter(
+    "tidegate_events_ignored_total",
+    "Well-formed events deliberately not applied, by reason (import_finished: a replay or a"
+    " late re-drive).",
+    ["service", "reason"],
+)
+CONSUMER_LAG = Gauge(
+    "tidegate_consumer_lag",
+    "Records on the broker that this member's partitions hold and it has not applied yet.",
+    ["service", "group"],
+)
+CONSUMER_RECONNECTS = Counter(
+    "tidegate_consumer_reconnects_total",
+    "Times a consumer lost the broker and was rebuilt (topics re-created if missing).",
+    ["service"],
 )
 
 

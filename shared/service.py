@@ -1,5 +1,12 @@
-"""Wiring common to every service: an aiohttp app with `/healthz` and `/metrics`, and the
-pool, producer and consumer loops as cleanup contexts (aiohttp's "complex applications").
+"""Wiring common to every service: an aiohttp app with `/healthz`, `/readyz` and `/metrics`,
+and the pool, producer and consumer loops as cleanup contexts (aiohttp's "complex
+applications").
+
+`/healthz` is liveness: cheap, 503 only if a consumer loop has died (restart the process).
+`/readyz` is readiness and progress: 503 unless the database and the broker answer and every
+consumer has joined its group and has not sat on waiting work for `stall_seconds`; the
+progress checks a service adds (the auditor: imports stuck after a re-drive) are reported
+as status "degraded".
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from shared.config import Settings
 from shared.db import open_pool
@@ -33,6 +41,11 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
 CONSUMERS = web.AppKey("consumers", list[ConsumerLoop[Any]])
+CONSUMER_TASKS = web.AppKey("consumer_tasks", list[asyncio.Task[None]])
+# Progress checks a service adds to `/readyz`: each returns (name, ok, detail). They are
+# reported (status "degraded") without making the service unready: the service itself works.
+Check = Callable[[web.Application], Awaitable[tuple[str, bool, Any]]]
+READINESS = web.AppKey("readiness", list[Check])
 
 
 def service_app(settings: Settings, **app_options: Any) -> web.Application:
@@ -40,7 +53,10 @@ def service_app(settings: Settings, **app_options: Any) -> web.Application:
     app = web.Application(**app_options)
     app[SETTINGS] = settings
     app[CONSUMERS] = []
+    app[CONSUMER_TASKS] = []
+    app[READINESS] = []
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(broker)
@@ -88,9 +104,12 @@ def worker_app(
             decode=decode,
             publisher=app[PUBLISHER],
             max_records=max_records,
+            partitions=settings.topic_partitions,
+            retry_seconds=settings.transient_retry_seconds,
         )
         app[CONSUMERS].append(loop)
         task = asyncio.create_task(loop.run(), name=f"consumer-{settings.service_name}")
+        app[CONSUMER_TASKS].append(task)
         yield
         loop.stop()
         await task
@@ -100,20 +119,55 @@ def worker_app(
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers and every consumer loop is running, else 503."""
-    checks: dict[str, bool] = {}
-    try:
-        async with request.app[POOL].acquire(timeout=2) as conn:
-            checks["database"] = await conn.fetchval("SELECT true") is True
-    except (OSError, TimeoutError, asyncpg.PostgresError):
-        checks["database"] = False
-    for loop in request.app[CONSUMERS]:
-        checks[f"consumer:{loop.service}"] = loop.running
-    healthy = all(checks.values())
+    """Liveness: 200 while the process can do its work; 503 once a consumer loop has died."""
+    dead = [t.get_name() for t in request.app[CONSUMER_TASKS] if t.done()]
     return web.json_response(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
-        status=200 if healthy else 503,
+        {"status": "unavailable" if dead else "ok", "dead": dead}, status=503 if dead else 200
     )
+
+
+async def _database_answers(app: web.Application) -> tuple[str, bool, Any]:
+    try:
+        async with app[POOL].acquire(timeout=2) as conn:
+            return "database", await conn.fetchval("SELECT true", timeout=2) is True, None
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return "database", False, repr(exc)
+
+
+async def _broker_answers(app: web.Application) -> tuple[str, bool, Any]:
+    try:
+        await asyncio.wait_for(app[PUBLISHER].broker_metadata(), 3)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        return "broker", False, repr(exc)
+    return "broker", True, None
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: every dependency answers and nothing that should move is stuck."""
+    app = request.app
+    stall = app[SETTINGS].stall_seconds
+    checks: dict[str, Any] = {}
+    healthy = True
+    for name, ok, detail in await asyncio.gather(_database_answers(app), _broker_answers(app)):
+        checks[name] = {"ok": ok, **({"detail": detail} if detail is not None else {})}
+        healthy = healthy and ok
+    for loop in app[CONSUMERS]:
+        stalled = loop.stalled_for()
+        ok = loop.running and stalled < stall
+        checks[f"consumer:{loop.service}"] = {
+            "ok": ok,
+            "running": loop.running,
+            "lag": loop.lag,
+            "stalled_seconds": round(stalled, 1),
+        }
+        healthy = healthy and ok
+    degraded = False
+    if healthy:  # progress checks need the database
+        for name, ok, detail in await asyncio.gather(*(check(app) for check in app[READINESS])):
+            checks[name] = {"ok": ok, "detail": detail}
+            degraded = degraded or not ok
+    status = "unavailable" if not healthy else "degraded" if degraded else "ok"
+    return web.json_response({"status": status, "checks": checks}, status=200 if healthy else 503)
 
 
 def run_service(settings: Settings, create_app: Callable[[Settings], web.Application]) -> None:

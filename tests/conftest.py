@@ -8,6 +8,8 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,10 @@ from shared.db import migrate
 from shared.kafka import ensure_topics
 from shared.logging import configure_logging
 from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres
-from tidegate.sample_data import TABLE_SQL
+from tidegate.sample_data import HEADER, TABLE_SQL
 
 FINAL = {"completed", "completed_with_errors", "failed"}
+BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +110,7 @@ async def services(settings_for: Callable[[str], Settings]) -> AsyncIterator[Run
     async with aiohttp.ClientSession() as session:
         for name, port in ports.items():  # consumers joined their groups
             for _ in range(300):
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as answer:
                     if answer.status == 200:
                         break
                 await asyncio.sleep(0.1)
@@ -184,3 +187,23 @@ async def wait_final(db: asyncpg.Connection, import_id: str, seconds: float = 60
             return row
         await asyncio.sleep(0.1)
     raise AssertionError(f"import {import_id} not final after {seconds}s: {row!r}")
+
+
+def typed(row: list[str]) -> tuple[Any, ...]:
+    """What PostgreSQL should hold for a generated row."""
+    return (
+        int(row[0]),
+        row[1],
+        row[2],
+        row[3] or None,
+        date.fromisoformat(row[4]),
+        Decimal(row[5]),
+        BOOLEANS[row[6].lower()],
+        datetime.fromisoformat(row[7]),
+        row[8] or None,
+    )
+
+
+async def table_rows(db: asyncpg.Connection, table: str) -> list[tuple[Any, ...]]:
+    records = await db.fetch(f"SELECT {', '.join(HEADER)} FROM {table} ORDER BY id")
+    return [tuple(r) for r in records]

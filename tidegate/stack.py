@@ -79,7 +79,7 @@ class Stack:
                         f"{name} exited with code {process.returncode}; "
                         f"see {self.home / 'logs' / (name + '.log')}"
                     )
-                url = f"http://127.0.0.1:{self.ports[name]}/healthz"
+                url = f"http://127.0.0.1:{self.ports[name]}/readyz"
                 try:
                     with urllib.request.urlopen(url, timeout=1) as answer:
                         if answer.status == 200:

@@ -1,4 +1,5 @@
-"""Wiring of the auditor: every chunk topic → import state → import-status events."""
+"""Wiring of the auditor: every chunk topic → import state → import-status events, and the
+reconciler that re-drives imports that stop moving."""
 
 from __future__ import annotations
 
@@ -6,16 +7,19 @@ from aiohttp import web
 
 from services.auditor import view
 from services.auditor.handlers import ImportAuditor
+from services.auditor.reconciler import reconciler_context
 from shared import topics
 from shared.config import Settings
 from shared.service import POOL, worker_app
 
 
 def create_app(settings: Settings) -> web.Application:
-    return worker_app(
+    app = worker_app(
         settings,
         topics=[topics.CHUNK_SUBMITTED, topics.CHUNK_VALIDATED, topics.CHUNK_LOADED],
         decode=view.decode,
         make_handler=lambda app: ImportAuditor(app[POOL]).handle,
         max_records=100,
     )
+    app.cleanup_ctx.append(reconciler_context)
+    return app

@@ -26,8 +26,9 @@ from services.auditor.state import (
     next_status,
 )
 from services.auditor.view import AuditedEvent, SubmittedView, ValidatedView
-from shared import topics
+from shared import imports, topics
 from shared.db import Conn
+from shared.errors import InvalidEvent
 from shared.events import ChunkLoaded, ImportStatus, RowError
 from shared.kafka import Delivery, Outgoing
 
@@ -108,23 +109,32 @@ class ImportAuditor:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def handle(self, event: AuditedEvent, _: Delivery) -> list[Outgoing]:
+    async def handle(self, event: AuditedEvent, delivery: Delivery) -> list[Outgoing]:
         if isinstance(event, ImportStatus):
             return []
         async with self._pool.acquire() as conn:
-            status = await self.apply(conn, event)
+            status = await self.apply(conn, event, producer=delivery.source)
         return [(topics.IMPORT_STATUS, status, str(event.import_id))]
 
-    async def apply(self, conn: Conn, event: ChunkEvent) -> ImportStatus:
+    async def apply(
+        self, conn: Conn, event: ChunkEvent, *, producer: str | None = None
+    ) -> ImportStatus:
+        """Count the event's fact once; raises InvalidEvent for a chunk.validated or
+        chunk.loaded event of an import tidegate does not know (nothing is created)."""
         seen = observe(event)
         async with conn.transaction():
             row = await repository.lock_import(conn, event.import_id)
             if row is None:
-                table = "" if isinstance(event, ChunkLoaded) else event.table
-                columns = () if isinstance(event, ChunkLoaded) else event.columns
-                mode = "import" if isinstance(event, ChunkLoaded) else event.mode
-                await repository.create_import(
-                    conn, event.import_id, table, columns, seen.rows_in, mode
+                if not isinstance(event, SubmittedView):
+                    raise InvalidEvent(f"{seen.stage} event for unknown import {event.import_id}")
+                await imports.register_import(
+                    conn,
+                    import_id=event.import_id,
+                    table=event.table,
+                    columns=event.columns,
+                    chunk_size=seen.rows_in,
+                    mode=event.mode,
+                    producer=producer,
                 )
                 row = await repository.lock_import(conn, event.import_id)
                 assert row is not None

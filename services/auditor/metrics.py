@@ -1,6 +1,6 @@
 """Auditor metrics: imports by outcome and their duration."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 IMPORTS_FINISHED = Counter(
     "tidegate_imports_finished_total", "Imports that reached a final state, by status.", ["status"]
@@ -9,4 +9,19 @@ IMPORT_SECONDS = Histogram(
     "tidegate_import_duration_seconds",
     "Time from an import's acceptance to its final state.",
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+REDRIVES = Counter(
+    "tidegate_redrives_total",
+    "Steps the reconciler re-drove, by action (chunk_resent: a chunk.submitted published again"
+    " from the outbox; counted_from_ledger: a lost chunk.loaded fact counted from the ledger;"
+    " import_failed: an import given up on).",
+    ["action"],
+)
+IMPORTS_UNFINISHED = Gauge("tidegate_imports_unfinished", "Imports not yet in a final state.")
+IMPORTS_STUCK = Gauge(
+    "tidegate_imports_stuck", "Unfinished imports re-driven and still without progress."
+)
+OLDEST_CHUNK_SECONDS = Gauge(
+    "tidegate_oldest_unfinished_chunk_age_seconds",
+    "Age of the oldest chunk not yet through the pipeline (0: none).",
 )

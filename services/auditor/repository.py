@@ -1,15 +1,19 @@
-"""SQL of the auditor: imports' state and counts, the per-chunk inbox, row errors."""
+"""SQL of the auditor: imports' state and counts, the per-chunk inbox, row errors, and what
+the reconciler reads to find and re-drive the missing steps of a stalled import."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 import asyncpg
+import msgspec
 
 from services.auditor.state import Counts
+from shared import topics
 from shared.db import Conn
-from shared.events import RowError
+from shared.events import ChunkLoaded, RowError
+
+_errors = msgspec.msgpack.Decoder(list[RowError])
 
 
 async def lock_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
@@ -19,29 +23,6 @@ async def lock_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None
         " chunks_validated, chunks_loaded, created_at"
         " FROM tidegate.imports WHERE id = $1 FOR UPDATE",
         import_id,
-    )
-
-
-async def create_import(
-    conn: Conn,
-    import_id: uuid.UUID,
-    table: str,
-    columns: Sequence[str],
-    chunk_size: int,
-    mode: str,
-) -> None:
-    """An import first seen on the topics (produced upstream, not through the gateway).
-    A later event may name the table that an earlier one could not (`table` is then '')."""
-    await conn.execute(
-        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, mode)"
-        " VALUES ($1, $2, $3, $4, 'kafka', $5) ON CONFLICT (id) DO UPDATE"
-        " SET target_table = EXCLUDED.target_table, columns = EXCLUDED.columns"
-        " WHERE imports.target_table = '' AND EXCLUDED.target_table <> ''",
-        import_id,
-        table,
-        list(columns),
-        max(chunk_size, 1),
-        mode,
     )
 
 
@@ -118,7 +99,7 @@ async def update_import(
         " loaded_rows = $5, failed_rows = $6, chunks_total = coalesce(chunks_total, $7),"
         " chunks_validated = $8, chunks_loaded = $9, error = coalesce(error, $10),"
         " skipped_rows = $12, updated_rows = $13, duplicate_rows = $14, chunks_submitted = $15,"
-        " version = version + 1, updated_at = now(),"
+        " version = version + 1, updated_at = now(), redrives = 0,"
         " finished_at = CASE WHEN $11 THEN coalesce(finished_at, now()) END"
         " WHERE id = $1 RETURNING version",
         import_id,
@@ -143,3 +124,95 @@ async def update_import(
 async def forget_keys(conn: Conn, import_id: uuid.UUID) -> None:
     """The validator's key claims are needed only while chunks are being validated."""
     await conn.execute("DELETE FROM tidegate.import_key_chunks WHERE import_id = $1", import_id)
+
+
+async def stalled_imports(conn: Conn, stall_seconds: float) -> list[asyncpg.Record]:
+    """Unfinished imports with no progress (and no re-drive) for `stall_seconds`."""
+    return await conn.fetch(
+        "SELECT id, mode, redrives, extract(epoch FROM now() - updated_at) AS idle_seconds"
+        " FROM tidegate.imports WHERE finished_at IS NULL"
+        " AND updated_at < now() - make_interval(secs => $1)"
+        " AND (last_redrive_at IS NULL OR last_redrive_at < now() - make_interval(secs => $1))"
+        " ORDER BY updated_at LIMIT 100",
+        stall_seconds,
+    )
+
+
+async def chunk_records(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record:
+    """What PostgreSQL knows of an import's chunks: the seqs in the outbox, the facts
+    counted per stage, and the seqs in the loader's ledger."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT chunks_total FROM tidegate.imports WHERE id = $1) AS chunks_total,"
+        " ARRAY(SELECT split_part(event_id, ':', 2)::int FROM tidegate.outbox"
+        "  WHERE import_id = $1 AND topic = $2) AS stored,"
+        " ARRAY(SELECT seq FROM tidegate.chunk_progress"
+        "  WHERE import_id = $1 AND stage = 'submitted') AS submitted,"
+        " ARRAY(SELECT seq FROM tidegate.chunk_progress"
+        "  WHERE import_id = $1 AND stage = 'validated') AS validated,"
+        " ARRAY(SELECT seq FROM tidegate.chunk_progress"
+        "  WHERE import_id = $1 AND stage = 'loaded') AS loaded,"
+        " ARRAY(SELECT seq FROM tidegate.chunk_ledger WHERE import_id = $1) AS ledger",
+        import_id,
+        topics.CHUNK_SUBMITTED,
+    )
+    assert row is not None
+    return row
+
+
+async def ledger_outcomes(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> list[ChunkLoaded]:
+    """The loader's recorded outcome of these chunks, as the events that announced them."""
+    rows = await conn.fetch(
+        "SELECT seq, loaded_rows, failed_rows, updated_rows, skipped_rows, duplicate_rows, errors"
+        " FROM tidegate.chunk_ledger WHERE import_id = $1 AND seq = ANY($2::int[]) ORDER BY seq",
+        import_id,
+        seqs,
+    )
+    return [
+        ChunkLoaded(
+            import_id=import_id,
+            seq=r["seq"],
+            loaded_rows=r["loaded_rows"],
+            failed_rows=r["failed_rows"],
+            updated_rows=r["updated_rows"],
+            skipped_rows=r["skipped_rows"],
+            duplicate_rows=r["duplicate_rows"],
+            errors=_errors.decode(r["errors"]) if r["errors"] else [],
+        )
+        for r in rows
+    ]
+
+
+async def stored_chunks(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> list[asyncpg.Record]:
+    """The chunk.submitted events of these chunks, as the gateway stored them."""
+    return await conn.fetch(
+        "SELECT event_id, event_type, topic, key, payload, created_at FROM tidegate.outbox"
+        " WHERE import_id = $1 AND topic = $2"
+        " AND split_part(event_id, ':', 2)::int = ANY($3::int[]) ORDER BY id",
+        import_id,
+        topics.CHUNK_SUBMITTED,
+        seqs,
+    )
+
+
+async def mark_redriven(conn: Conn, import_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE tidegate.imports SET redrives = redrives + 1, last_redrive_at = now()"
+        " WHERE id = $1",
+        import_id,
+    )
+
+
+async def progress_gauges(conn: Conn, stall_seconds: float) -> asyncpg.Record:
+    """Unfinished imports, those stuck (re-driven and still without progress), and the age
+    of the oldest chunk not yet through the pipeline (that of the oldest unfinished import:
+    an import's chunks are submitted when it is accepted)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS unfinished,"
+        " count(*) FILTER (WHERE redrives > 0"
+        "  AND updated_at < now() - make_interval(secs => $1)) AS stuck,"
+        " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest_chunk_seconds"
+        " FROM tidegate.imports WHERE finished_at IS NULL",
+        stall_seconds,
+    )
+    assert row is not None
+    return row

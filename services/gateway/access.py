@@ -30,7 +30,7 @@ TARGET = web.RequestKey("target", str)  # what the action was about (import id, 
 AUDIT_DETAIL = web.RequestKey("audit_detail", dict[str, Any])
 EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])
 
-PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"})
 WINDOW_SECONDS = 60
 
 # Route name → the permissions any one of which admits the request.
@@ -40,6 +40,7 @@ ROUTE_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "imports.read": ("import", "validate"),
     "imports.report": ("import", "validate"),
     "imports.errors": ("import", "validate"),
+    "imports.fail": ("admin",),
     "export.read": ("export",),
     "me.read": ("import", "validate", "export"),
     "keys.create": ("admin",),

@@ -76,6 +76,13 @@ def render_import(row: dict[str, Any] | asyncpg.Record) -> dict[str, Any]:
         },
         "progress": progress,
         "error": row["error"],
+        "producer": row["producer"],
+        "recovery": {
+            "redrives": row["redrives"],
+            "last_redrive_at": row["last_redrive_at"].isoformat()
+            if row["last_redrive_at"]
+            else None,
+        },
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
         "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,

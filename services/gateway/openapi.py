@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway import admin, audit, export, handlers
+from services.gateway import admin, audit, export, handlers, interventions
 from services.gateway.keys import ROLES
 
 routes = web.RouteTableDef()
@@ -55,6 +55,7 @@ PROBLEM_REASONS = {
     422: "The request cannot be processed",
     429: "Rate limit or concurrent-import limit reached",
     500: "Internal error",
+    503: "The database or the broker is unreachable (Retry-After)",
 }
 
 
@@ -81,7 +82,7 @@ def operation(
     public: bool = False,
     **extra: Any,
 ) -> Schema:
-    codes = problems if public else (400, 401, 403, 429, *problems)
+    codes = problems if public else (400, 401, 403, 429, 503, *problems)
     responses: dict[str, Schema] = {str(code): body for code, body in ok.items()}
     for code in sorted({*codes, 500}):
         responses[str(code)] = {
@@ -161,6 +162,8 @@ IMPORT = obj(
     chunks=obj(total=nullable(INT), validated=INT, loaded=INT),
     progress=nullable(NUM),
     error=nullable(STR),
+    producer=nullable(STR),
+    recovery=obj(redrives=INT, last_redrive_at=nullable(TIME)),
     created_at=TIME,
     updated_at=TIME,
     finished_at=nullable(TIME),
@@ -240,7 +243,18 @@ def _paths() -> dict[str, Schema]:
     return {
         "/healthz": {
             "get": operation(
-                "Health of the service", {200: {"description": "healthy"}}, public=True
+                "Liveness: 503 only if a consumer loop has died",
+                {200: {"description": "alive"}},
+                (503,),
+                public=True,
+            )
+        },
+        "/readyz": {
+            "get": operation(
+                "Readiness and progress: database, broker, consumers, stuck imports",
+                {200: {"description": "ready"}},
+                (503,),
+                public=True,
             )
         },
         "/metrics": {
@@ -294,6 +308,21 @@ def _paths() -> dict[str, Schema]:
                 {200: json_body(ref("Import"), "the import")},
                 (404,),
                 params=[IMPORT_ID],
+            )
+        },
+        f"{imports}/{{import_id}}/fail": {
+            "post": operation(
+                "Fail an unfinished import by hand (admin), freeing its concurrency slot",
+                {200: json_body(ref("Import"), "the import, now failed")},
+                (404, 409),
+                params=[
+                    IMPORT_ID,
+                    param(
+                        "reason",
+                        {"type": "string", "maxLength": interventions.MAX_REASON},
+                        "why (kept in the import's error and the audit log)",
+                    ),
+                ],
             )
         },
         f"{imports}/{{import_id}}/report": {
@@ -435,7 +464,7 @@ def _paths() -> dict[str, Schema]:
 
 def _with_operation_ids(paths: dict[str, Schema]) -> dict[str, Schema]:
     """operationId = the route's name (the name the audit log and the permissions use)."""
-    for table in (handlers.routes, export.routes, admin.routes):
+    for table in (handlers.routes, interventions.routes, export.routes, admin.routes):
         for route in table:
             assert isinstance(route, web.RouteDef)
             paths[route.path][route.method.lower()]["operationId"] = route.kwargs["name"]

@@ -12,9 +12,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from shared.failures import is_unavailable
+
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 5  # when a dependency is down
 
 
 class Problem(web.HTTPException):
@@ -58,7 +61,18 @@ async def problem_middleware(
             if name in exc.headers:
                 problem.headers[name] = exc.headers[name]
         raise problem from None
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("a dependency is unavailable", path=request.path, error=repr(exc))
+            problem = Problem(
+                503,
+                "service-unavailable",
+                "Service unavailable",
+                "The database or the broker is not reachable; try again shortly.",
+                instance=request.path,
+            )
+            problem.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            raise problem from None
         log.exception("unhandled error", path=request.path)
         raise Problem(
             500, "internal-error", "Internal error", "The error was logged.", instance=request.path

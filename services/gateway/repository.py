@@ -20,7 +20,7 @@ IMPORT_COLUMNS = """
 id, target_table, columns, chunk_size, source, filename, status, version, mode, on_duplicate,
 encoding, delimiter, file_rows, total_rows, valid_rows, loaded_rows, failed_rows,
 skipped_rows, updated_rows, duplicate_rows, chunks_total, chunks_validated, chunks_loaded,
-error, created_at, updated_at, finished_at, key_id, team
+error, created_at, updated_at, finished_at, key_id, team, producer, redrives, last_redrive_at
 """
 # Which imports a key sees: admins all, others their key's and their team's.
 VISIBLE = "(${k}::uuid IS NULL OR key_id = ${k} OR team = ${t})"

@@ -25,8 +25,10 @@ from services.loader.metrics import CHUNK_LOAD_SECONDS, ROWS_LOADED
 from shared import topics
 from shared.catalog import TableCache, TableDef
 from shared.db import Conn
-from shared.events import ChunkLoaded, ChunkValidated, Event, RowError
+from shared.errors import InvalidEvent
+from shared.events import ChunkLoaded, ChunkValidated, Event, RowError, digest, shape_problem
 from shared.kafka import Delivery, Outgoing
+from shared.metrics import EVENTS_IGNORED
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +70,14 @@ def refusal_error(line: int, exc: asyncpg.PostgresError) -> RowError:
     )
 
 
+class NotAdmitted(InvalidEvent):
+    """A chunk.validated event the loader must not apply; `reason` says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ChunkLoader:
     def __init__(self, pool: asyncpg.Pool, tables: TableCache) -> None:
         self._pool = pool
@@ -76,12 +86,23 @@ class ChunkLoader:
     async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
         if not isinstance(event, ChunkValidated) or event.mode == "validate_only":
             return []
-        with CHUNK_LOAD_SECONDS.time():
-            async with self._pool.acquire() as conn:
-                outcome = await self.load(conn, event)
+        if (problem := shape_problem(event)) is not None:
+            raise InvalidEvent(f"malformed chunk.validated: {problem}")
+        try:
+            with CHUNK_LOAD_SECONDS.time():
+                async with self._pool.acquire() as conn:
+                    outcome = await self.load(conn, event)
+        except NotAdmitted as exc:
+            if exc.reason != "import_finished":
+                raise
+            EVENTS_IGNORED.labels("loader", exc.reason).inc()
+            log.info("chunk of a finished import not loaded", seq=event.seq)
+            return []
         return [(topics.CHUNK_LOADED, outcome, str(event.import_id))]
 
     async def load(self, conn: Conn, event: ChunkValidated) -> ChunkLoaded:
+        """Load the chunk once; raises NotAdmitted for a chunk the validator did not
+        produce (or of an import that has finished)."""
         async with conn.transaction():
             if not await repository.claim_chunk(conn, event.import_id, event.seq):
                 entry = await repository.ledger_entry(conn, event.import_id, event.seq)
@@ -97,6 +118,7 @@ class ChunkLoader:
                     duplicate_rows=entry["duplicate_rows"],
                     errors=_errors_decoder.decode(entry["errors"]) if entry["errors"] else [],
                 )
+            await self._admit(conn, event)
             if not event.rows or event.chunk_error is not None:
                 outcome = ChunkLoaded(
                     import_id=event.import_id, seq=event.seq, loaded_rows=0, failed_rows=0
@@ -172,6 +194,21 @@ class ChunkLoader:
         first = await self._isolate(conn, statement, table, event, rows[:mid], lines[:mid], parts)
         second = await self._isolate(conn, statement, table, event, rows[mid:], lines[mid:], parts)
         return first[0] + second[0], first[1] + second[1], first[2] + second[2]
+
+    @staticmethod
+    async def _admit(conn: Conn, event: ChunkValidated) -> None:
+        """Only the validator's own verdict about a chunk of a running import is loaded."""
+        state = await repository.admission(conn, event.import_id, event.seq)
+        if state is None:
+            raise NotAdmitted("unknown_import", f"import {event.import_id} is not known")
+        finished, verdict = state
+        if verdict != digest(event):
+            raise NotAdmitted(
+                "not_validated",
+                f"chunk {event.seq} of import {event.import_id} is not the validator's verdict",
+            )
+        if finished:
+            raise NotAdmitted("import_finished", f"import {event.import_id} has finished")
 
     @staticmethod
     def _failed(event: ChunkValidated, reason: str) -> ChunkLoaded:

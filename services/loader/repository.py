@@ -41,6 +41,19 @@ async def ledger_entry(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Re
     )
 
 
+async def admission(conn: Conn, import_id: uuid.UUID, seq: int) -> tuple[bool, bytes | None] | None:
+    """None for an unknown import, else (finished, digest of the validator's verdict on
+    the chunk, None if it has none)."""
+    row = await conn.fetchrow(
+        "SELECT i.finished_at IS NOT NULL AS finished, v.digest FROM tidegate.imports i"
+        " LEFT JOIN tidegate.chunk_verdicts v ON v.import_id = i.id AND v.seq = $2"
+        " WHERE i.id = $1",
+        import_id,
+        seq,
+    )
+    return None if row is None else (bool(row["finished"]), row["digest"])
+
+
 async def record_outcome(conn: Conn, outcome: ChunkLoaded) -> None:
     await conn.execute(
         "UPDATE tidegate.chunk_ledger SET loaded_rows = $3, failed_rows = $4, updated_rows = $5,"

@@ -11,16 +11,27 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
+from services.validator import repository
 from services.validator.chunk import validate_rows
 from services.validator.claims import KeyClaims
 from services.validator.column import ColumnRule
 from services.validator.metrics import CELL_ERRORS, PHASE_SECONDS, ROWS_VALIDATED
 from services.validator.relations import Outcome, RefSpec, RelationCheck, key_specs, ref_spec
-from shared import topics
+from shared import imports, topics
 from shared.catalog import HeaderMismatch, TableCache, TableDef, load_table, match_header
 from shared.db import Conn
-from shared.events import ChunkSubmitted, ChunkValidated, DuplicatePolicy, Event, RowError
-from shared.kafka import Delivery, Outgoing, is_transient
+from shared.events import (
+    ChunkSubmitted,
+    ChunkValidated,
+    DuplicatePolicy,
+    Event,
+    RowError,
+    digest,
+    shape_problem,
+)
+from shared.failures import is_transient
+from shared.kafka import Delivery, Outgoing
+from shared.metrics import EVENTS_IGNORED
 from shared.rulebook import RuleBook, RuleFileError, TableRules, match_key, update_problem
 
 log = structlog.get_logger(__name__)
@@ -51,19 +62,37 @@ class ChunkValidator:
         self._compiled: dict[tuple[TableDef, tuple[str, ...]], tuple[TableRules, Compiled]] = {}
         self._claims = KeyClaims()
 
-    async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
+    async def handle(self, event: Event, delivery: Delivery) -> list[Outgoing]:
         if not isinstance(event, ChunkSubmitted):
             return []
-        try:
-            async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn:
+            known, finished = await imports.import_state(conn, event.import_id)
+            if finished:  # a replay, or a re-drive that came too late: nothing to do
+                EVENTS_IGNORED.labels("validator", "import_finished").inc()
+                log.info("chunk of a finished import ignored", seq=event.seq)
+                return []
+            if not known:
+                await imports.register_import(
+                    conn,
+                    import_id=event.import_id,
+                    table=event.table,
+                    columns=event.columns,
+                    chunk_size=len(event.rows),
+                    mode=event.mode,
+                    producer=delivery.source,
+                )
+            try:
                 result = await self.validate(conn, event)
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            # A bug must not leave the import waiting forever: the chunk fails as a whole.
-            log.exception("chunk could not be validated", seq=event.seq)
-            reason = f"internal error while validating this chunk ({type(exc).__name__})"
-            result = self._result(event, [], [], [], len(event.rows), "reject", chunk_error=reason)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                # A bug must not leave the import waiting forever: the chunk fails whole.
+                log.exception("chunk could not be validated", seq=event.seq)
+                reason = f"internal error while validating this chunk ({type(exc).__name__})"
+                result = self._result(
+                    event, [], [], [], len(event.rows), "reject", chunk_error=reason
+                )
+            await repository.record_verdict(conn, event.import_id, event.seq, digest(result))
         return [(topics.CHUNK_VALIDATED, result, str(event.import_id))]
 
     async def validate(self, conn: Conn, event: ChunkSubmitted) -> ChunkValidated:
@@ -131,8 +160,8 @@ class ChunkValidator:
             return f"unknown table {event.table!r}"
         if len(event.rows) > self._max_rows:
             return f"chunk has {len(event.rows)} rows; at most {self._max_rows} allowed"
-        if event.lines is not None and len(event.lines) != len(event.rows):
-            return "lines and rows differ in length"
+        if (shape := shape_problem(event)) is not None:
+            return shape
         try:
             if match_header(event.columns, table) != event.columns:
                 return "columns must be the table's own column names"

@@ -31,6 +31,7 @@ class KeySpec:
     positions: tuple[int, ...]
     canons: tuple[Canon, ...]
     lookup_sql: str  # positions of tuples already in the table
+    own_rows_sql: str | None  # of those, the rows this import loaded (None: no primary key)
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,19 @@ def key_specs(table: TableDef, columns: Sequence[str]) -> list[KeySpec]:
         if not all(name in columns for name in key):
             continue  # a key the file does not set (e.g. an identity column)
         cols = [table.column(name) for name in key]
+        typed = [(c.name, c.cast_sql) for c in cols]
         specs.append(
             KeySpec(
                 key_no=key_no,
                 columns=key,
                 positions=tuple(columns.index(name) for name in key),
                 canons=tuple(canon_for(c) for c in cols),
-                lookup_sql=repository.lookup_sql(
-                    table.sql_name, [(c.name, c.cast_sql) for c in cols], present=True
-                ),
+                lookup_sql=repository.lookup_sql(table.sql_name, typed, present=True),
+                own_rows_sql=repository.loaded_by_import_sql(
+                    table.sql_name, typed, table.primary_key
+                )
+                if table.primary_key
+                else None,
             )
         )
     return specs
@@ -215,7 +220,15 @@ class RelationCheck:
                 and self._key_values(spec, row) is not None
             ]
             tuples = [[rows[i][p] for p in spec.positions] for i in candidates]
-            for hit in await repository.lookup(conn, spec.lookup_sql, tuples):
+            hits = await repository.lookup(conn, spec.lookup_sql, tuples)
+            if hits and spec.own_rows_sql is not None:
+                # Validated again after it was loaded: its own rows are no duplicates.
+                own = await repository.lookup(
+                    conn, spec.own_rows_sql, [tuples[h] for h in hits], chunk.import_id
+                )
+                loaded = set(own)
+                hits = [h for k, h in enumerate(hits) if k not in loaded]
+            for hit in hits:
                 where = f"already exists in {self.table.qualified_name}"
                 self._duplicate(chunk, candidates[hit], spec, "duplicate_in_table", where)
 

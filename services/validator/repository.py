@@ -37,6 +37,19 @@ async def record_claims(
         )
 
 
+async def record_verdict(conn: Conn, import_id: uuid.UUID, seq: int, digest: bytes) -> None:
+    """The digest of the chunk.validated event about to be published (the last one wins:
+    a chunk validated again after the table changed supersedes its earlier verdict)."""
+    await conn.execute(
+        "INSERT INTO tidegate.chunk_verdicts (import_id, seq, digest) VALUES ($1, $2, $3)"
+        " ON CONFLICT (import_id, seq) DO UPDATE SET digest = EXCLUDED.digest,"
+        " validated_at = now() WHERE chunk_verdicts.digest <> EXCLUDED.digest",
+        import_id,
+        seq,
+        digest,
+    )
+
+
 def lookup_sql(table_sql: str, columns: Sequence[tuple[str, str]], *, present: bool) -> str:
     """Positions (1-based) of the input tuples that are (`present`) or are not in the
     table. `columns`: (column name in the table, type to cast the input to). One probe
@@ -53,9 +66,34 @@ def lookup_sql(table_sql: str, columns: Sequence[tuple[str, str]], *, present: b
     return f"SELECT u.i FROM {source} LEFT JOIN {probe} ON true WHERE hit.found IS NULL"
 
 
-async def lookup(conn: Conn, sql: str, tuples: Sequence[Sequence[str]]) -> list[int]:
-    """0-based positions of `tuples` selected by a `lookup_sql` statement."""
+def loaded_by_import_sql(
+    table_sql: str, columns: Sequence[tuple[str, str]], primary_key: Sequence[str]
+) -> str:
+    """Positions (1-based) of the input tuples whose row in the table this import itself
+    inserted (its primary key is in the import's lineage; the import id follows the
+    arrays): such a row is the chunk's own, loaded before it was validated again."""
+    n = len(columns)
+    aliases = ", ".join(f"c{i}" for i in range(n))
+    arrays = ", ".join(f"${i + 1}::text[]" for i in range(n))
+    match = " AND ".join(
+        f"t.{quote_ident(name)} = u.c{i}::{cast}" for i, (name, cast) in enumerate(columns)
+    )
+    pk = ", ".join(f"t.{quote_ident(c)}" for c in primary_key)
+    return (
+        f"SELECT u.i FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, i)"
+        f" CROSS JOIN LATERAL (SELECT jsonb_build_array(jsonb_build_array({pk})) AS pk"
+        f" FROM {table_sql} t WHERE {match} LIMIT 1) AS hit"
+        f" WHERE EXISTS (SELECT 1 FROM tidegate.load_lineage l"
+        f" WHERE l.import_id = ${n + 1} AND l.keys @> hit.pk)"
+    )
+
+
+async def lookup(
+    conn: Conn, sql: str, tuples: Sequence[Sequence[str]], *params: object
+) -> list[int]:
+    """0-based positions of `tuples` selected by a `lookup_sql` statement (`params`
+    follow the arrays)."""
     if not tuples:
         return []
     arrays = [list(values) for values in zip(*tuples, strict=True)]
-    return [int(r["i"]) - 1 for r in await conn.fetch(sql, *arrays)]
+    return [int(r["i"]) - 1 for r in await conn.fetch(sql, *arrays, *params)]

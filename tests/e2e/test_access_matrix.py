@@ -37,6 +37,18 @@ async def _new_key_id(session: aiohttp.ClientSession, admin: str) -> str:
         return str((await response.json())["id"])
 
 
+async def _unfinished_import(db: asyncpg.Connection, table: str) -> str:
+    """An import that has not finished (as one produced upstream and never completed)."""
+    import_id = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
+        " VALUES ($1, $2, '{id}', 1, 'kafka')",
+        import_id,
+        table,
+    )
+    return str(import_id)
+
+
 async def test_every_role_gets_the_expected_status_from_every_endpoint(
     services: Running, customers: str, make_key: MakeKey, db: asyncpg.Connection
 ) -> None:
@@ -65,6 +77,7 @@ async def test_every_role_gets_the_expected_status_from_every_endpoint(
                     other_import=other_import,
                     key=some_key,
                     fresh_key=await _new_key_id(session, admin),
+                    unfinished_import=await _unfinished_import(db, customers),
                 )
                 kwargs: dict[str, Any] = {"headers": bearer(tokens[role]) if role in tokens else {}}
                 if endpoint.get("body") == "csv":
@@ -116,6 +129,7 @@ def test_the_matrix_covers_every_protected_route() -> None:
             probe = path.replace("{own_import}", "{import_id}").replace(
                 "{other_import}", "{import_id}"
             )
+            probe = probe.replace("{unfinished_import}", "{import_id}")
             probe = probe.replace("{fresh_key}", "{key_id}").replace("{key}", "{key_id}")
             if route.method == endpoint["method"] and pattern == probe and route.name:
                 covered.add(route.name)

@@ -44,7 +44,12 @@ async def test_list_is_newest_first_and_paginated(
 async def test_health_and_metrics(http: aiohttp.ClientSession, services: Running) -> None:
     async with http.get("/healthz") as response:
         assert response.status == 200
-        assert (await response.json())["checks"]["database"] is True
+        assert (await response.json()) == {"status": "ok", "dead": []}
+    async with http.get("/readyz") as response:
+        body = await response.json()
+        assert response.status == 200, body
+        assert body["checks"]["database"] == {"ok": True}
+        assert body["checks"]["broker"] == {"ok": True}
     async with http.get("/metrics") as response:
         text = await response.text()
     for name in (
@@ -53,5 +58,8 @@ async def test_health_and_metrics(http: aiohttp.ClientSession, services: Running
         "tidegate_loader_rows_total",
         "tidegate_imports_finished_total",
         "tidegate_outbox_pending_events",
+        "tidegate_consumer_lag",
+        "tidegate_redrives_total",
+        "tidegate_oldest_unfinished_chunk_age_seconds",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name

@@ -6,8 +6,6 @@ import asyncio
 import csv
 import io
 import uuid
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -18,10 +16,8 @@ from prometheus_client import REGISTRY
 
 from shared import events, topics
 from shared.kafka import cloudevent_headers
-from tests.conftest import Running, wait_final
+from tests.conftest import Running, table_rows, typed, wait_final
 from tidegate.sample_data import HEADER, rows
-
-BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 def as_csv(data: list[list[str]]) -> str:
@@ -30,26 +26,6 @@ def as_csv(data: list[list[str]]) -> str:
     writer.writerow(HEADER)
     writer.writerows(data)
     return out.getvalue()
-
-
-def typed(row: list[str]) -> tuple[Any, ...]:
-    """What PostgreSQL should hold for a generated row."""
-    return (
-        int(row[0]),
-        row[1],
-        row[2],
-        row[3] or None,
-        date.fromisoformat(row[4]),
-        Decimal(row[5]),
-        BOOLEANS[row[6].lower()],
-        datetime.fromisoformat(row[7]),
-        row[8] or None,
-    )
-
-
-async def table_rows(db: asyncpg.Connection, table: str) -> list[tuple[Any, ...]]:
-    records = await db.fetch(f"SELECT {', '.join(HEADER)} FROM {table} ORDER BY id")
-    return [tuple(r) for r in records]
 
 
 async def post_csv(
@@ -68,6 +44,13 @@ def consumed(service: str, topic: str) -> float:
     value = REGISTRY.get_sample_value(
         "tidegate_events_consumed_total",
         {"service": service, "topic": topic, "outcome": "applied"},
+    )
+    return value or 0.0
+
+
+def ignored(service: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "tidegate_events_ignored_total", {"service": service, "reason": "import_finished"}
     )
     return value or 0.0
 
@@ -197,8 +180,8 @@ async def test_a_redelivered_chunk_loads_nothing_twice(
     import_id = uuid.UUID(body["id"])
     before = await wait_final(db, body["id"])
     assert before["status"] == "completed"
-    loader_seen = consumed("loader", topics.CHUNK_VALIDATED)
-    auditor_seen = consumed("auditor", topics.CHUNK_LOADED)
+    validator_ignored = ignored("validator")
+    auditor_seen = consumed("auditor", topics.CHUNK_SUBMITTED)
 
     # The relay crashed after publishing but before marking: every chunk goes out again.
     stored = await db.fetch(
@@ -219,8 +202,8 @@ async def test_a_redelivered_chunk_loads_nothing_twice(
         await producer.stop()
     for _ in range(300):
         if (
-            consumed("loader", topics.CHUNK_VALIDATED) >= loader_seen + 3
-            and consumed("auditor", topics.CHUNK_LOADED) >= auditor_seen + 3
+            ignored("validator") >= validator_ignored + 3
+            and consumed("auditor", topics.CHUNK_SUBMITTED) >= auditor_seen + 3
         ):
             break
         await asyncio.sleep(0.1)
@@ -245,6 +228,13 @@ async def test_a_redelivered_chunk_loads_nothing_twice(
             "SELECT count(*) FROM tidegate.chunk_ledger WHERE import_id = $1", import_id
         )
         == 3
+    )
+    # The finished import's chunks were not validated again: no key claims re-created.
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM tidegate.import_key_chunks WHERE import_id = $1", import_id
+        )
+        == 0
     )
 
 

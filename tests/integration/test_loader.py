@@ -11,7 +11,7 @@ import pytest
 
 from services.loader.handlers import ChunkLoader
 from shared.catalog import TableCache
-from shared.events import ChunkValidated
+from shared.events import ChunkValidated, digest
 from tidegate.sample_data import HEADER, TABLE_SQL, rows
 
 
@@ -35,6 +35,24 @@ def chunk(table: str, data: list[list[str]], seq: int = 0) -> ChunkValidated:
     )
 
 
+async def admitted(db: asyncpg.Connection, event: ChunkValidated) -> ChunkValidated:
+    """Register the import and the validator's verdict, as the validator does."""
+    await db.execute(
+        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
+        " VALUES ($1, $2, $3, 1, 'kafka') ON CONFLICT DO NOTHING",
+        event.import_id,
+        event.table,
+        list(event.columns),
+    )
+    await db.execute(
+        "INSERT INTO tidegate.chunk_verdicts (import_id, seq, digest) VALUES ($1, $2, $3)",
+        event.import_id,
+        event.seq,
+        digest(event),
+    )
+    return event
+
+
 def loader(pool: asyncpg.Pool) -> ChunkLoader:
     return ChunkLoader(pool, TableCache(["public"]))
 
@@ -42,7 +60,7 @@ def loader(pool: asyncpg.Pool) -> ChunkLoader:
 async def test_the_same_chunk_twice_and_concurrently_loads_once(
     pool: asyncpg.Pool, db: asyncpg.Connection, table: str
 ) -> None:
-    event = chunk(table, list(rows(500)))
+    event = await admitted(db, chunk(table, list(rows(500))))
     chunk_loader = loader(pool)
 
     async def load() -> tuple[int, int]:
@@ -71,7 +89,7 @@ async def test_refused_rows_are_isolated_and_the_rest_loads(
     data[80][5] = "99999999999.99"  # 11 digits before the point: numeric(12,2) overflows
     await db.execute(f"ALTER TABLE {table} ADD CHECK (city <> 'Malmö')")
     malmo = [i for i, r in enumerate(data) if r[3] == "Malmö"]
-    event = chunk(table, data)
+    event = await admitted(db, chunk(table, data))
     async with pool.acquire() as conn:
         outcome = await loader(pool).load(conn, event)
     refused = {e.line - 2: e.code for e in outcome.errors}
@@ -91,7 +109,7 @@ async def test_refused_rows_are_isolated_and_the_rest_loads(
 async def test_a_dropped_table_fails_the_chunk_not_the_loader(
     pool: asyncpg.Pool, db: asyncpg.Connection, table: str
 ) -> None:
-    event = chunk(table, list(rows(5)))
+    event = await admitted(db, chunk(table, list(rows(5))))
     await db.execute(f"DROP TABLE {table}")
     async with pool.acquire() as conn:
         outcome = await loader(pool).load(conn, event)

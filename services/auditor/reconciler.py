@@ -1,0 +1,205 @@
+"""The reconciler: PostgreSQL is the source of truth, so an import that stops moving is
+re-driven from what PostgreSQL holds, whatever the broker lost or a consumer gave up on.
+
+Every `reconcile_seconds`, one auditor (a session advisory lock elects it) looks for
+unfinished imports without progress for `stall_seconds` and re-drives exactly the missing
+steps of each:
+
+- a chunk the loader's ledger holds but whose loaded fact was never counted: the fact is
+  counted from the ledger (the event that announced it was lost);
+- a chunk not yet counted as submitted or validated, or (unless validate-only) not in the
+  ledger: its chunk.submitted event is published again from the outbox. The validator
+  gives the same verdict, the loader loads it once or re-announces its outcome.
+
+Each re-drive is idempotent by the events' deterministic ids, logged with the import id,
+counted in `tidegate_redrives_total` and shown in the import's `redrives`. An import
+without progress for `give_up_seconds` (say, an upstream import whose chunks the broker
+lost and which tidegate never stored) is failed with the steps still missing, which frees
+its concurrency slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from services.auditor import repository
+from services.auditor.handlers import ImportAuditor
+from services.auditor.metrics import (
+    IMPORTS_FINISHED,
+    IMPORTS_STUCK,
+    IMPORTS_UNFINISHED,
+    OLDEST_CHUNK_SECONDS,
+    REDRIVES,
+)
+from shared import imports, topics
+from shared.config import Settings
+from shared.db import Conn
+from shared.events import ImportStatus
+from shared.failures import is_transient
+from shared.kafka import BROKER_CALL_SECONDS, EventPublisher, cloudevent_headers
+from shared.service import POOL, PUBLISHER, READINESS, SETTINGS
+
+log = structlog.get_logger(__name__)
+
+# Any fixed number: one auditor reconciles at a time.
+_RECONCILER_LOCK = 0x7467_7263
+SOURCE = "/tidegate/auditor/reconciler"
+
+
+class Missing:
+    """The steps an import's chunks still lack, from its records in PostgreSQL."""
+
+    def __init__(self, row: asyncpg.Record, validate_only: bool) -> None:
+        stored, ledger = set(row["stored"]), set(row["ledger"])
+        submitted, validated = set(row["submitted"]), set(row["validated"])
+        total = row["chunks_total"]
+        expected = set(range(total)) if total is not None else stored | submitted | ledger
+        self.uncounted_loads = sorted(ledger - set(row["loaded"]))
+        unfinished = {
+            seq
+            for seq in expected
+            if seq not in submitted
+            or seq not in validated
+            or (not validate_only and seq not in ledger)
+        }
+        self.resend = sorted(unfinished & stored)
+        self.lost = sorted(unfinished - stored)  # never stored: cannot be re-driven
+
+    def describe(self) -> str:
+        parts = []
+        if self.resend:
+            parts.append(f"chunks {self.resend} not through validation and loading")
+        if self.lost:
+            parts.append(f"chunks {self.lost} never received by tidegate")
+        return "; ".join(parts) or "no chunk missing a step, yet no final state"
+
+
+class Reconciler:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: EventPublisher,
+        auditor: ImportAuditor,
+        settings: Settings,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._auditor = auditor
+        self._settings = settings
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.reconcile()
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning("reconciliation failed; will try again", error=repr(exc))
+                else:  # a bug: logged, and the next pass tries again
+                    log.exception("reconciliation failed")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._settings.reconcile_seconds)
+            except TimeoutError:
+                pass
+
+    async def reconcile(self) -> int:
+        """One pass; returns how many imports it re-drove or failed (0 if another auditor
+        holds the lock)."""
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RECONCILER_LOCK):
+                return 0
+            try:
+                stalled = await repository.stalled_imports(conn, self._settings.stall_seconds)
+                for row in stalled:
+                    with structlog.contextvars.bound_contextvars(import_id=str(row["id"])):
+                        await self._redrive(conn, row)
+                gauges = await repository.progress_gauges(conn, self._settings.stall_seconds)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _RECONCILER_LOCK)
+        IMPORTS_UNFINISHED.set(gauges["unfinished"])
+        IMPORTS_STUCK.set(gauges["stuck"])
+        OLDEST_CHUNK_SECONDS.set(float(gauges["oldest_chunk_seconds"]))
+        return len(stalled)
+
+    async def _redrive(self, conn: Conn, row: asyncpg.Record) -> None:
+        import_id: uuid.UUID = row["id"]
+        missing = Missing(
+            await repository.chunk_records(conn, import_id), row["mode"] == "validate_only"
+        )
+        if float(row["idle_seconds"]) > self._settings.give_up_seconds:
+            await self._give_up(conn, import_id, row, missing)
+            return
+        statuses: list[ImportStatus] = []
+        for outcome in await repository.ledger_outcomes(conn, import_id, missing.uncounted_loads):
+            statuses.append(await self._auditor.apply(conn, outcome))
+        REDRIVES.labels("counted_from_ledger").inc(len(missing.uncounted_loads))
+        stored = await repository.stored_chunks(conn, import_id, missing.resend)
+        acks = await self._publisher.send_records(
+            [
+                (
+                    r["topic"],
+                    r["payload"],
+                    r["key"].encode(),
+                    cloudevent_headers(r["event_id"], r["event_type"], SOURCE, r["created_at"]),
+                )
+                for r in stored
+            ]
+        )
+        acks += await self._publisher.send(
+            [(topics.IMPORT_STATUS, s, str(import_id)) for s in statuses]
+        )
+        await asyncio.wait_for(asyncio.gather(*acks), BROKER_CALL_SECONDS)
+        REDRIVES.labels("chunk_resent").inc(len(stored))
+        await repository.mark_redriven(conn, import_id)
+        log.warning(
+            "import re-driven",
+            idle_seconds=round(float(row["idle_seconds"]), 1),
+            redrives=row["redrives"] + 1,
+            counted_from_ledger=missing.uncounted_loads,
+            resent=missing.resend,
+            lost=missing.lost,
+        )
+
+    async def _give_up(
+        self, conn: Conn, import_id: uuid.UUID, row: asyncpg.Record, missing: Missing
+    ) -> None:
+        reason = (
+            f"no progress for {self._settings.give_up_seconds:.0f} s after"
+            f" {row['redrives']} re-drives: {missing.describe()}"
+        )
+        async with conn.transaction():
+            version = await imports.fail_import(conn, import_id, reason)
+        if version is not None:
+            IMPORTS_FINISHED.labels("failed").inc()
+            REDRIVES.labels("import_failed").inc()
+            log.error("import failed by the reconciler", reason=reason)
+
+
+async def stuck_imports(app: web.Application) -> tuple[str, bool, object]:
+    """Readiness: no import that was re-driven and still makes no progress."""
+    async with app[POOL].acquire(timeout=2) as conn:
+        gauges = await repository.progress_gauges(conn, app[SETTINGS].stall_seconds)
+    return (
+        "imports",
+        gauges["stuck"] == 0,
+        {"unfinished": gauges["unfinished"], "stuck": gauges["stuck"]},
+    )
+
+
+async def reconciler_context(app: web.Application) -> AsyncIterator[None]:
+    pool = app[POOL]
+    reconciler = Reconciler(pool, app[PUBLISHER], ImportAuditor(pool), app[SETTINGS])
+    app[READINESS].append(stuck_imports)
+    task = asyncio.create_task(reconciler.run(), name="reconciler")
+    yield
+    reconciler.stop()
+    await task
