@@ -65,6 +65,11 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return _request(args, "DELETE", f"/keys/{args.key_id}")
 
 
+def cmd_imports_fail(args: argparse.Namespace) -> int:
+    params = {"reason": args.reason} if args.reason else {}
+    return _request(args, "POST", f"/database/imports/{args.import_id}/fail", params=params)
+
+
 def cmd_keys_bootstrap(args: argparse.Namespace) -> int:
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -110,6 +115,16 @@ def add_parsers(sub: Any) -> None:
     )
     bootstrap.add_argument("--name", default="bootstrap admin")
     bootstrap.set_defaults(run=cmd_keys_bootstrap)
+    imports = sub.add_parser("imports", help="interventions on imports (admin)").add_subparsers(
+        dest="imports_command", required=True
+    )
+    fail = imports.add_parser(
+        "fail", help="fail an unfinished import by hand, freeing its concurrency slot"
+    )
+    fail.add_argument("import_id")
+    fail.add_argument("--reason", help="kept in the import's error and the audit log")
+    add_api_options(fail)
+    fail.set_defaults(run=cmd_imports_fail)
     audit = sub.add_parser("audit", help="read the audit log (admin)")
     audit.add_argument("--key-id")
     audit.add_argument("--action", help="e.g. imports.create, export.read, keys.revoke")

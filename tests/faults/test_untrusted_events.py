@@ -5,8 +5,10 @@ replay of every topic from offset 0 changes nothing either."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
-import signal
+import subprocess
+import sys
 import urllib.request
 import uuid
 
@@ -16,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared import events, topics
 from shared.kafka import cloudevent_headers
 from tests.faults.conftest import CHUNKS, Scenario
+from tidegate.keys import create_key
 from tidegate.sample_data import HEADER, rows
 
 WORKERS = ("validator", "loader", "auditor")
@@ -39,21 +42,24 @@ async def _produce(
         await producer.stop()
 
 
-async def _dead_letters(bootstrap: str, wanted: set[str], seconds: float = 60) -> dict[str, str]:
-    """ce_id → tg_error of the dead-lettered records among `wanted` ids."""
+async def _dead_letters(
+    bootstrap: str, wanted: set[tuple[str, str]], seconds: float = 60
+) -> dict[tuple[str, str], str]:
+    """(ce_id, consumer group) → tg_error of the dead-lettered records `wanted`."""
     consumer = AIOKafkaConsumer(
         topics.DEAD_LETTER, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
     )
     await consumer.start()
-    found: dict[str, str] = {}
+    found: dict[tuple[str, str], str] = {}
     try:
         deadline = asyncio.get_running_loop().time() + seconds
         while set(found) != wanted and asyncio.get_running_loop().time() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for record in (r for records in batch.values() for r in records):
                 headers = {k: bytes(v).decode() for k, v in record.headers}
-                if headers.get("ce_id") in wanted:
-                    found[headers["ce_id"]] = headers["tg_error"]
+                where = (headers.get("ce_id", ""), headers.get("tg_consumer_group", ""))
+                if where in wanted:
+                    found[where] = headers["tg_error"]
     finally:
         await consumer.stop()
     return found
@@ -100,13 +106,18 @@ async def test_poison_and_unknown_imports_change_nothing(scenario: Scenario) -> 
         await _produce(bootstrap, topics.CHUNK_VALIDATED, event)
     await _produce(bootstrap, topics.CHUNK_LOADED, stray_loaded)
 
-    ids = {events.event_id(e) for e in (poison, stray_validated, forged, stray_loaded)}
-    found = await _dead_letters(bootstrap, ids)
-    assert set(found) == ids
-    assert "row 0 has 3 cells for 9 columns" in found[events.event_id(poison)]
-    assert "not known" in found[events.event_id(stray_validated)]
-    assert "not the validator's verdict" in found[events.event_id(forged)]
-    assert "unknown import" in found[events.event_id(stray_loaded)]
+    loader, auditor = "tidegate-loader", "tidegate-auditor"
+    expected = {
+        (events.event_id(poison), loader): "row 0 has 3 cells for 9 columns",
+        (events.event_id(stray_validated), loader): "is not known",
+        (events.event_id(stray_validated), auditor): "unknown import",
+        (events.event_id(forged), loader): "not the validator's verdict",
+        (events.event_id(stray_loaded), auditor): "unknown import",
+    }
+    found = await _dead_letters(bootstrap, set(expected))
+    assert set(found) == set(expected)
+    for where, reason in expected.items():
+        assert reason in found[where], (where, found[where])
     assert await scenario.rows_loaded() == 0
     assert (
         await scenario.db.fetchval(
@@ -117,6 +128,31 @@ async def test_poison_and_unknown_imports_change_nothing(scenario: Scenario) -> 
     )
     # Loading was not blocked: a real import goes through, row for row.
     await scenario.assert_true_final_state(await scenario.upload())
+    # The import that will never get a real chunk: an admin fails it by hand (the CLI).
+    admin = await create_key(scenario.postgres.url, "fault admin", "admin")
+    fail = [sys.executable, "-m", "tidegate.cli", "imports", "fail", str(running)]
+    fail += ["--api", scenario.stack.api_url, "--api-key", admin, "--reason", "poisoned"]
+    done = await asyncio.to_thread(_run, fail)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "failed"
+    again = await asyncio.to_thread(_run, fail)
+    assert again.returncode == 2 and "Import already finished" in again.stderr
+    row = await scenario.db.fetchrow("SELECT * FROM tidegate.imports WHERE id = $1", running)
+    assert row is not None and row["finished_at"] is not None and "poisoned" in row["error"]
+    audit = await scenario.db.fetchval(
+        "SELECT count(*) FROM tidegate.audit_log WHERE action = 'imports.fail' AND target = $1"
+        " AND outcome = 'success'",
+        str(running),
+    )
+    assert audit == 1
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
 def _metric(port: int, name: str, labels: str) -> float:
@@ -126,21 +162,35 @@ def _metric(port: int, name: str, labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def _rewind(bootstrap: str, group: str, topic_names: tuple[str, ...]) -> None:
-    """Commit offset 0 on every partition of `topic_names` for consumer group `group`."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
+async def _replay_everything(bootstrap: str) -> int:
+    """Deliver every event of the chunk topics again: read each topic from offset 0 to its
+    end and produce each record once more (key, value and headers as they were), which is
+    what a consumer group rewound to offset 0 receives. Returns how many."""
+    names = (topics.CHUNK_SUBMITTED, topics.CHUNK_VALIDATED, topics.CHUNK_LOADED)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await consumer.start()
+    await producer.start()
     try:
         partitions = [
             TopicPartition(name, p)
-            for name in topic_names
+            for name in names
             for p in consumer.partitions_for_topic(name) or ()
         ]
         consumer.assign(partitions)
-        await consumer.commit({tp: 0 for tp in partitions})
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(timeout_ms=500)
+            records += [r for tp, rs in batch.items() for r in rs if r.offset < ends[tp]]
+        for r in records:
+            await producer.send_and_wait(
+                r.topic, r.value, key=r.key, headers=[(k, bytes(v)) for k, v in r.headers]
+            )
+        return len(records)
     finally:
+        await producer.stop()
         await consumer.stop()
 
 
@@ -156,40 +206,30 @@ async def test_replay_from_offset_zero_changes_nothing(scenario: Scenario) -> No
                (SELECT count(*) FROM tidegate.load_lineage WHERE import_id = $1)
     """
     before = await scenario.db.fetchrow(snapshot, import_id)
-    for name in WORKERS:  # a clean stop commits what was applied
-        scenario.stack.processes[name].send_signal(signal.SIGTERM)
-        scenario.stack.processes[name].wait(60)
-    bootstrap = scenario.stack.bootstrap
-    await _rewind(bootstrap, "tidegate-validator", (topics.CHUNK_SUBMITTED,))
-    await _rewind(bootstrap, "tidegate-loader", (topics.CHUNK_VALIDATED,))
-    await _rewind(
-        bootstrap,
-        "tidegate-auditor",
-        (topics.CHUNK_SUBMITTED, topics.CHUNK_VALIDATED, topics.CHUNK_LOADED),
-    )
-    scenario.restart(*WORKERS)
-    await scenario.wait_ready(*WORKERS)
     ports = scenario.stack.ports
-    for _ in range(600):
-        ignored = _metric(
-            ports["validator"],
+    counters = {  # what each worker did with the replayed events
+        "validator": (
             "tidegate_events_ignored_total",
             'reason="import_finished",service="validator"',
-        )
-        loaded = _metric(
-            ports["loader"],
+        ),
+        "loader": (
             "tidegate_events_consumed_total",
             f'outcome="applied",service="loader",topic="{topics.CHUNK_VALIDATED}"',
-        )
-        audited = _metric(
-            ports["auditor"],
+        ),
+        "auditor": (
             "tidegate_events_consumed_total",
             f'outcome="applied",service="auditor",topic="{topics.CHUNK_LOADED}"',
-        )
-        if ignored >= CHUNKS and loaded >= CHUNKS and audited >= CHUNKS:
+        ),
+    }
+    start = {name: _metric(ports[name], *counter) for name, counter in counters.items()}
+    replayed = await _replay_everything(scenario.stack.bootstrap)
+    assert replayed >= 3 * CHUNKS
+    for _ in range(600):
+        seen = {name: _metric(ports[name], *c) - start[name] for name, c in counters.items()}
+        if all(count >= CHUNKS for count in seen.values()):
             break
         await asyncio.sleep(0.1)
     else:
-        raise AssertionError(f"replay not consumed: {ignored=} {loaded=} {audited=}")
+        raise AssertionError(f"replay not consumed: {seen}")
     assert await scenario.db.fetchrow(snapshot, import_id) == before
     await scenario.assert_true_final_state(str(import_id))
