@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import asyncpg
 import structlog
@@ -55,7 +56,7 @@ SOURCE = "/tidegate/auditor/reconciler"
 class Missing:
     """The steps an import's chunks still lack, from its records in PostgreSQL."""
 
-    def __init__(self, row: asyncpg.Record, validate_only: bool) -> None:
+    def __init__(self, row: Mapping[str, Any], validate_only: bool) -> None:
         stored, ledger = set(row["stored"]), set(row["ledger"])
         submitted, validated = set(row["submitted"]), set(row["validated"])
         total = row["chunks_total"]
@@ -69,14 +70,17 @@ class Missing:
             or (not validate_only and seq not in ledger)
         }
         self.resend = sorted(unfinished & stored)
-        self.lost = sorted(unfinished - stored)  # never stored: cannot be re-driven
+        self.lost = sorted(unfinished - stored)  # no copy in the outbox: cannot be re-driven
 
     def describe(self) -> str:
         parts = []
         if self.resend:
             parts.append(f"chunks {self.resend} not through validation and loading")
         if self.lost:
-            parts.append(f"chunks {self.lost} never received by tidegate")
+            parts.append(
+                f"chunks {self.lost} not through validation and loading,"
+                " and tidegate holds no copy of them to re-drive"
+            )
         return "; ".join(parts) or "no chunk missing a step, yet no final state"
 
 
@@ -133,7 +137,7 @@ class Reconciler:
     async def _redrive(self, conn: Conn, row: asyncpg.Record) -> None:
         import_id: uuid.UUID = row["id"]
         missing = Missing(
-            await repository.chunk_records(conn, import_id), row["mode"] == "validate_only"
+            dict(await repository.chunk_records(conn, import_id)), row["mode"] == "validate_only"
         )
         if float(row["idle_seconds"]) > self._settings.give_up_seconds:
             await self._give_up(conn, import_id, row, missing)

@@ -1,0 +1,72 @@
+"""The auditor's reconciler, running in the session's auditor (defaults: re-drive after
+30 s without progress, give up after 900 s): a chunk the loader recorded but whose
+chunk.loaded event was lost is counted from the ledger, and an import that cannot make
+progress is failed with what is missing, freeing its slot."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from tests.conftest import Running, wait_final
+
+
+async def _import(
+    db: asyncpg.Connection, *, idle_seconds: int, chunks_total: int | None
+) -> uuid.UUID:
+    import_id = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source,"
+        " chunks_total, status, updated_at)"
+        " VALUES ($1, 'public.nowhere', '{id}', 5, 'kafka', $2, 'loading',"
+        " now() - make_interval(secs => $3))",
+        import_id,
+        chunks_total,
+        idle_seconds,
+    )
+    return import_id
+
+
+async def test_a_lost_loaded_fact_is_counted_from_the_ledger(
+    db: asyncpg.Connection, services: Running
+) -> None:
+    import_id = await _import(db, idle_seconds=60, chunks_total=1)
+    for stage in ("submitted", "validated"):
+        await db.execute(
+            "INSERT INTO tidegate.chunk_progress (import_id, seq, stage, rows_in, rows_ok,"
+            " rows_failed) VALUES ($1, 0, $2, 5, 5, 0)",
+            import_id,
+            stage,
+        )
+    await db.execute(
+        "UPDATE tidegate.imports SET total_rows = 5, valid_rows = 5, chunks_submitted = 1,"
+        " chunks_validated = 1 WHERE id = $1",
+        import_id,
+    )
+    await db.execute(
+        "INSERT INTO tidegate.chunk_ledger (import_id, seq, loaded_rows, failed_rows)"
+        " VALUES ($1, 0, 5, 0)",
+        import_id,
+    )
+    final = await wait_final(db, str(import_id), seconds=30)
+    assert (final["status"], final["loaded_rows"], final["chunks_loaded"]) == ("completed", 5, 1)
+
+
+async def test_an_import_without_progress_is_failed_with_what_is_missing(
+    db: asyncpg.Connection, services: Running
+) -> None:
+    import_id = await _import(db, idle_seconds=3600, chunks_total=None)
+    await db.execute(
+        "INSERT INTO tidegate.chunk_progress (import_id, seq, stage, rows_in, rows_ok,"
+        " rows_failed) VALUES ($1, 0, 'submitted', 5, 5, 0)",
+        import_id,
+    )
+    final = await wait_final(db, str(import_id), seconds=30)
+    assert final["status"] == "failed"
+    assert final["finished_at"] is not None  # the concurrency slot is free
+    assert "no progress for 900 s" in final["error"]
+    assert (
+        "chunks [0] not through validation and loading, and tidegate holds no copy"
+        in final["error"]
+    )
