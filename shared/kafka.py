@@ -265,7 +265,7 @@ class ConsumerLoop(Generic[E]):
                     BROKER_CALL_SECONDS,
                 )
                 await self._apply_batch(consumer, batch)
-                await self._measure_lag(consumer)
+                await asyncio.wait_for(self._measure_lag(consumer), BROKER_CALL_SECONDS)
         finally:
             self.running = False
             try:

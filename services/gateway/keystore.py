@@ -18,15 +18,19 @@ created_at, rotated_at, revoked_at, last_used_at, previous_valid_until
 """
 
 
+# A key's name or team: printable text (PostgreSQL's text cannot hold NUL; control characters
+# would garble listings and logs).
+TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f]+$"
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 
 
 class KeySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What a new key may do (the body of `POST /keys`); `tables` as `schema.table`."""
 
-    name: Text
+    name: Label
     role: Role
-    team: Text | None = None
+    team: Label | None = None
     tables: Annotated[list[Text], msgspec.Meta(min_length=1, max_length=1000)] | None = None
     requests_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     concurrent_imports: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway import admin, audit, export, handlers, interventions
+from services.gateway import admin, audit, export, handlers, interventions, keystore
 from services.gateway.keys import ROLES
 
 routes = web.RouteTableDef()
@@ -41,6 +41,7 @@ STR, INT, BOOL, NUM = (
 )
 TIME = {"type": "string", "format": "date-time"}
 UUID = {"type": "string", "format": "uuid"}
+KEY_TEXT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": keystore.TEXT_PATTERN}
 # `table` or `schema.table`, each part a PostgreSQL identifier of at most 63 characters.
 TABLE_NAME = {"type": "string", "pattern": '^[^."\\x00\\n\\r]{1,63}(\\.[^."\\x00\\n\\r]{1,63})?$'}
 
@@ -210,9 +211,9 @@ KEY = obj(
 KEY_REQUEST = {
     **obj(
         ["name", "role"],
-        name={"type": "string", "minLength": 1, "maxLength": 200},
+        name=KEY_TEXT,
         role={"type": "string", "enum": list(ROLES)},
-        team=nullable({"type": "string", "minLength": 1, "maxLength": 200}),
+        team=nullable(KEY_TEXT),
         tables=nullable({"type": "array", "minItems": 1, "maxItems": 1000, "items": TABLE_NAME}),
         requests_per_minute=nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
         concurrent_imports=nullable({"type": "integer", "minimum": 1, "maximum": 100}),

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import structlog
 from aiohttp import web
-from aiokafka.errors import KafkaError
 
 from services.gateway import repository
 from services.gateway.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
+from shared.failures import is_transient
 from shared.kafka import EventPublisher, cloudevent_headers
 from shared.service import POOL, PUBLISHER, SETTINGS
 
@@ -76,8 +76,11 @@ class OutboxRelay:
                 async with self._pool.acquire() as conn:
                     OUTBOX_PENDING.set(await repository.count_unpublished(conn))
                 delay = self._poll
-            except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox relay failed; will retry", error=str(exc))
+            except Exception as exc:  # the relay must outlive any failure, or imports wait
+                if is_transient(exc):
+                    log.warning("outbox relay failed; will retry", error=repr(exc))
+                else:
+                    log.exception("outbox relay failed; will retry")
                 delay = min(delay * 2, 10.0)
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)

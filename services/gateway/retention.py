@@ -9,12 +9,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import asyncpg
 import structlog
 from aiohttp import web
 
 from services.gateway.access import WINDOW_SECONDS
 from shared.db import Conn
+from shared.failures import is_transient
 from shared.service import POOL, SETTINGS
 
 log = structlog.get_logger(__name__)
@@ -66,8 +66,11 @@ async def retention_context(app: web.Application) -> AsyncIterator[None]:
                     gone = await sweep(conn, days)
                 if any(gone.values()):
                     log.info("expired rows deleted", **gone)
-            except (OSError, TimeoutError, asyncpg.PostgresError):
-                log.exception("retention sweep failed; next try in a while")
+            except Exception as exc:  # never ends the sweep: the next one may succeed
+                if is_transient(exc):
+                    log.warning("retention sweep failed; next try in a while", error=repr(exc))
+                else:
+                    log.exception("retention sweep failed; next try in a while")
             await asyncio.sleep(EVERY_SECONDS)
 
     task = asyncio.create_task(run(), name="retention")
