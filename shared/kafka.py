@@ -249,9 +249,9 @@ class ConsumerLoop(Generic[E]):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
-            # A member that died is noticed within 6 s, so its successor is not kept
+            # A member that died is noticed within 4 s, so its successor is not kept
             # waiting long (aiokafka's default is 10 s); a clean stop leaves the group.
-            session_timeout_ms=6000,
+            session_timeout_ms=4000,
             heartbeat_interval_ms=1000,
             request_timeout_ms=int(BROKER_CALL_SECONDS * 1000),
         )
