@@ -6,14 +6,11 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-import msgspec
 
 from services.auditor.state import Counts
-from shared import topics
+from shared import ledger, topics
 from shared.db import Conn
 from shared.events import ChunkLoaded, RowError
-
-_errors = msgspec.msgpack.Decoder(list[RowError])
 
 
 async def lock_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
@@ -162,24 +159,12 @@ async def chunk_records(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record:
 async def ledger_outcomes(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> list[ChunkLoaded]:
     """The loader's recorded outcome of these chunks, as the events that announced them."""
     rows = await conn.fetch(
-        "SELECT seq, loaded_rows, failed_rows, updated_rows, skipped_rows, duplicate_rows, errors"
-        " FROM tidegate.chunk_ledger WHERE import_id = $1 AND seq = ANY($2::int[]) ORDER BY seq",
+        f"SELECT {ledger.OUTCOME_COLUMNS} FROM tidegate.chunk_ledger"
+        " WHERE import_id = $1 AND seq = ANY($2::int[]) ORDER BY seq",
         import_id,
         seqs,
     )
-    return [
-        ChunkLoaded(
-            import_id=import_id,
-            seq=r["seq"],
-            loaded_rows=r["loaded_rows"],
-            failed_rows=r["failed_rows"],
-            updated_rows=r["updated_rows"],
-            skipped_rows=r["skipped_rows"],
-            duplicate_rows=r["duplicate_rows"],
-            errors=_errors.decode(r["errors"]) if r["errors"] else [],
-        )
-        for r in rows
-    ]
+    return [ledger.outcome_of(import_id, dict(r)) for r in rows]
 
 
 async def stored_chunks(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> list[asyncpg.Record]:

@@ -17,12 +17,11 @@ import itertools
 from collections.abc import Iterator, Sequence
 
 import asyncpg
-import msgspec
 import structlog
 
 from services.loader import repository
 from services.loader.metrics import CHUNK_LOAD_SECONDS, ROWS_LOADED
-from shared import topics
+from shared import ledger, topics
 from shared.catalog import TableCache, TableDef
 from shared.db import Conn
 from shared.errors import InvalidEvent
@@ -54,8 +53,6 @@ SQLSTATE_CODES = {
     "22007": "invalid_format",
     "P0001": "rejected_by_trigger",
 }
-
-_errors_decoder = msgspec.msgpack.Decoder(list[RowError])
 
 
 def refusal_error(line: int, exc: asyncpg.PostgresError) -> RowError:
@@ -108,16 +105,7 @@ class ChunkLoader:
                 entry = await repository.ledger_entry(conn, event.import_id, event.seq)
                 assert entry is not None
                 log.info("chunk already loaded; re-announcing", seq=event.seq)
-                return ChunkLoaded(
-                    import_id=event.import_id,
-                    seq=event.seq,
-                    loaded_rows=entry["loaded_rows"],
-                    failed_rows=entry["failed_rows"],
-                    updated_rows=entry["updated_rows"],
-                    skipped_rows=entry["skipped_rows"],
-                    duplicate_rows=entry["duplicate_rows"],
-                    errors=_errors_decoder.decode(entry["errors"]) if entry["errors"] else [],
-                )
+                return ledger.outcome_of(event.import_id, dict(entry))
             await self._admit(conn, event)
             if not event.rows or event.chunk_error is not None:
                 outcome = ChunkLoaded(

@@ -14,6 +14,7 @@ import uuid
 import asyncpg
 import msgspec
 
+from shared import ledger
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
 from shared.events import ChunkLoaded
@@ -33,8 +34,7 @@ async def claim_chunk(conn: Conn, import_id: uuid.UUID, seq: int) -> bool:
 
 async def ledger_entry(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT loaded_rows, failed_rows, updated_rows, skipped_rows, duplicate_rows, errors"
-        " FROM tidegate.chunk_ledger"
+        f"SELECT {ledger.OUTCOME_COLUMNS} FROM tidegate.chunk_ledger"
         " WHERE import_id = $1 AND seq = $2",
         import_id,
         seq,

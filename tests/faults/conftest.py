@@ -26,12 +26,12 @@ from tidegate import client
 from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres
 from tidegate.keys import create_key
 from tidegate.sample_data import TABLE_SQL, rows, write_file
-from tidegate.stack import Stack
+from tidegate.stack import SERVICES, Stack
 
 ROWS = 9_000
 CHUNK_SIZE = 500
 CHUNKS = ROWS // CHUNK_SIZE
-SERVICES_ALL = ("gateway", "validator", "loader", "auditor")
+SERVICES_ALL = SERVICES
 
 # Recovery settings of the stack under test: re-drive an import after 5 s without progress
 # (the default is 30 s), never give up within a test.
