@@ -1,9 +1,12 @@
-"""What more than one service does to `tidegate.imports`.
+"""What more than one service does to an import's records in PostgreSQL.
 
 - An import produced straight onto the topics by an upstream system is registered by its
   first `chunk.submitted` event: whichever of the validator and the auditor sees it first
   inserts the row (both derive the same row from the event). Its owner is the producer's
   CloudEvents `ce_source`. Events of any other kind for an unknown import are never applied.
+- Submitted chunks are kept in the outbox: the gateway stores each before it is published;
+  the validator stores a copy of each upstream chunk it validates (marked published), so
+  the reconciler can re-drive either kind from PostgreSQL.
 - Failing an import outside the auditor's flow of facts: the reconciler giving up on an
   import that makes no progress, or an admin's escape hatch.
 """
@@ -13,8 +16,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+import msgspec
+
+from shared import topics
 from shared.db import Conn
-from shared.events import Mode
+from shared.events import ChunkSubmitted, Mode, encode, event_id, event_type
 
 
 async def register_import(
@@ -40,13 +46,37 @@ async def register_import(
     )
 
 
-async def import_state(conn: Conn, import_id: uuid.UUID) -> tuple[bool, bool]:
-    """(known, finished) for an import id."""
+class ImportState(msgspec.Struct, frozen=True):
+    finished: bool
+    upstream: bool  # produced straight onto the topics
+
+
+async def import_state(conn: Conn, import_id: uuid.UUID) -> ImportState | None:
+    """None for an import tidegate does not know."""
     row = await conn.fetchrow(
-        "SELECT finished_at IS NOT NULL AS finished FROM tidegate.imports WHERE id = $1",
+        "SELECT finished_at IS NOT NULL AS finished, source = 'kafka' AS upstream"
+        " FROM tidegate.imports WHERE id = $1",
         import_id,
     )
-    return (False, False) if row is None else (True, bool(row["finished"]))
+    return None if row is None else ImportState(row["finished"], row["upstream"])
+
+
+async def store_chunk(conn: Conn, event: ChunkSubmitted, *, published: bool) -> None:
+    """Keep a chunk.submitted event in the outbox. Unpublished, the relay publishes it;
+    either way the reconciler can re-drive it. A chunk already stored is left as it is."""
+    await conn.execute(
+        "INSERT INTO tidegate.outbox"
+        " (event_id, event_type, topic, key, payload, import_id, published_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END)"
+        " ON CONFLICT (event_id) DO NOTHING",
+        event_id(event),
+        event_type(event),
+        topics.CHUNK_SUBMITTED,
+        str(event.import_id),  # one partition per import: chunks are validated in order
+        encode(event),
+        event.import_id,
+        published,
+    )
 
 
 async def fail_import(conn: Conn, import_id: uuid.UUID, reason: str) -> int | None:

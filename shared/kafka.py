@@ -212,6 +212,7 @@ class ConsumerLoop(Generic[E]):
         self._stopping = asyncio.Event()
         self.running = False  # joined the group and consuming
         self.lag = 0  # records on the broker this member owns but has not applied
+        self._busy = False  # applying a batch
         self._progressed_at = time.monotonic()  # last applied batch, or last time idle
         self._measured_at = 0.0
 
@@ -219,8 +220,11 @@ class ConsumerLoop(Generic[E]):
         self._stopping.set()
 
     def stalled_for(self) -> float:
-        """Seconds this loop has had work waiting without applying any (0 when idle)."""
-        return 0.0 if self.lag == 0 else time.monotonic() - self._progressed_at
+        """Seconds this loop has had work in hand or waiting without finishing any (0 when
+        idle): a batch retrying a transient failure counts, whatever the lag says."""
+        if self.lag == 0 and not self._busy:
+            return 0.0
+        return time.monotonic() - self._progressed_at
 
     async def run(self) -> None:
         """Consume until stopped, rebuilding the consumer whenever the broker is lost."""
@@ -294,9 +298,22 @@ class ConsumerLoop(Generic[E]):
         consumer: AIOKafkaConsumer,
         batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
     ) -> None:
+        pending = [(tp, record) for tp, records in batch.items() for record in records]
+        if not pending:
+            return
+        self._busy = True
+        try:
+            await self._apply_records(consumer, pending)
+        finally:
+            self._busy = False
+
+    async def _apply_records(
+        self,
+        consumer: AIOKafkaConsumer,
+        pending: list[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]],
+    ) -> None:
         done: dict[TopicPartition, int] = {}
         acks: list[asyncio.Future[Any]] = []
-        pending = [(tp, record) for tp, records in batch.items() for record in records]
         for tp, record in pending:
             if self._stopping.is_set() and done:
                 break  # stopping: commit the work done, leave the rest to the next owner

@@ -96,7 +96,7 @@ async def update_import(
         " loaded_rows = $5, failed_rows = $6, chunks_total = coalesce(chunks_total, $7),"
         " chunks_validated = $8, chunks_loaded = $9, error = coalesce(error, $10),"
         " skipped_rows = $12, updated_rows = $13, duplicate_rows = $14, chunks_submitted = $15,"
-        " version = version + 1, updated_at = now(), redrives = 0,"
+        " version = version + 1, updated_at = now(),"
         " finished_at = CASE WHEN $11 THEN coalesce(finished_at, now()) END"
         " WHERE id = $1 RETURNING version",
         import_id,

@@ -12,7 +12,7 @@ import msgspec
 from services.gateway import repository
 from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 from services.gateway.metrics import CHUNKS_SUBMITTED, IMPORT_BYTES, ROWS_RECEIVED
-from shared import events
+from shared import events, imports
 from shared.catalog import TableDef, match_header
 from shared.db import Conn
 from shared.rulebook import NO_RULES, TableRules
@@ -99,13 +99,7 @@ async def receive_import(
             mode=options.mode,
             on_duplicate=options.on_duplicate,
         )
-        await repository.insert_chunk_event(
-            conn,
-            import_id=import_id,
-            event_id=events.event_id(event),
-            event_type=events.event_type(event),
-            payload=events.encode(event),
-        )
+        await imports.store_chunk(conn, event, published=False)
         seq += 1
         rows += len(chunk.rows)
         if rows > options.max_records:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from asyncpg.cursor import CursorFactory
 
-from shared import topics
 from shared.db import Conn
 
 if TYPE_CHECKING:
@@ -28,26 +27,6 @@ VISIBLE = "(${k}::uuid IS NULL OR key_id = ${k} OR team = ${t})"
 
 def _visibility(viewer: Principal) -> tuple[uuid.UUID | None, str | None]:
     return (None, None) if viewer.may("admin") else (viewer.id, viewer.team)
-
-
-async def insert_chunk_event(
-    conn: Conn,
-    *,
-    import_id: uuid.UUID,
-    event_id: str,
-    event_type: str,
-    payload: bytes,
-) -> None:
-    await conn.execute(
-        "INSERT INTO tidegate.outbox (event_id, event_type, topic, key, payload, import_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        event_id,
-        event_type,
-        topics.CHUNK_SUBMITTED,
-        str(import_id),  # one partition per import: chunks are validated in file order
-        payload,
-        import_id,
-    )
 
 
 async def insert_import(

@@ -66,12 +66,12 @@ class ChunkValidator:
         if not isinstance(event, ChunkSubmitted):
             return []
         async with self._pool.acquire() as conn:
-            known, finished = await imports.import_state(conn, event.import_id)
-            if finished:  # a replay, or a re-drive that came too late: nothing to do
+            state = await imports.import_state(conn, event.import_id)
+            if state is not None and state.finished:  # a replay, or a late re-drive
                 EVENTS_IGNORED.labels("validator", "import_finished").inc()
                 log.info("chunk of a finished import ignored", seq=event.seq)
                 return []
-            if not known:
+            if state is None:
                 await imports.register_import(
                     conn,
                     import_id=event.import_id,
@@ -92,6 +92,8 @@ class ChunkValidator:
                 result = self._result(
                     event, [], [], [], len(event.rows), "reject", chunk_error=reason
                 )
+            if state is None or state.upstream:  # the gateway's chunks are stored already
+                await imports.store_chunk(conn, event, published=True)
             await repository.record_verdict(conn, event.import_id, event.seq, digest(result))
         return [(topics.CHUNK_VALIDATED, result, str(event.import_id))]
 

@@ -3,7 +3,7 @@
 
 -- `producer`: the CloudEvents source of the first chunk.submitted of an import produced
 -- straight onto the topics. `redrives`: how many times the auditor's reconciler re-drove
--- the import's missing steps since it last made progress; `last_redrive_at`: when.
+-- the import's missing steps; `last_redrive_at`: when it last did.
 ALTER TABLE tidegate.imports
     ADD COLUMN producer text,
     ADD COLUMN redrives integer NOT NULL DEFAULT 0,

@@ -1,0 +1,89 @@
+"""The consumer loop on the real broker: a batch that keeps failing transiently shows as
+stalled (so /readyz is not a lie), is abandoned cleanly on stop, and a record is given up
+(dead-lettered) once the retry time is spent."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from shared import events
+from shared.errors import TransientError
+from shared.kafka import ConsumerLoop, Delivery, EventPublisher, Outgoing
+from shared.service import PUBLISHER
+from tests.conftest import Running
+
+
+async def _produce_one(bootstrap: str, topic: str) -> None:
+    event = events.ChunkLoaded(import_id=uuid.uuid4(), seq=0, loaded_rows=1, failed_rows=0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, events.encode(event), key=b"k")
+    finally:
+        await producer.stop()
+
+
+def _loop(
+    bootstrap: str, topic: str, publisher: EventPublisher, retry: float
+) -> tuple[ConsumerLoop[events.Event], list[int]]:
+    attempts: list[int] = []
+
+    async def always_down(_: events.Event, __: Delivery) -> Sequence[Outgoing]:
+        attempts.append(1)
+        raise TransientError("the database is away")
+
+    loop = ConsumerLoop(
+        service="test",
+        bootstrap=bootstrap,
+        group=f"test-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=always_down,
+        decode=events.decode,
+        publisher=publisher,
+        retry_seconds=retry,
+    )
+    return loop, attempts
+
+
+async def test_a_batch_retrying_a_transient_failure_is_stalled(
+    bootstrap: str, services: Running
+) -> None:
+    topic = f"test.stall.{uuid.uuid4().hex[:8]}"
+    await _produce_one(bootstrap, topic)
+    loop, attempts = _loop(bootstrap, topic, services.apps["loader"][PUBLISHER], retry=300)
+    task = asyncio.create_task(loop.run())
+    try:
+        for _ in range(300):
+            if len(attempts) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        assert len(attempts) >= 3  # retried, not dropped
+        await asyncio.sleep(1)
+        assert loop.stalled_for() > 1  # work in hand, nothing finished
+    finally:
+        loop.stop()
+        await asyncio.wait_for(task, 30)
+    assert not loop.running
+
+
+async def test_a_record_is_given_up_after_the_retry_time(bootstrap: str, services: Running) -> None:
+    topic = f"test.giveup.{uuid.uuid4().hex[:8]}"
+    await _produce_one(bootstrap, topic)
+    loop, attempts = _loop(bootstrap, topic, services.apps["loader"][PUBLISHER], retry=1)
+    task = asyncio.create_task(loop.run())
+    try:
+        for _ in range(300):  # given up (dead-lettered) and committed: the loop is idle
+            if attempts and loop.running and loop.stalled_for() == 0 and loop.lag == 0:
+                break
+            await asyncio.sleep(0.1)
+        count = len(attempts)
+        await asyncio.sleep(1.5)
+        assert len(attempts) == count  # no longer retried
+        assert loop.stalled_for() == 0
+    finally:
+        loop.stop()
+        await asyncio.wait_for(task, 30)
