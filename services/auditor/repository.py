@@ -168,7 +168,8 @@ async def ledger_outcomes(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> 
 
 
 async def stored_chunks(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> list[asyncpg.Record]:
-    """The chunk.submitted events of these chunks, as the gateway stored them."""
+    """The chunk.submitted events of these chunks, as stored in the outbox (by the gateway,
+    or by the validator for an upstream import)."""
     return await conn.fetch(
         "SELECT event_id, event_type, topic, key, payload, created_at FROM tidegate.outbox"
         " WHERE import_id = $1 AND topic = $2"

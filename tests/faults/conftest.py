@@ -10,8 +10,11 @@ and counts, one ledger entry per chunk, and the key's concurrency slot free.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -100,6 +103,15 @@ class Scenario:
 
     def kill_broker(self) -> None:
         self.broker.kill()
+
+    def readiness(self, name: str) -> tuple[int, Any]:
+        """The status and body of a service's `/readyz`."""
+        url = f"http://127.0.0.1:{self.stack.ports[name]}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                return answer.status, json.load(answer)
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.load(refused)
 
     async def reconnect_db(self) -> None:
         await self.db.close()

@@ -22,6 +22,8 @@ async def test_broker_killed_mid_import(scenario: Scenario, order: str) -> None:
     await scenario.wait_loaded(2_000)
     scenario.kill_broker()
     assert await scenario.rows_loaded() < ROWS
+    status, body = await asyncio.to_thread(scenario.readiness, "loader")
+    assert (status, body["checks"]["broker"]["ok"]) == (503, False)  # not a 200 lie
     await asyncio.sleep(2)
     if order == "broker_only":  # the services stay up and reconnect by themselves
         scenario.broker.start()
