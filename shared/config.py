@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
@@ -40,7 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     give_up_seconds: float = 900.0  # ... and failed after this long without progress
 
 
-_DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(Settings)}
+# Each default is written once, in Settings.
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in msgspec.structs.fields(Settings)}
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -83,12 +85,18 @@ def load_settings(
     env = os.environ if env is None else env
     port_var = f"TIDEGATE_{service_name.upper()}_PORT"
     port = _int(env, port_var, _int(env, "PORT", default_port), minimum=0)
-    chunk_default = _int(env, "TIDEGATE_DEFAULT_CHUNK_SIZE", 1000, minimum=1)
-    chunk_max = _int(env, "TIDEGATE_MAX_CHUNK_SIZE", 10_000, minimum=1)
+    chunk_default = _int(
+        env, "TIDEGATE_DEFAULT_CHUNK_SIZE", _DEFAULTS["default_chunk_size"], minimum=1
+    )
+    chunk_max = _int(env, "TIDEGATE_MAX_CHUNK_SIZE", _DEFAULTS["max_chunk_size"], minimum=1)
     if chunk_default > chunk_max:
         raise ConfigError("TIDEGATE_DEFAULT_CHUNK_SIZE must not exceed TIDEGATE_MAX_CHUNK_SIZE")
     schemas = tuple(
-        s.strip() for s in env.get("TIDEGATE_ALLOWED_SCHEMAS", "public").split(",") if s.strip()
+        s.strip()
+        for s in env.get("TIDEGATE_ALLOWED_SCHEMAS", ",".join(_DEFAULTS["allowed_schemas"])).split(
+            ","
+        )
+        if s.strip()
     )
     if not schemas:
         raise ConfigError("TIDEGATE_ALLOWED_SCHEMAS must name at least one schema")
@@ -97,20 +105,32 @@ def load_settings(
     return Settings(
         database_url=_required(env, "DATABASE_URL"),
         kafka_bootstrap_servers=_required(env, "KAFKA_BOOTSTRAP_SERVERS"),
-        http_host=env.get("TIDEGATE_HTTP_HOST", "127.0.0.1"),
+        http_host=env.get("TIDEGATE_HTTP_HOST", _DEFAULTS["http_host"]),
         http_port=port,
-        log_level=env.get("LOG_LEVEL", "info").lower(),
-        topic_partitions=_int(env, "TIDEGATE_TOPIC_PARTITIONS", 6, minimum=1),
+        log_level=env.get("LOG_LEVEL", _DEFAULTS["log_level"]).lower(),
+        topic_partitions=_int(
+            env, "TIDEGATE_TOPIC_PARTITIONS", _DEFAULTS["topic_partitions"], minimum=1
+        ),
         default_chunk_size=chunk_default,
         max_chunk_size=chunk_max,
         allowed_schemas=schemas,
-        outbox_poll_seconds=_float(env, "TIDEGATE_OUTBOX_POLL_SECONDS", 1.0),
-        max_file_bytes=_int(env, "TIDEGATE_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1),
-        max_records_per_import=_int(env, "TIDEGATE_MAX_RECORDS_PER_IMPORT", 10_000, minimum=1),
-        requests_per_minute=_int(env, "TIDEGATE_REQUESTS_PER_MINUTE", 60, minimum=1),
-        concurrent_imports=_int(env, "TIDEGATE_CONCURRENT_IMPORTS", 1, minimum=1),
-        audit_retention_days=_int(env, "TIDEGATE_AUDIT_RETENTION_DAYS", 365, minimum=0),
-        rules_dir=env.get("TIDEGATE_RULES_DIR", "") or "rules",
+        outbox_poll_seconds=_float(
+            env, "TIDEGATE_OUTBOX_POLL_SECONDS", _DEFAULTS["outbox_poll_seconds"]
+        ),
+        max_file_bytes=_int(env, "TIDEGATE_MAX_FILE_BYTES", _DEFAULTS["max_file_bytes"], minimum=1),
+        max_records_per_import=_int(
+            env, "TIDEGATE_MAX_RECORDS_PER_IMPORT", _DEFAULTS["max_records_per_import"], minimum=1
+        ),
+        requests_per_minute=_int(
+            env, "TIDEGATE_REQUESTS_PER_MINUTE", _DEFAULTS["requests_per_minute"], minimum=1
+        ),
+        concurrent_imports=_int(
+            env, "TIDEGATE_CONCURRENT_IMPORTS", _DEFAULTS["concurrent_imports"], minimum=1
+        ),
+        audit_retention_days=_int(
+            env, "TIDEGATE_AUDIT_RETENTION_DAYS", _DEFAULTS["audit_retention_days"], minimum=0
+        ),
+        rules_dir=env.get("TIDEGATE_RULES_DIR", "") or _DEFAULTS["rules_dir"],
         service_name=service_name,
         **{
             name: _float(env, f"TIDEGATE_{name.upper()}", _DEFAULTS[name])
