@@ -7,11 +7,13 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 
+from services.loader.handlers import ChunkLoader
 from services.validator.handlers import ChunkValidator
 from shared.catalog import TableCache
-from shared.events import ChunkSubmitted, ChunkValidated
+from shared.events import ChunkSubmitted, ChunkValidated, digest
 from shared.rulebook import RuleBook
 
 
@@ -87,3 +89,40 @@ async def test_keys_across_chunks_and_validating_again(
         import_id,
     )
     assert claims == 9  # ids 1-8 and one code: first occurrences only
+
+
+async def test_the_same_verdict_after_the_chunk_was_loaded(
+    pool: asyncpg.Pool, db: asyncpg.Connection, table: str, tmp_path: Path
+) -> None:
+    """A chunk validated again after it was loaded (a re-drive) does not find its own rows
+    in the table as duplicates; another import's rows still are."""
+    validator = ChunkValidator(pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100)
+    loader = ChunkLoader(pool, TableCache(("public",)))
+    import_id = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
+        " VALUES ($1, $2, '{id,code,parent}', 3, 'kafka')",
+        import_id,
+        table,
+    )
+    chunk = submitted(import_id, table, 0, [["1", "", ""], ["2", "", "1"], ["100", "", ""]], 2)
+    async with pool.acquire() as conn:
+        before = await validator.validate(conn, chunk)
+        await db.execute(
+            "INSERT INTO tidegate.chunk_verdicts (import_id, seq, digest) VALUES ($1, 0, $2)",
+            import_id,
+            digest(before),
+        )
+        loaded = await loader.load(conn, before)
+        after = await validator.validate(conn, chunk)
+        other = msgspec.structs.replace(chunk, import_id=uuid.uuid4())
+        elsewhere = await validator.validate(conn, other)
+    assert verdict(before) == [(4, "id", "duplicate_in_table")]  # 100 was there already
+    assert (loaded.loaded_rows, loaded.failed_rows) == (2, 0)
+    assert after == before
+    assert digest(after) == digest(before)
+    assert verdict(elsewhere) == [
+        (2, "id", "duplicate_in_table"),
+        (3, "id", "duplicate_in_table"),
+        (4, "id", "duplicate_in_table"),
+    ]
