@@ -89,6 +89,12 @@ async def fail_import(conn: Conn, import_id: uuid.UUID, reason: str) -> int | No
         import_id,
         reason,
     )
-    if version is not None:
-        await conn.execute("DELETE FROM tidegate.import_key_chunks WHERE import_id = $1", import_id)
-    return None if version is None else int(version)
+    if version is None:
+        return None
+    await forget_key_claims(conn, import_id)
+    return int(version)
+
+
+async def forget_key_claims(conn: Conn, import_id: uuid.UUID) -> None:
+    """The validator's key claims are needed only while an import's chunks are validated."""
+    await conn.execute("DELETE FROM tidegate.import_key_chunks WHERE import_id = $1", import_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -125,6 +125,23 @@ class EventPublisher:
                     ),
                 )
                 for topic, event, key in items
+            ]
+        )
+
+    async def send_stored(self, rows: Sequence[Mapping[str, Any]]) -> list[asyncio.Future[Any]]:
+        """Send events as the outbox stores them (topic, key, event_id, event_type,
+        payload, created_at); futures complete on acknowledgement."""
+        return await self.send_records(
+            [
+                (
+                    row["topic"],
+                    row["payload"],
+                    row["key"].encode(),
+                    cloudevent_headers(
+                        row["event_id"], row["event_type"], self.source, row["created_at"]
+                    ),
+                )
+                for row in rows
             ]
         )
 

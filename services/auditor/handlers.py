@@ -160,7 +160,7 @@ class ImportAuditor:
                 conn, event.import_id, status, counts, error=seen.chunk_error, finished=finished
             )
             if finished:
-                await repository.forget_keys(conn, event.import_id)
+                await imports.forget_key_claims(conn, event.import_id)
         if finished and row["status"] not in TERMINAL:
             IMPORTS_FINISHED.labels(status).inc()
             IMPORT_SECONDS.observe((datetime.now(UTC) - row["created_at"]).total_seconds())

@@ -43,14 +43,13 @@ from shared.config import Settings
 from shared.db import Conn
 from shared.events import ImportStatus
 from shared.failures import is_transient
-from shared.kafka import BROKER_CALL_SECONDS, EventPublisher, cloudevent_headers
+from shared.kafka import BROKER_CALL_SECONDS, EventPublisher
 from shared.service import POOL, PUBLISHER, READINESS, SETTINGS
 
 log = structlog.get_logger(__name__)
 
 # Any fixed number: one auditor reconciles at a time.
 _RECONCILER_LOCK = 0x7467_7263
-SOURCE = "/tidegate/auditor/reconciler"
 
 
 class Missing:
@@ -147,17 +146,7 @@ class Reconciler:
             statuses.append(await self._auditor.apply(conn, outcome))
         REDRIVES.labels("counted_from_ledger").inc(len(missing.uncounted_loads))
         stored = await repository.stored_chunks(conn, import_id, missing.resend)
-        acks = await self._publisher.send_records(
-            [
-                (
-                    r["topic"],
-                    r["payload"],
-                    r["key"].encode(),
-                    cloudevent_headers(r["event_id"], r["event_type"], SOURCE, r["created_at"]),
-                )
-                for r in stored
-            ]
-        )
+        acks = await self._publisher.send_stored([dict(r) for r in stored])
         acks += await self._publisher.send(
             [(topics.IMPORT_STATUS, s, str(import_id)) for s in statuses]
         )

@@ -118,11 +118,6 @@ async def update_import(
     return int(version)
 
 
-async def forget_keys(conn: Conn, import_id: uuid.UUID) -> None:
-    """The validator's key claims are needed only while chunks are being validated."""
-    await conn.execute("DELETE FROM tidegate.import_key_chunks WHERE import_id = $1", import_id)
-
-
 async def stalled_imports(conn: Conn, stall_seconds: float) -> list[asyncpg.Record]:
     """Unfinished imports with no progress (and no re-drive) for `stall_seconds`."""
     return await conn.fetch(

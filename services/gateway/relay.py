@@ -17,7 +17,7 @@ from aiohttp import web
 from services.gateway import repository
 from services.gateway.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared.failures import is_transient
-from shared.kafka import EventPublisher, cloudevent_headers
+from shared.kafka import EventPublisher
 from shared.service import POOL, PUBLISHER, SETTINGS
 
 log = structlog.get_logger(__name__)
@@ -46,22 +46,7 @@ class OutboxRelay:
             batch = await repository.claim_unpublished(conn, BATCH)
             if not batch:
                 return 0
-            acks = await self._publisher.send_records(
-                [
-                    (
-                        row["topic"],
-                        row["payload"],
-                        row["key"].encode(),
-                        cloudevent_headers(
-                            row["event_id"],
-                            row["event_type"],
-                            self._publisher.source,
-                            row["created_at"],
-                        ),
-                    )
-                    for row in batch
-                ]
-            )
+            acks = await self._publisher.send_stored([dict(row) for row in batch])
             await asyncio.gather(*acks)
             await repository.mark_published(conn, [row["id"] for row in batch])
         OUTBOX_PUBLISHED.inc(len(batch))
