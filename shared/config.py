@@ -39,6 +39,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_seconds: float = 5.0  # how often the auditor's reconciler looks
     stall_seconds: float = 30.0  # an import without progress this long is re-driven
     give_up_seconds: float = 900.0  # ... and failed after this long without progress
+    # Recovery (docs/recovery.md): the defaults of the per-import settings, and backups.
+    auto_retry: int = 3  # attempts per chunk when the database refuses one for a passing reason
+    retry_backoff_seconds: float = 1.0  # wait after the first refused attempt; doubles
+    rollback_on_failure: bool = True  # undo what an import that failed had loaded
+    lock_timeout_seconds: float = 60.0  # a statement waiting this long for a lock is refused
+    backup_dir: str = "backups"
+    backup_keep_last: int = 20  # completed backups kept ...
+    backup_keep_days: int = 30  # ... and none older than this (0: no age limit)
+    pg_bin_dir: str = ""  # pg_dump, pg_restore, psql; empty: the embedded server's, or PATH
 
 
 # Each default is written once, in Settings.
@@ -71,6 +80,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -85,8 +105,12 @@ def load_settings(
     env = os.environ if env is None else env
     port_var = f"TIDEGATE_{service_name.upper()}_PORT"
     port = _int(env, port_var, _int(env, "PORT", default_port), minimum=0)
+    # checkpoint_interval is the seed's name for the chunk size: the unit committed at once.
     chunk_default = _int(
-        env, "TIDEGATE_DEFAULT_CHUNK_SIZE", _DEFAULTS["default_chunk_size"], minimum=1
+        env,
+        "TIDEGATE_DEFAULT_CHUNK_SIZE",
+        _int(env, "TIDEGATE_CHECKPOINT_INTERVAL", _DEFAULTS["default_chunk_size"], minimum=1),
+        minimum=1,
     )
     chunk_max = _int(env, "TIDEGATE_MAX_CHUNK_SIZE", _DEFAULTS["max_chunk_size"], minimum=1)
     if chunk_default > chunk_max:
@@ -131,6 +155,18 @@ def load_settings(
             env, "TIDEGATE_AUDIT_RETENTION_DAYS", _DEFAULTS["audit_retention_days"], minimum=0
         ),
         rules_dir=env.get("TIDEGATE_RULES_DIR", "") or _DEFAULTS["rules_dir"],
+        auto_retry=_int(env, "TIDEGATE_AUTO_RETRY", _DEFAULTS["auto_retry"], minimum=1),
+        rollback_on_failure=_bool(
+            env, "TIDEGATE_ROLLBACK_ON_FAILURE", _DEFAULTS["rollback_on_failure"]
+        ),
+        backup_dir=env.get("TIDEGATE_BACKUP_DIR", "") or _DEFAULTS["backup_dir"],
+        backup_keep_last=_int(
+            env, "TIDEGATE_BACKUP_KEEP_LAST", _DEFAULTS["backup_keep_last"], minimum=1
+        ),
+        backup_keep_days=_int(
+            env, "TIDEGATE_BACKUP_KEEP_DAYS", _DEFAULTS["backup_keep_days"], minimum=0
+        ),
+        pg_bin_dir=env.get("TIDEGATE_PG_BIN_DIR", _DEFAULTS["pg_bin_dir"]),
         service_name=service_name,
         **{
             name: _float(env, f"TIDEGATE_{name.upper()}", _DEFAULTS[name])
@@ -139,6 +175,8 @@ def load_settings(
                 "reconcile_seconds",
                 "stall_seconds",
                 "give_up_seconds",
+                "retry_backoff_seconds",
+                "lock_timeout_seconds",
             )
         },
     )

@@ -67,11 +67,12 @@ async def migrate(conn: Conn) -> list[str]:
 
 @asynccontextmanager
 async def open_pool(
-    dsn: str, *, application_name: str = "tidegate", max_size: int = 10
+    dsn: str, *, application_name: str = "tidegate", max_size: int = 10, lock_timeout_ms: int = 0
 ) -> AsyncIterator[asyncpg.Pool]:
-    """A pool whose sessions read timestamps without offset as UTC, and plan each statement
-    for its values: a plan cached while a target table was empty would scan it whole once
-    it holds millions of rows."""
+    """A pool whose sessions read timestamps without offset as UTC, plan each statement
+    for its values (a plan cached while a target table was empty would scan it whole once
+    it holds millions of rows), and give up waiting for a lock after `lock_timeout_ms`
+    (0: never), which an import counts as a refused attempt."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
@@ -80,6 +81,7 @@ async def open_pool(
             "application_name": application_name,
             "TimeZone": "UTC",
             "plan_cache_mode": "force_custom_plan",
+            "lock_timeout": str(lock_timeout_ms),
         },
     )
     try:

@@ -20,6 +20,9 @@ Line = Annotated[int, msgspec.Meta(ge=1)]
 Mode = Literal["import", "validate_only", "dry_run"]
 DuplicatePolicy = Literal["reject", "skip", "update"]
 Severity = Literal["error", "warning"]
+# Work for the loader that is not a chunk (tidegate.operations holds its parameters).
+OperationKind = Literal["rollback", "backup", "restore", "delete_backup"]
+OperationStatus = Literal["pending", "completed", "refused", "failed"]
 
 
 class RowError(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,7 +128,35 @@ class ImportStatus(_Event, frozen=True, tag="tidegate.import.status.v1"):
     duplicate_rows: NonNegative = 0
 
 
-Event = ChunkSubmitted | ChunkValidated | ChunkLoaded | ImportStatus
+class OperationRequested(_Event, frozen=True, tag="tidegate.operation.requested.v1"):
+    """A command for the loader, sent through the outbox by the gateway (or by the auditor:
+    the rollback of a failed import). The operation's parameters are its row in PostgreSQL,
+    which the loader reads: a command for an operation tidegate did not record is refused.
+    `import_id` is the import concerned, or the operation's own id when none is."""
+
+    operation_id: uuid.UUID
+    kind: OperationKind
+
+
+class OperationFinished(_Event, frozen=True, tag="tidegate.operation.finished.v1"):
+    """The outcome of an operation, recorded in the same transaction as its effect.
+    `result` holds its figures (rows deleted and restored, conflicts, file size...)."""
+
+    operation_id: uuid.UUID
+    kind: OperationKind
+    status: OperationStatus
+    error: str | None = None
+    result: dict[str, object] = msgspec.field(default_factory=dict)
+
+
+Event = (
+    ChunkSubmitted
+    | ChunkValidated
+    | ChunkLoaded
+    | ImportStatus
+    | OperationRequested
+    | OperationFinished
+)
 
 
 def shape_problem(event: ChunkSubmitted | ChunkValidated) -> str | None:
@@ -179,6 +210,10 @@ def event_id(event: Event) -> str:
             return f"{event.import_id}:{seq}:loaded"
         case ImportStatus(version=version):
             return f"{event.import_id}:status:{version}"
+        case OperationRequested(operation_id=operation_id):
+            return f"operation:{operation_id}:requested"
+        case OperationFinished(operation_id=operation_id):
+            return f"operation:{operation_id}:finished"
     raise AssertionError(f"unknown event {type(event)!r}")  # pragma: no cover
 
 

@@ -20,6 +20,7 @@ _POSTGRES_TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.LockNotAvailableError,  # lock_timeout
     # The client noticed a broken connection mid-operation ("connection is closed",
     # "cannot switch to state …; another operation is in progress" after a server crash).
     asyncpg.InterfaceError,
@@ -38,8 +39,20 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, TimeoutError, *_POSTGRES_TRANSIENT))
 
 
+# A working database refusing one attempt: another attempt may succeed, but the refusal is
+# about this work (it counts against `auto_retry`), not about a dependency being away.
+REFUSED_ATTEMPT: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.QueryCanceledError,  # statement_timeout
+)
+
+
+def is_refused_attempt(exc: BaseException) -> bool:
+    return isinstance(exc, REFUSED_ATTEMPT)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """A dependency (database or broker) is unreachable: an API answers 503, not 500."""
-    return is_transient(exc) and not isinstance(
-        exc, asyncpg.exceptions.SerializationError | asyncpg.exceptions.DeadlockDetectedError
-    )
+    return is_transient(exc) and not is_refused_attempt(exc)

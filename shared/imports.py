@@ -8,7 +8,11 @@
   the validator stores a copy of each upstream chunk it validates (marked published), so
   the reconciler can re-drive either kind from PostgreSQL.
 - Failing an import outside the auditor's flow of facts: the reconciler giving up on an
-  import that makes no progress, or an admin's escape hatch.
+  import that makes no progress, or an admin's escape hatch; cancelling one. What a failed
+  or cancelled import had loaded is then rolled back (shared/operations.py).
+- The import lock: the loader holds it shared while it loads a chunk, and exclusively while
+  it rolls the import back, so a rollback sees every chunk that will ever be loaded (a chunk
+  admitted after the import finished is not loaded).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from shared import topics
+from shared import operations, topics
 from shared.db import Conn
 from shared.events import ChunkSubmitted, Mode, encode, event_id, event_type
 
@@ -49,16 +53,32 @@ async def register_import(
 class ImportState(msgspec.Struct, frozen=True):
     finished: bool
     upstream: bool  # produced straight onto the topics
+    auto_retry: int = 3
 
 
 async def import_state(conn: Conn, import_id: uuid.UUID) -> ImportState | None:
     """None for an import tidegate does not know."""
     row = await conn.fetchrow(
-        "SELECT finished_at IS NOT NULL AS finished, source = 'kafka' AS upstream"
+        "SELECT finished_at IS NOT NULL AS finished, source = 'kafka' AS upstream, auto_retry"
         " FROM tidegate.imports WHERE id = $1",
         import_id,
     )
-    return None if row is None else ImportState(row["finished"], row["upstream"])
+    return None if row is None else ImportState(row["finished"], row["upstream"], row["auto_retry"])
+
+
+def _lock_key(import_id: uuid.UUID) -> int:
+    """The advisory lock id of an import (the high 63 bits of its UUID, as a bigint)."""
+    return import_id.int >> 65
+
+
+async def hold_for_load(conn: Conn, import_id: uuid.UUID) -> None:
+    """Until the transaction ends: no rollback of the import runs meanwhile."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", _lock_key(import_id))
+
+
+async def hold_for_rollback(conn: Conn, import_id: uuid.UUID) -> None:
+    """Until the transaction ends: waits for the chunks being loaded, and no other starts."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(import_id))
 
 
 async def store_chunk(conn: Conn, event: ChunkSubmitted, *, published: bool) -> None:
@@ -92,6 +112,25 @@ async def fail_import(conn: Conn, import_id: uuid.UUID, reason: str) -> int | No
     if version is None:
         return None
     await forget_key_claims(conn, import_id)
+    await operations.rollback_after_failure(conn, import_id, "failure")
+    return int(version)
+
+
+async def cancel_import(conn: Conn, import_id: uuid.UUID, reason: str) -> int | None:
+    """Stop an unfinished import: chunks not yet loaded are dropped (the validator and the
+    loader ignore an import that has finished), what it loaded is rolled back, and its
+    slot is freed. Returns the new version, or None if it had already finished."""
+    version = await conn.fetchval(
+        "UPDATE tidegate.imports SET status = 'cancelled', error = $2, finished_at = now(),"
+        " updated_at = now(), version = version + 1"
+        " WHERE id = $1 AND finished_at IS NULL RETURNING version",
+        import_id,
+        reason,
+    )
+    if version is None:
+        return None
+    await forget_key_claims(conn, import_id)
+    await operations.rollback_after_failure(conn, import_id, "cancel")
     return int(version)
 
 

@@ -66,7 +66,9 @@ def service_app(settings: Settings, **app_options: Any) -> web.Application:
 async def database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with open_pool(
-        settings.database_url, application_name=f"tidegate-{settings.service_name}"
+        settings.database_url,
+        application_name=f"tidegate-{settings.service_name}",
+        lock_timeout_ms=round(settings.lock_timeout_seconds * 1000),
     ) as pool:
         app[POOL] = pool
         yield

@@ -5,5 +5,15 @@ CHUNK_VALIDATED = "tidegate.chunk.validated"
 CHUNK_LOADED = "tidegate.chunk.loaded"
 IMPORT_STATUS = "tidegate.import.status"
 DEAD_LETTER = "tidegate.deadletter"
+OPERATIONS = "tidegate.operations"  # commands for the loader: rollback, backup, restore
+OPERATION_FINISHED = "tidegate.operation.finished"
 
-ALL = (CHUNK_SUBMITTED, CHUNK_VALIDATED, CHUNK_LOADED, IMPORT_STATUS, DEAD_LETTER)
+ALL = (
+    CHUNK_SUBMITTED,
+    CHUNK_VALIDATED,
+    CHUNK_LOADED,
+    IMPORT_STATUS,
+    DEAD_LETTER,
+    OPERATIONS,
+    OPERATION_FINISHED,
+)

@@ -9,19 +9,26 @@ The duplicate policy picks the statement: plain insert (reject), insert skipping
 that conflict on a unique key (skip), or insert-or-update on the match key (update). A
 dry run loads inside a savepoint that is rolled back; only its outcome is kept.
 Validate-only chunks are not loaded at all.
+
+A chunk the database refuses for a passing reason (deadlock, lock or statement timeout) is
+tried again up to the import's `auto_retry` attempts, then recorded as failed with the
+cause (shared/attempts.py). Before the first chunk of an import that asked for a backup is
+loaded, the backup is taken.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import asyncpg
 import structlog
 
 from services.loader import repository
 from services.loader.metrics import CHUNK_LOAD_SECONDS, ROWS_LOADED
-from shared import ledger, topics
+from shared import imports, ledger, topics
+from shared.attempts import AttemptsExhausted, with_attempts
 from shared.catalog import TableCache, TableDef
 from shared.db import Conn
 from shared.errors import InvalidEvent
@@ -76,9 +83,17 @@ class NotAdmitted(InvalidEvent):
 
 
 class ChunkLoader:
-    def __init__(self, pool: asyncpg.Pool, tables: TableCache) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        tables: TableCache,
+        backoff_seconds: float,
+        before_first_chunk: Callable[[Conn, uuid.UUID], Awaitable[str | None]],
+    ) -> None:
         self._pool = pool
         self._tables = tables
+        self._backoff = backoff_seconds
+        self._before_first_chunk = before_first_chunk
 
     async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
         if not isinstance(event, ChunkValidated) or event.mode == "validate_only":
@@ -88,7 +103,11 @@ class ChunkLoader:
         try:
             with CHUNK_LOAD_SECONDS.time():
                 async with self._pool.acquire() as conn:
-                    outcome = await self.load(conn, event)
+                    blocked = await self._before_first_chunk(conn, event.import_id)
+                    if blocked is not None:
+                        outcome = await self.load(conn, event, give_up=blocked)
+                    else:
+                        outcome = await self._attempt(conn, event)
         except NotAdmitted as exc:
             if exc.reason != "import_finished":
                 raise
@@ -97,17 +116,35 @@ class ChunkLoader:
             return []
         return [(topics.CHUNK_LOADED, outcome, str(event.import_id))]
 
-    async def load(self, conn: Conn, event: ChunkValidated) -> ChunkLoaded:
-        """Load the chunk once; raises NotAdmitted for a chunk the validator did not
-        produce (or of an import that has finished)."""
+    async def _attempt(self, conn: Conn, event: ChunkValidated) -> ChunkLoaded:
+        """Load, trying again while the database refuses for a passing reason."""
+        state = await imports.import_state(conn, event.import_id)
+        attempts = 1 if state is None else state.auto_retry
+        try:
+            return await with_attempts(
+                lambda: self.load(conn, event), attempts, self._backoff, "loader"
+            )
+        except AttemptsExhausted as exc:
+            return await self.load(conn, event, give_up=str(exc))
+
+    async def load(
+        self, conn: Conn, event: ChunkValidated, give_up: str | None = None
+    ) -> ChunkLoaded:
+        """Load the chunk once (or, with `give_up`, record it failed for that reason);
+        raises NotAdmitted for a chunk the validator did not produce (or of an import
+        that has finished)."""
         async with conn.transaction():
+            await imports.hold_for_load(conn, event.import_id)
             if not await repository.claim_chunk(conn, event.import_id, event.seq):
                 entry = await repository.ledger_entry(conn, event.import_id, event.seq)
                 assert entry is not None
                 log.info("chunk already loaded; re-announcing", seq=event.seq)
                 return ledger.outcome_of(event.import_id, dict(entry))
             await self._admit(conn, event)
-            if not event.rows or event.chunk_error is not None:
+            if give_up is not None:
+                log.error("chunk failed: every attempt was refused", seq=event.seq, cause=give_up)
+                outcome = self._failed(event, give_up)
+            elif not event.rows or event.chunk_error is not None:
                 outcome = ChunkLoaded(
                     import_id=event.import_id, seq=event.seq, loaded_rows=0, failed_rows=0
                 )

