@@ -142,3 +142,32 @@ async def touch(conn: Conn, operation_id: uuid.UUID) -> None:
         "UPDATE tidegate.operations SET attempts = attempts + 1, updated_at = now() WHERE id = $1",
         operation_id,
     )
+
+
+async def request_backup(
+    conn: Conn,
+    *,
+    tables: list[str],
+    reason: str | None,
+    trigger: Trigger,
+    import_id: uuid.UUID | None = None,
+    key_id: uuid.UUID | None = None,
+    team: str | None = None,
+) -> tuple[uuid.UUID, asyncpg.Record]:
+    """Record a backup of `tables` (before `import_id`, if given) and the operation that
+    takes it; returns (backup id, operation row)."""
+    backup_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO tidegate.backups (id, tables, reason, import_id, key_id, team)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        backup_id,
+        tables,
+        reason,
+        import_id,
+        key_id,
+        team,
+    )
+    op = await request(
+        conn, kind="backup", trigger=trigger, backup_id=backup_id, key_id=key_id, team=team
+    )
+    return backup_id, op

@@ -16,6 +16,7 @@ import structlog
 from services.auditor import repository
 from services.auditor.metrics import IMPORT_SECONDS, IMPORTS_FINISHED
 from services.auditor.state import (
+    FAILED,
     TERMINAL,
     Counts,
     Fact,
@@ -26,7 +27,7 @@ from services.auditor.state import (
     next_status,
 )
 from services.auditor.view import AuditedEvent, SubmittedView, ValidatedView
-from shared import imports, topics
+from shared import imports, operations, topics
 from shared.db import Conn
 from shared.errors import InvalidEvent
 from shared.events import ChunkLoaded, ImportStatus, RowError
@@ -58,7 +59,13 @@ def observe(event: ChunkEvent) -> Observation:
             valid = event.total_rows - event.invalid_rows - event.skipped_rows
             return Observation(
                 "validated",
-                Validated(valid, event.invalid_rows, event.skipped_rows, event.duplicate_rows),
+                Validated(
+                    valid,
+                    event.invalid_rows,
+                    event.skipped_rows,
+                    event.duplicate_rows,
+                    chunk_failed=event.chunk_error is not None,
+                ),
                 event.total_rows,
                 valid,
                 event.invalid_rows,
@@ -74,6 +81,7 @@ def observe(event: ChunkEvent) -> Observation:
                     event.updated_rows,
                     event.skipped_rows,
                     event.duplicate_rows,
+                    chunk_failed=event.chunk_error is not None,
                 ),
                 event.loaded_rows + event.failed_rows,
                 event.loaded_rows,
@@ -156,11 +164,16 @@ class ImportAuditor:
             counts = apply_fact(counts, seen.fact)
             status = next_status(row["status"], counts)
             finished = status in TERMINAL
+            error = seen.chunk_error
+            if counts.atomic and status == FAILED and error is None:
+                error = "atomic import: a row was rejected, so nothing is kept"
             version = await repository.update_import(
-                conn, event.import_id, status, counts, error=seen.chunk_error, finished=finished
+                conn, event.import_id, status, counts, error=error, finished=finished
             )
             if finished:
                 await imports.forget_key_claims(conn, event.import_id)
+            if status == FAILED and row["status"] not in TERMINAL:
+                await operations.rollback_after_failure(conn, event.import_id, "failure")
         if finished and row["status"] not in TERMINAL:
             IMPORTS_FINISHED.labels(status).inc()
             IMPORT_SECONDS.observe((datetime.now(UTC) - row["created_at"]).total_seconds())

@@ -38,7 +38,7 @@ from services.auditor.metrics import (
     OLDEST_CHUNK_SECONDS,
     REDRIVES,
 )
-from shared import imports, topics
+from shared import imports, operations, topics
 from shared.config import Settings
 from shared.db import Conn
 from shared.events import ImportStatus
@@ -125,6 +125,7 @@ class Reconciler:
                 for row in stalled:
                     with structlog.contextvars.bound_contextvars(import_id=str(row["id"])):
                         await self._redrive(conn, row)
+                await self._resend_operations(conn)
                 gauges = await repository.progress_gauges(conn, self._settings.stall_seconds)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _RECONCILER_LOCK)
@@ -161,6 +162,19 @@ class Reconciler:
             resent=missing.resend,
             lost=missing.lost,
         )
+
+    async def _resend_operations(self, conn: Conn) -> None:
+        """Operations still pending after the stall time: their command is sent again from
+        the outbox (the loader does each once, whatever it receives)."""
+        stale = await operations.stale(conn, self._settings.stall_seconds)
+        if not stale:
+            return
+        acks = await self._publisher.send_stored([dict(r) for r in stale])
+        await asyncio.wait_for(asyncio.gather(*acks), BROKER_CALL_SECONDS)
+        for row in stale:
+            await operations.touch(conn, row["id"])
+        REDRIVES.labels("operation_resent").inc(len(stale))
+        log.warning("operations re-sent", operations=[str(r["id"]) for r in stale])
 
     async def _give_up(
         self, conn: Conn, import_id: uuid.UUID, row: asyncpg.Record, missing: Missing

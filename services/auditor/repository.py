@@ -15,9 +15,9 @@ from shared.events import ChunkLoaded, RowError
 
 async def lock_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT id, status, version, mode, total_rows, valid_rows, loaded_rows, failed_rows,"
-        " skipped_rows, updated_rows, duplicate_rows, chunks_total, chunks_submitted,"
-        " chunks_validated, chunks_loaded, created_at"
+        "SELECT id, status, version, mode, atomic, total_rows, valid_rows, loaded_rows,"
+        " failed_rows, skipped_rows, updated_rows, duplicate_rows, chunks_total,"
+        " chunks_submitted, chunks_validated, chunks_loaded, chunks_failed, created_at"
         " FROM tidegate.imports WHERE id = $1 FOR UPDATE",
         import_id,
     )
@@ -96,6 +96,7 @@ async def update_import(
         " loaded_rows = $5, failed_rows = $6, chunks_total = coalesce(chunks_total, $7),"
         " chunks_validated = $8, chunks_loaded = $9, error = coalesce(error, $10),"
         " skipped_rows = $12, updated_rows = $13, duplicate_rows = $14, chunks_submitted = $15,"
+        " chunks_failed = $16,"
         " version = version + 1, updated_at = now(),"
         " finished_at = CASE WHEN $11 THEN coalesce(finished_at, now()) END"
         " WHERE id = $1 RETURNING version",
@@ -114,6 +115,7 @@ async def update_import(
         counts.updated_rows,
         counts.duplicate_rows,
         counts.chunks_submitted,
+        counts.chunks_failed,
     )
     return int(version)
 

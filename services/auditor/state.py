@@ -5,8 +5,12 @@ pending → validating → loading → completed | completed_with_errors | faile
 Counts only grow, so the derived status only moves forward. Facts about one chunk come
 from different topics and may arrive in any order; an import is finished when every one
 of its chunks has been submitted, validated and loaded (not loaded, for a validate-only
-import); then it is `completed` if no row failed, `failed` if rows failed and none were
-loaded (none were valid, for validate-only), else `completed_with_errors`.
+import); then it is `completed` if no row failed, `failed` if a chunk failed as a whole or
+rows failed and none were loaded (none were valid, for validate-only), else
+`completed_with_errors`. An atomic import fails at its first rejected row.
+
+Two terminal states are reached outside this flow: `cancelled` (by a person, while it ran)
+and `rolled_back` (undone after it finished, by the loader).
 """
 
 from __future__ import annotations
@@ -21,13 +25,25 @@ LOADING = "loading"
 COMPLETED = "completed"
 COMPLETED_WITH_ERRORS = "completed_with_errors"
 FAILED = "failed"
+CANCELLED = "cancelled"
+ROLLED_BACK = "rolled_back"
 
-TERMINAL = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED})
-ORDER = (PENDING, VALIDATING, LOADING, COMPLETED, COMPLETED_WITH_ERRORS, FAILED)
+TERMINAL = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED, ROLLED_BACK})
+ORDER = (
+    PENDING,
+    VALIDATING,
+    LOADING,
+    COMPLETED,
+    COMPLETED_WITH_ERRORS,
+    FAILED,
+    CANCELLED,
+    ROLLED_BACK,
+)
 
 
 class Counts(msgspec.Struct, kw_only=True):
     mode: Mode = "import"
+    atomic: bool = False
     total_rows: int = 0
     valid_rows: int = 0
     loaded_rows: int = 0
@@ -39,6 +55,7 @@ class Counts(msgspec.Struct, kw_only=True):
     chunks_submitted: int = 0
     chunks_validated: int = 0
     chunks_loaded: int = 0
+    chunks_failed: int = 0
 
 
 class Submitted(msgspec.Struct, frozen=True):
@@ -52,6 +69,7 @@ class Validated(msgspec.Struct, frozen=True):
     invalid: int
     skipped: int = 0
     duplicates: int = 0
+    chunk_failed: bool = False
 
 
 class Loaded(msgspec.Struct, frozen=True):
@@ -60,6 +78,7 @@ class Loaded(msgspec.Struct, frozen=True):
     updated: int = 0
     skipped: int = 0
     duplicates: int = 0
+    chunk_failed: bool = False
 
 
 Fact = Submitted | Validated | Loaded
@@ -80,6 +99,7 @@ def apply_fact(counts: Counts, fact: Fact) -> Counts:
             new.skipped_rows += fact.skipped
             new.duplicate_rows += fact.duplicates
             new.chunks_validated += 1
+            new.chunks_failed += fact.chunk_failed
         case Loaded():
             new.loaded_rows += fact.loaded
             new.failed_rows += fact.failed
@@ -87,6 +107,7 @@ def apply_fact(counts: Counts, fact: Fact) -> Counts:
             new.skipped_rows += fact.skipped
             new.duplicate_rows += fact.duplicates
             new.chunks_loaded += 1
+            new.chunks_failed += fact.chunk_failed
     return new
 
 
@@ -96,7 +117,11 @@ def status_of(counts: Counts) -> str:
     validate_only = counts.mode == "validate_only"
     loaded = total is not None and (validate_only or counts.chunks_loaded >= total)
     seen = total is not None and min(counts.chunks_submitted, counts.chunks_validated) >= total
+    if counts.atomic and counts.failed_rows > 0:
+        return FAILED
     if seen and loaded:
+        if counts.chunks_failed > 0:
+            return FAILED
         if counts.failed_rows == 0:
             return COMPLETED
         if (counts.valid_rows if validate_only else counts.loaded_rows) == 0:

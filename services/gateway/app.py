@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.gateway import admin, export, handlers, interventions, openapi
+from services.gateway import admin, backups, export, handlers, interventions, openapi, recovery
 from services.gateway.access import access_middleware, add_headers, record
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.gateway.problems import problem_middleware
@@ -61,6 +61,8 @@ def create_app(settings: Settings) -> web.Application:
     for table in (
         handlers.routes,
         interventions.routes,
+        recovery.routes,
+        backups.routes,
         export.routes,
         admin.routes,
         openapi.routes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -15,13 +15,13 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from services.gateway import idempotency, limits, repository
+from services.gateway import failed, idempotency, limits, repository
 from services.gateway.access import TARGET, principal_of, require
 from services.gateway.body import open_upload
 from services.gateway.csv_stream import ENCODINGS, CsvInputError, delimiter_char, encoding_name
 from services.gateway.intake import ImportOptions, Owner, TooManyRecords, receive_import
 from services.gateway.keys import Principal
-from services.gateway.params import flag, int_param, invalid, path_id, required_param
+from services.gateway.params import Query, flag, int_param, invalid, path_id, required_param
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
 from services.gateway.report import build_report, stream_errors_csv
@@ -38,6 +38,7 @@ log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 API = "/api/v1/database"
 MAX_NAMES = 100  # column names listed in a header-mismatch problem
+MAX_AUTO_RETRY = 10  # as the imports table's check says
 
 
 def import_url(import_id: uuid.UUID | str) -> str:
@@ -77,11 +78,24 @@ def render_import(row: dict[str, Any] | asyncpg.Record) -> dict[str, Any]:
         "progress": progress,
         "error": row["error"],
         "producer": row["producer"],
+        "parent_id": str(row["parent_id"]) if row["parent_id"] else None,
+        "options": {
+            "auto_retry": row["auto_retry"],
+            "rollback_on_failure": row["rollback_on_failure"],
+            "atomic": row["atomic"],
+            "checkpoint_interval": row["chunk_size"],
+            "backup_id": str(row["backup_id"]) if row["backup_id"] else None,
+        },
         "recovery": {
             "redrives": row["redrives"],
             "last_redrive_at": row["last_redrive_at"].isoformat()
             if row["last_redrive_at"]
             else None,
+            "chunks_failed": row["chunks_failed"],
+            # The last checkpoint: chunks (of checkpoint_interval records) committed and
+            # never loaded again, the rows they held, and when the last one committed.
+            "checkpoint": msgspec.json.decode(row["checkpoint"]),
+            "rollback": _rollback_of(row["rollback"]),
         },
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
@@ -91,8 +105,19 @@ def render_import(row: dict[str, Any] | asyncpg.Record) -> dict[str, Any]:
             "report": f"{import_url(row['id'])}/report",
             "errors": f"{import_url(row['id'])}/errors",
             "errors_csv": f"{import_url(row['id'])}/errors?format=csv",
+            "failed": f"{import_url(row['id'])}/failed",
+            **({"parent": import_url(row["parent_id"])} if row["parent_id"] else {}),
+            **({"backup": f"{API}/backups/{row['backup_id']}"} if row["backup_id"] else {}),
         },
     }
+
+
+def _rollback_of(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    found: dict[str, Any] = msgspec.json.decode(raw)
+    found["link"] = f"{API}/operations/{found['operation']}"
+    return found
 
 
 def _import_id(request: web.Request) -> uuid.UUID:
@@ -110,8 +135,8 @@ async def _visible_import(conn: Conn, request: web.Request) -> asyncpg.Record:
     return row
 
 
-def _mode(request: web.Request) -> Mode:
-    validate_only, dry_run = flag(request, "validate_only"), flag(request, "dry_run")
+def _mode(query: Query) -> Mode:
+    validate_only, dry_run = flag(query, "validate_only"), flag(query, "dry_run")
     if validate_only and dry_run:
         raise invalid("dry_run", "validate_only and dry_run cannot both be true.")
     return "validate_only" if validate_only else "dry_run" if dry_run else "import"
@@ -132,15 +157,34 @@ def _encoding(raw: str, *, from_charset: bool) -> str:
     raise invalid("encoding", f"{raw!r} is not supported; use one of: {supported}.")
 
 
-def _options(request: web.Request, settings: Settings, table: TableDef) -> ImportOptions:
-    mode = _mode(request)
+def _chunk_size(query: Query, settings: Settings, mode: Mode) -> int:
+    """`chunk_size`, or by its seed name `checkpoint_interval`: the records committed at
+    once, and never loaded again after a crash."""
     # A dry run is one transaction per chunk: by default the whole file (up to the
     # largest chunk) is tried at once, so references between its rows are seen.
-    default_chunk = settings.max_chunk_size if mode == "dry_run" else settings.default_chunk_size
-    chunk_size = int_param(request, "chunk_size", default_chunk, 1, settings.max_chunk_size)
+    default = settings.max_chunk_size if mode == "dry_run" else settings.default_chunk_size
+    size = int_param(query, "chunk_size", default, 1, settings.max_chunk_size)
+    interval = int_param(query, "checkpoint_interval", size, 1, settings.max_chunk_size)
+    if "chunk_size" in query and interval != size:
+        raise invalid("checkpoint_interval", "checkpoint_interval and chunk_size differ.")
+    return interval
+
+
+def _options(
+    request: web.Request, settings: Settings, table: TableDef, query: Query | None = None
+) -> ImportOptions:
+    """The import's options from `query` (the request's own by default)."""
+    query = request.query if query is None else query
+    mode = _mode(query)
+    chunk_size = _chunk_size(query, settings, mode)
+    atomic = flag(query, "atomic")
+    if atomic and mode != "import":
+        raise invalid(
+            "atomic", "atomic applies to imports that load (not a dry run or validation)."
+        )
     delimiter = None
-    if "delimiter" in request.query:
-        delimiter = delimiter_char(request.query["delimiter"])
+    if "delimiter" in query:
+        delimiter = delimiter_char(query["delimiter"])
         if delimiter is None:
             raise invalid("delimiter", "delimiter must be one of , ; | or tab.")
     try:
@@ -150,9 +194,9 @@ def _options(request: web.Request, settings: Settings, table: TableDef) -> Impor
             409, "invalid-rule-file", "The table's rule file is invalid", str(exc)
         ) from None
     policy = rules.options.on_duplicate
-    if "on_duplicate" in request.query:
+    if "on_duplicate" in query:
         try:
-            policy = msgspec.convert(request.query["on_duplicate"], DuplicatePolicy)
+            policy = msgspec.convert(query["on_duplicate"], DuplicatePolicy)
         except msgspec.ValidationError:
             raise invalid("on_duplicate", "on_duplicate must be reject, skip or update.") from None
     if policy == "update" and (problem := update_problem(table, rules)) is not None:
@@ -162,11 +206,13 @@ def _options(request: web.Request, settings: Settings, table: TableDef) -> Impor
         max_records=settings.max_records_per_import,
         mode=mode,
         on_duplicate=policy,
-        encoding=_encoding(request.query["encoding"], from_charset=False)
-        if "encoding" in request.query
-        else None,
+        encoding=_encoding(query["encoding"], from_charset=False) if "encoding" in query else None,
         delimiter=delimiter,
         rules=rules,
+        auto_retry=int_param(query, "auto_retry", settings.auto_retry, 1, MAX_AUTO_RETRY),
+        rollback_on_failure=flag(query, "rollback_on_failure", settings.rollback_on_failure),
+        atomic=atomic,
+        backup=flag(query, "backup") and mode == "import",
     )
 
 
@@ -203,10 +249,29 @@ async def post_import(request: web.Request) -> web.Response:
     table = await find_table(request, required_param(request, "table"))
     options = _options(request, settings, table)
     principal = require(request, "validate" if options.mode == "validate_only" else "import")
+    return await accept_import(request, table, options, principal, upload=True)
+
+
+async def accept_import(
+    request: web.Request,
+    table: TableDef,
+    options: ImportOptions,
+    principal: Principal,
+    *,
+    upload: bool,
+    body: AsyncIterator[bytes] | None = None,
+) -> web.Response:
+    """Receive the request's file (`upload`) or `body` as a new import: the key's slot,
+    Idempotency-Key, the outbox, and the 202 answer."""
+    settings = request.app[SETTINGS]
     idem_key = idempotency.idempotency_key(request)
-    body, filename, charset = await open_upload(request, settings.max_file_bytes)
-    if charset is not None and options.encoding is None:
-        options = msgspec.structs.replace(options, encoding=_encoding(charset, from_charset=True))
+    filename: str | None = None
+    if upload:
+        body, filename, charset = await open_upload(request, settings.max_file_bytes)
+        if charset is not None and options.encoding is None:
+            encoding = _encoding(charset, from_charset=True)
+            options = msgspec.structs.replace(options, encoding=encoding)
+    assert body is not None
     limit = principal.concurrent_imports or settings.concurrent_imports
     try:
         async with request.app[POOL].acquire() as conn, conn.transaction():
@@ -348,6 +413,8 @@ async def get_report(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         row = await _visible_import(conn, request)
         report = await build_report(conn, row)
+        # "Verify fixes": how many failed rows later retries loaded, how many are left.
+        report["reconciliation"] = await failed.reconciliation(conn, row)
     return web.json_response(report)
 
 

@@ -1,5 +1,9 @@
 """Receiving an import: stream the body, check the header, cut chunks, and record the import
 with its chunk events in one transaction (the outbox). Nothing is stored if any step fails.
+
+A file exported by `GET /imports/{id}/failed` ends each row with diagnostic columns
+(`DIAGNOSTIC_COLUMNS`); they are recognised by their header names and left out, and for a
+retry the parent's line each row came from is recorded (for the parent's reconciliation).
 """
 
 from __future__ import annotations
@@ -7,12 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import msgspec
 
 from services.gateway import repository
 from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 from services.gateway.metrics import CHUNKS_SUBMITTED, IMPORT_BYTES, ROWS_RECEIVED
-from shared import events, imports
+from shared import events, imports, operations
 from shared.catalog import TableDef, match_header
 from shared.db import Conn
 from shared.rulebook import NO_RULES, TableRules
@@ -41,6 +46,9 @@ class Owner(msgspec.Struct, frozen=True, kw_only=True):
     slot: int
 
 
+DIAGNOSTIC_COLUMNS = ("tidegate_line", "tidegate_errors")
+
+
 class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
     """How to read the file and what to do with it (the request's parameters, with the
     table's rule file filled in)."""
@@ -52,6 +60,41 @@ class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
     encoding: str | None = None  # None: detect
     delimiter: str | None = None  # None: sniff
     rules: TableRules = NO_RULES
+    auto_retry: int = 3
+    rollback_on_failure: bool = True
+    atomic: bool = False
+    backup: bool = False  # back the table up before the first chunk is loaded
+    parent_id: uuid.UUID | None = None  # the import this one retries
+
+
+class Diagnostics:
+    """The trailing DIAGNOSTIC_COLUMNS of a re-uploaded failed-rows file: recognised by the
+    header, cut from every row, and (`track`) the parent's line of each row noted."""
+
+    WIDTH = len(DIAGNOSTIC_COLUMNS)
+
+    def __init__(self, *, track: bool) -> None:
+        self.present = False
+        self.retried: list[tuple[int, int]] = []  # (line, the parent's line)
+        self._track = track
+
+    def header(self, header: list[str]) -> list[str]:
+        if tuple(h.strip().lower() for h in header[-self.WIDTH :]) == DIAGNOSTIC_COLUMNS:
+            self.present = True
+            return header[: -self.WIDTH]
+        return header
+
+    def rows(self, chunk: ParsedChunk) -> list[list[str]]:
+        if not self.present:
+            return chunk.rows
+        width = self.WIDTH
+        if self._track:
+            self.retried.extend(
+                (line, int(row[-width]))
+                for line, row in zip(chunk.lines, chunk.rows, strict=True)
+                if len(row) >= width and row[-width].isdigit()
+            )
+        return [row[:-width] if len(row) >= width else row for row in chunk.rows]
 
 
 async def receive_import(
@@ -77,7 +120,10 @@ async def receive_import(
         known_names=[c.name for c in table.columns] + list(aliases),
     )
 
+    diagnostics = Diagnostics(track=options.parent_id is not None)
+
     def header_columns(header: list[str]) -> tuple[str, ...]:
+        header = diagnostics.header(header)
         return match_header(header, table, aliases=aliases, also_required=required)
 
     columns: tuple[str, ...] | None = None
@@ -92,7 +138,7 @@ async def receive_import(
             seq=seq,
             table=table.qualified_name,
             columns=columns,
-            rows=chunk.rows,
+            rows=diagnostics.rows(chunk),
             first_line=chunk.lines[0] if chunk.lines else 2,
             lines=chunk.lines,
             last=last,
@@ -136,8 +182,41 @@ async def receive_import(
         owner=owner,
         file_rows=rows,
         chunks_total=seq,
+        header=chunker.header[: len(columns)],
     )
+    record = await _recovery_records(conn, record, options, owner, table, diagnostics.retried)
     IMPORT_BYTES.inc(received)
     ROWS_RECEIVED.inc(rows)
     CHUNKS_SUBMITTED.inc(seq)
     return ImportReceived(import_id=import_id, record=dict(record), rows=rows, chunks=seq)
+
+
+async def _recovery_records(
+    conn: Conn,
+    record: asyncpg.Record,
+    options: ImportOptions,
+    owner: Owner,
+    table: TableDef,
+    retried: list[tuple[int, int]],
+) -> asyncpg.Record:
+    """The backup the import asked for, and the parent's lines of a retry's rows."""
+    import_id: uuid.UUID = record["id"]
+    if options.backup:
+        backup_id, _ = await operations.request_backup(
+            conn,
+            tables=[table.qualified_name],
+            reason=f"before import {import_id}",
+            trigger="pre_import",
+            import_id=import_id,
+            key_id=owner.key_id,
+            team=owner.team,
+        )
+        record = await repository.set_backup(conn, import_id, backup_id)
+    if retried:
+        await conn.copy_records_to_table(
+            "retried_lines",
+            schema_name="tidegate",
+            columns=["import_id", "line", "parent_line"],
+            records=[(import_id, line, parent) for line, parent in retried],
+        )
+    return record

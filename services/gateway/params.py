@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 
 from aiohttp import web
@@ -16,8 +17,15 @@ def invalid(name: str, detail: str) -> Problem:
     return Problem(400, "invalid-parameter", "Invalid parameter", detail, parameter=name)
 
 
-def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
+Query = web.Request | Mapping[str, str]  # a request's query, or parameters built from one
+
+
+def _query(source: Query) -> Mapping[str, str]:
+    return source.query if isinstance(source, web.Request) else source
+
+
+def int_param(source: Query, name: str, default: int, low: int, high: int) -> int:
+    raw = _query(source).get(name)
     if raw is None:
         return default
     try:
@@ -29,9 +37,9 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
-def flag(request: web.Request, name: str) -> bool:
+def flag(source: Query, name: str, default: bool = False) -> bool:
     """true/1/yes (or the bare `?name`) and false/0/no."""
-    raw = request.query.get(name, "false")
+    raw = _query(source).get(name, "true" if default else "false")
     if raw in TRUE or raw == "":
         return True
     if raw in FALSE:

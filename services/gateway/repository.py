@@ -19,7 +19,15 @@ IMPORT_COLUMNS = """
 id, target_table, columns, chunk_size, source, filename, status, version, mode, on_duplicate,
 encoding, delimiter, file_rows, total_rows, valid_rows, loaded_rows, failed_rows,
 skipped_rows, updated_rows, duplicate_rows, chunks_total, chunks_validated, chunks_loaded,
-error, created_at, updated_at, finished_at, key_id, team, producer, redrives, last_redrive_at
+error, created_at, updated_at, finished_at, key_id, team, producer, redrives, last_redrive_at,
+header, parent_id, auto_retry, rollback_on_failure, atomic, backup_id, chunks_failed,
+(SELECT jsonb_build_object('chunks', count(*), 'rows',
+        coalesce(sum(l.loaded_rows + l.failed_rows + l.skipped_rows), 0), 'at', max(l.loaded_at))
+   FROM tidegate.chunk_ledger l WHERE l.import_id = imports.id) AS checkpoint,
+(SELECT jsonb_build_object('operation', o.id, 'status', o.status, 'trigger', o.trigger,
+        'error', o.error)
+   FROM tidegate.operations o WHERE o.import_id = imports.id AND o.kind = 'rollback'
+    AND NOT o.dry_run ORDER BY o.created_at DESC LIMIT 1) AS rollback
 """
 # Which imports a key sees: admins all, others their key's and their team's.
 VISIBLE = "(${k}::uuid IS NULL OR key_id = ${k} OR team = ${t})"
@@ -42,12 +50,14 @@ async def insert_import(
     owner: Owner,
     file_rows: int,
     chunks_total: int,
+    header: list[str],
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
         "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, filename,"
-        " file_rows, chunks_total, mode, on_duplicate, encoding, delimiter, key_id, team, slot)"
-        " VALUES ($1, $2, $3, $4, 'http', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        f" RETURNING {IMPORT_COLUMNS}",
+        " file_rows, chunks_total, mode, on_duplicate, encoding, delimiter, key_id, team, slot,"
+        " header, parent_id, auto_retry, rollback_on_failure, atomic)"
+        " VALUES ($1, $2, $3, $4, 'http', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+        f" $16, $17, $18, $19) RETURNING {IMPORT_COLUMNS}",
         import_id,
         table,
         list(columns),
@@ -62,6 +72,21 @@ async def insert_import(
         owner.key_id,
         owner.team,
         owner.slot,
+        header,
+        options.parent_id,
+        options.auto_retry,
+        options.rollback_on_failure,
+        options.atomic,
+    )
+    assert row is not None
+    return row
+
+
+async def set_backup(conn: Conn, import_id: uuid.UUID, backup_id: uuid.UUID) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"UPDATE tidegate.imports SET backup_id = $2 WHERE id = $1 RETURNING {IMPORT_COLUMNS}",
+        import_id,
+        backup_id,
     )
     assert row is not None
     return row

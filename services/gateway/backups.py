@@ -1,0 +1,182 @@
+"""Backups of target tables: create, list, read, restore, delete.
+
+Roles: admins and data managers create and list backups (a data manager sees those of
+their key and team); restoring and deleting are for admins only, since a restore replaces
+a table's rows for everyone. The loader does the work (operations); every answer that
+starts one is 202 with the operation to follow.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+from aiohttp import web
+
+from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
+from services.gateway.handlers import API
+from services.gateway.keys import Principal
+from services.gateway.params import int_param, invalid, path_id
+from services.gateway.problems import Problem
+from services.gateway.recovery import accepted
+from services.gateway.tables import find_table
+from shared import operations
+from shared.service import POOL
+
+routes = web.RouteTableDef()
+MAX_TABLES = 50
+MAX_REASON = 500
+COLUMNS = (
+    "id, tables, status, reason, import_id, file_name, size_bytes, sha256, server_version,"
+    " row_counts, error, key_id, team, created_at, completed_at, deleted_at"
+)
+
+
+class BackupRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of POST /backups."""
+
+    tables: list[str]
+    reason: str | None = None
+
+
+def backup_url(backup_id: uuid.UUID | str) -> str:
+    return f"{API}/backups/{backup_id}"
+
+
+def render_backup(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "tables": list(row["tables"]),
+        "status": row["status"],
+        "reason": row["reason"],
+        "import_id": str(row["import_id"]) if row["import_id"] else None,
+        "file_name": row["file_name"],
+        "size_bytes": row["size_bytes"],
+        "sha256": row["sha256"],
+        "server_version": row["server_version"],
+        "row_counts": msgspec.json.decode(row["row_counts"]) if row["row_counts"] else None,
+        "error": row["error"],
+        "created_at": row["created_at"].isoformat(),
+        "completed_at": row["completed_at"].isoformat() if row["completed_at"] else None,
+        "deleted_at": row["deleted_at"].isoformat() if row["deleted_at"] else None,
+        "links": {"self": backup_url(row["id"]), "restore": f"{backup_url(row['id'])}/restore"},
+    }
+
+
+def _visible(who: Principal) -> tuple[uuid.UUID | None, str | None]:
+    return (None, None) if who.may("admin") else (who.id, who.team)
+
+
+async def _backup(request: web.Request) -> asyncpg.Record:
+    backup_id = path_id(request, "backup_id", "backup-not-found", "Backup not found")
+    request[TARGET] = str(backup_id)
+    async with request.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM tidegate.backups WHERE id = $1"  # noqa: S608
+            " AND ($2::uuid IS NULL OR key_id = $2 OR team = $3)",
+            backup_id,
+            *_visible(principal_of(request)),
+        )
+    if row is None or row["status"] == "deleted":
+        raise Problem(404, "backup-not-found", "Backup not found")
+    found: asyncpg.Record = row
+    return found
+
+
+@routes.post(f"{API}/backups", name="backups.create")
+async def create_backup(request: web.Request) -> web.Response:
+    who = require(request, "import")
+    try:
+        body = msgspec.json.decode(await request.read(), type=BackupRequest)
+    except msgspec.DecodeError as exc:
+        raise Problem(400, "invalid-body", "Invalid request body", str(exc)) from None
+    if not body.tables or len(body.tables) > MAX_TABLES:
+        raise invalid("tables", f"tables must name 1 to {MAX_TABLES} tables.")
+    if body.reason is not None and len(body.reason) > MAX_REASON:
+        raise invalid("reason", f"reason is longer than {MAX_REASON} characters.")
+    names = list(
+        dict.fromkeys([(await find_table(request, t)).qualified_name for t in body.tables])
+    )
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        backup_id, op = await operations.request_backup(
+            conn, tables=names, reason=body.reason, trigger="request", key_id=who.id, team=who.team
+        )
+    request[TARGET] = str(backup_id)
+    request[AUDIT_DETAIL].update(tables=names, reason=body.reason)
+    return accepted(request, op, backup=backup_url(backup_id))
+
+
+@routes.get(f"{API}/backups", name="backups.list")
+async def list_backups(request: web.Request) -> web.Response:
+    """Newest first (deleted backups are not listed)."""
+    limit = int_param(request, "limit", 50, 1, 200)
+    async with request.app[POOL].acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT {COLUMNS} FROM tidegate.backups WHERE status <> 'deleted'"  # noqa: S608
+            " AND ($1::uuid IS NULL OR key_id = $1 OR team = $2)"
+            " ORDER BY created_at DESC, id DESC LIMIT $3",
+            *_visible(principal_of(request)),
+            limit,
+        )
+    return web.json_response({"items": [render_backup(r) for r in rows]})
+
+
+@routes.get(f"{API}/backups/{{backup_id}}", name="backups.read")
+async def get_backup(request: web.Request) -> web.Response:
+    return web.json_response(render_backup(await _backup(request)))
+
+
+@routes.post(f"{API}/backups/{{backup_id}}/restore", name="backups.restore")
+async def restore_backup(request: web.Request) -> web.Response:
+    """Replace the tables' rows with the backup's, in one transaction, once the file's
+    checksum is verified; refused while an import into one of them runs."""
+    who = require(request, "admin")
+    backup = await _backup(request)
+    if backup["status"] != "completed":
+        raise Problem(
+            409,
+            "backup-not-restorable",
+            "Backup not complete",
+            f"The backup is {backup['status']}.",
+        )
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        running = await conn.fetch(
+            "SELECT id FROM tidegate.imports WHERE target_table = ANY($1::text[])"
+            " AND finished_at IS NULL LIMIT 10",
+            backup["tables"],
+        )
+        if running:
+            raise Problem(
+                409,
+                "import-running",
+                "An import is running",
+                "An import into these tables is running; restore when it has finished.",
+                running=[str(r["id"]) for r in running],
+            )
+        op = await operations.request(
+            conn,
+            kind="restore",
+            trigger="request",
+            backup_id=backup["id"],
+            key_id=who.id,
+            team=who.team,
+        )
+    return accepted(request, op)
+
+
+@routes.delete(f"{API}/backups/{{backup_id}}", name="backups.delete")
+async def delete_backup(request: web.Request) -> web.Response:
+    who = require(request, "admin")
+    backup = await _backup(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        op = await operations.request(
+            conn,
+            kind="delete_backup",
+            trigger="request",
+            backup_id=backup["id"],
+            key_id=who.id,
+            team=who.team,
+        )
+    return accepted(request, op)

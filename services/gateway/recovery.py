@@ -1,0 +1,261 @@
+"""Recovery of an import: roll it back after it committed, cancel it while it runs, export
+its failed rows, retry them, and follow the operations this starts.
+
+A rollback is planned here first (shared/rollback.py, read-only): a dry run is answered at
+once, and a rollback that would overwrite later changes is refused with 409 and the keys,
+unless forced. The loader plans again and applies the rollback (it is the only writer of
+target tables), so the 202 answer points at an operation to follow.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import msgspec
+from aiohttp import web
+
+from services.gateway import failed, repository
+from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
+from services.gateway.handlers import (
+    API,
+    _options,
+    _visible_import,
+    accept_import,
+    import_url,
+    render_import,
+)
+from services.gateway.params import flag, path_id
+from services.gateway.problems import Problem
+from services.gateway.relay import RELAY
+from services.gateway.tables import TABLES, find_table
+from shared import imports, operations, rollback
+from shared.db import Conn
+from shared.service import POOL, SETTINGS
+
+routes = web.RouteTableDef()
+
+
+def operation_url(operation_id: uuid.UUID | str) -> str:
+    return f"{API}/operations/{operation_id}"
+
+
+def render_operation(row: asyncpg.Record) -> dict[str, Any]:
+    result = row["result"]
+    links = {"self": operation_url(row["id"])}
+    if row["import_id"]:
+        links["import"] = import_url(row["import_id"])
+    if row["backup_id"]:
+        links["backup"] = f"{API}/backups/{row['backup_id']}"
+    return {
+        "id": str(row["id"]),
+        "kind": row["kind"],
+        "trigger": row["trigger"],
+        "status": row["status"],
+        "import_id": str(row["import_id"]) if row["import_id"] else None,
+        "backup_id": str(row["backup_id"]) if row["backup_id"] else None,
+        "force": row["force"],
+        "dry_run": row["dry_run"],
+        "result": msgspec.json.decode(result) if result else None,
+        "error": row["error"],
+        "attempts": row["attempts"],
+        "created_at": row["created_at"].isoformat(),
+        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+        "links": links,
+    }
+
+
+def accepted(request: web.Request, op: asyncpg.Record, **extra: Any) -> web.Response:
+    request.app[RELAY].wake()
+    return web.json_response(
+        {**render_operation(op), **extra},
+        status=202,
+        headers={"Location": operation_url(op["id"])},
+    )
+
+
+def _refused(refusal: rollback.Refusal) -> Problem:
+    titles = {
+        "import-running": "Import still running",
+        "nothing-to-roll-back": "Nothing to roll back",
+        "import-rolled-back": "Import already rolled back",
+        "later-import-running": "A later import is running",
+        "rollback-unsupported": "Rollback not possible",
+    }
+    return Problem(409, refusal.code, titles[refusal.code], refusal.detail, **refusal.extra)
+
+
+async def _pending_rollback(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {operations.COLUMNS} FROM tidegate.operations WHERE import_id = $1"  # noqa: S608
+        " AND kind = 'rollback' AND NOT dry_run AND status = 'pending'",
+        import_id,
+    )
+
+
+@routes.post(f"{API}/imports/{{import_id}}/rollback", name="imports.rollback")
+async def rollback_import(request: web.Request) -> web.Response:
+    """Undo a finished import: `dry_run` says what it would do; conflicts refuse it (409)
+    unless `force`. A rollback already under way is answered with its operation."""
+    who = require(request, "import")
+    force, dry_run = flag(request, "force"), flag(request, "dry_run")
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        imp = await _visible_import(conn, request)
+        pending = await _pending_rollback(conn, imp["id"])
+        if pending is not None:
+            return accepted(request, pending)
+        table = await request.app[TABLES].get(conn, imp["target_table"])
+        refusal = await rollback.refusal(conn, imp, table)
+        if refusal is not None:
+            raise _refused(refusal)
+        found = rollback.Plan()
+        if table is not None:
+            found = await rollback.plan(conn, imp["id"], table)
+        plan = msgspec.to_builtins(found)
+        if dry_run:
+            return web.json_response({"import_id": str(imp["id"]), "dry_run": True, **plan})
+        if found.conflicts and not force:
+            raise Problem(
+                409,
+                "rollback-conflict",
+                "Rows changed since the import",
+                f"{found.conflicts} rows the import wrote were changed or deleted since;"
+                " nothing was changed. Roll back with force=true to overwrite them.",
+                **plan,
+            )
+        op = await operations.request(
+            conn,
+            kind="rollback",
+            trigger="request",
+            import_id=imp["id"],
+            force=force,
+            key_id=who.id,
+            team=who.team,
+        )
+    request[AUDIT_DETAIL].update(force=force, delete=found.delete, restore=found.restore)
+    return accepted(request, op, plan=plan)
+
+
+@routes.post(f"{API}/imports/{{import_id}}/cancel", name="imports.cancel")
+async def cancel_import(request: web.Request) -> web.Response:
+    """Stop a running import; what it loaded is rolled back and its slot is freed."""
+    who = require(request, "import")
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        imp = await _visible_import(conn, request)
+        version = await imports.cancel_import(
+            conn, imp["id"], f"cancelled by key {who.lookup} ({who.name})"
+        )
+        if version is None:
+            raise Problem(
+                409,
+                "import-finished",
+                "Import already finished",
+                "Only a running import can be cancelled; roll a finished one back instead.",
+            )
+        op = await _pending_rollback(conn, imp["id"])
+        row = await repository.get_import(conn, imp["id"], principal_of(request))
+    assert row is not None
+    request.app[RELAY].wake()
+    body = {"import": render_import(row), "rollback": render_operation(op) if op else None}
+    return web.json_response(body, status=202, headers={"Location": import_url(imp["id"])})
+
+
+@routes.get(f"{API}/operations/{{operation_id}}", name="operations.read")
+async def get_operation(request: web.Request) -> web.Response:
+    operation_id = path_id(request, "operation_id", "operation-not-found", "Operation not found")
+    request[TARGET] = str(operation_id)
+    who = principal_of(request)
+    async with request.app[POOL].acquire() as conn:
+        op = await conn.fetchrow(
+            f"SELECT {operations.COLUMNS} FROM tidegate.operations WHERE id = $1",  # noqa: S608
+            operation_id,
+        )
+        visible = op is not None and (
+            who.may("admin")
+            or op["key_id"] == who.id
+            or (who.team is not None and op["team"] == who.team)
+            or (
+                op["import_id"] is not None
+                and await repository.get_import(conn, op["import_id"], who) is not None
+            )
+        )
+    if not visible:
+        raise Problem(404, "operation-not-found", "Operation not found")
+    assert op is not None
+    return web.json_response(render_operation(op))
+
+
+@routes.get(f"{API}/imports/{{import_id}}/failed", name="imports.failed")
+async def export_failed(request: web.Request) -> web.StreamResponse:
+    """The rejected rows as in the file, with their line and errors: fix them in a
+    spreadsheet and upload the file again (POST .../retry, or a new import)."""
+    pool = request.app[POOL]
+    async with pool.acquire() as conn:
+        imp = await _visible_import(conn, request)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="failed-{imp["id"]}.csv"',
+                "Tidegate-Source-Encoding": imp["encoding"] or "utf-8",
+            }
+        )
+        await response.prepare(request)
+        await response.write(failed.csv_line(failed.header_of(imp)))
+        rows = 0
+        async with conn.transaction(readonly=True):
+            async for cells, line, why in failed.failed_rows(conn, imp):
+                await response.write(failed.csv_line([*cells, str(line), why]))
+                rows += 1
+    request[AUDIT_DETAIL]["rows"] = rows
+    await response.write_eof()
+    return response
+
+
+def _inherited(imp: asyncpg.Record) -> dict[str, str]:
+    """The parent's options, as the query parameters that would ask for them."""
+    return {
+        "validate_only": str(imp["mode"] == "validate_only").lower(),
+        "dry_run": str(imp["mode"] == "dry_run").lower(),
+        "chunk_size": str(imp["chunk_size"]),
+        "auto_retry": str(imp["auto_retry"]),
+        "rollback_on_failure": str(imp["rollback_on_failure"]).lower(),
+        "atomic": str(imp["atomic"]).lower(),
+        **({"on_duplicate": imp["on_duplicate"]} if imp["on_duplicate"] else {}),
+    }
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+@routes.post(f"{API}/imports/{{import_id}}/retry", name="imports.retry")
+async def retry_import(request: web.Request) -> web.Response:
+    """A new import, linked to this one: of the uploaded (corrected) file, or without a
+    body of this import's failed rows as they were. Options are the parent's unless the
+    query overrides them."""
+    async with request.app[POOL].acquire() as conn:
+        imp = await _visible_import(conn, request)
+        if imp["finished_at"] is None:
+            raise Problem(
+                409, "import-running", "Import still running", "Retry once it has finished."
+            )
+        upload = request.body_exists
+        body = None
+        if not upload:
+            data, rows = await failed.failed_csv(conn, imp)
+            if rows == 0:
+                raise Problem(
+                    409, "nothing-to-retry", "No failed rows", "The import has no failed rows."
+                )
+            body = _once(data)
+    table = await find_table(request, imp["target_table"])
+    query = {**_inherited(imp), **request.query}
+    if "checkpoint_interval" in request.query:
+        query.pop("chunk_size")
+    options = msgspec.structs.replace(
+        _options(request, request.app[SETTINGS], table, query), parent_id=imp["id"]
+    )
+    who = require(request, "validate" if options.mode == "validate_only" else "import")
+    return await accept_import(request, table, options, who, upload=upload, body=body)
