@@ -31,7 +31,7 @@ from shared.logging import configure_logging
 from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres
 from tidegate.sample_data import HEADER, TABLE_SQL
 
-FINAL = {"completed", "completed_with_errors", "failed"}
+FINAL = {"completed", "completed_with_errors", "failed", "cancelled", "rolled_back"}
 BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
