@@ -62,7 +62,15 @@ def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings_for(database_url: str, bootstrap: str, rules_dir: Path) -> Callable[[str], Settings]:
+def backup_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The services' TIDEGATE_BACKUP_DIR."""
+    return tmp_path_factory.mktemp("backups")
+
+
+@pytest.fixture(scope="session")
+def settings_for(
+    database_url: str, bootstrap: str, rules_dir: Path, backup_dir: Path
+) -> Callable[[str], Settings]:
     def make(service: str) -> Settings:
         return load_settings(
             service,
@@ -73,6 +81,7 @@ def settings_for(database_url: str, bootstrap: str, rules_dir: Path) -> Callable
                 "TIDEGATE_OUTBOX_POLL_SECONDS": "0.2",
                 "LOG_LEVEL": "warning",
                 "TIDEGATE_RULES_DIR": str(rules_dir),
+                "TIDEGATE_BACKUP_DIR": str(backup_dir),
             },
         )
 

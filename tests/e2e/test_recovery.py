@@ -323,3 +323,114 @@ async def _rollback_of(db: asyncpg.Connection, import_id: str) -> str:
             return str(found)
         await asyncio.sleep(0.1)
     raise AssertionError("no rollback was requested")
+
+
+FLAKY = """
+CREATE SEQUENCE {t}_attempts;
+CREATE FUNCTION {t}_flaky() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('{t}_attempts') <= {refusals} THEN
+        RAISE EXCEPTION 'refused on purpose' USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER flaky AFTER INSERT ON {t} FOR EACH STATEMENT EXECUTE FUNCTION {t}_flaky();
+"""
+
+
+@pytest.mark.parametrize(("refusals", "final"), [(2, "completed"), (3, "failed")])
+async def test_auto_retry_recovers_within_its_attempts_or_fails_and_rolls_back(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, refusals: int, final: str
+) -> None:
+    table = f"public.flaky_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, name text)")
+    await db.execute(f"INSERT INTO {table} VALUES (1, 'kept')")
+    await db.execute(FLAKY.format(t=table, refusals=refusals))
+    before = await content_hash(db, table)
+    # Two chunks: the first is refused `refusals` times, then the second loads at once.
+    await db.execute(f"SELECT setval('{table}_attempts', 1, false)")
+    rows = "".join(f"{i},n{i}\n" for i in range(2, 12))
+    status, answer, _ = await post_csv(http, table, "id,name\n" + rows, chunk_size="5")
+    assert status == 202, answer
+    import_id = answer["id"]
+    done = await wait_final(db, import_id)
+    assert done["status"] == final, dict(done)
+    attempts = await db.fetchval(f"SELECT last_value FROM {table}_attempts")
+    if final == "completed":
+        assert attempts == refusals + 1 + 1  # refused, accepted, the second chunk
+        assert await db.fetchval(f"SELECT count(*) FROM {table}") == 11
+        return
+    assert attempts == 3 + 1  # 3 refused attempts (not retried forever), the second chunk
+    assert "gave up after 3 attempts" in done["error"]
+    assert (await wait_operation(http, await _rollback_of(db, import_id)))["status"] == "completed"
+    assert await content_hash(db, table) == before
+
+
+async def test_backup_import_restore_gives_the_same_table_and_a_tampered_file_is_refused(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, people: str, backup_dir: Any
+) -> None:
+    before = await content_hash(db, people)
+    async with http.post(f"{API}/backups", json={"tables": [people], "reason": "test"}) as r:
+        assert r.status == 202, await r.text()
+        created = await r.json()
+    done = await wait_operation(http, created["id"])
+    assert done["status"] == "completed", done
+    async with http.get(created["backup"]) as r:
+        backup = await r.json()
+    assert (backup["status"], backup["row_counts"]) == ("completed", {people: 2})
+    assert len(backup["sha256"]) == 64 and backup["size_bytes"] > 0
+    async with http.get(f"{API}/backups") as r:
+        assert backup["id"] in [b["id"] for b in (await r.json())["items"]]
+
+    await imported(http, db, people)
+    changed = await content_hash(db, people)
+    assert changed != before
+
+    status, op = await post(http, f"/backups/{backup['id']}/restore")
+    assert status == 202, op
+    restored = await wait_operation(http, op["id"])
+    assert restored["status"] == "completed", restored
+    assert await content_hash(db, people) == before
+
+    # A corrupted file is refused before anything changes.
+    await imported(http, db, people)
+    changed = await content_hash(db, people)
+    path = backup_dir / backup["file_name"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    status, op = await post(http, f"/backups/{backup['id']}/restore")
+    assert status == 202, op
+    refused = await wait_operation(http, op["id"])
+    assert refused["status"] == "refused", refused
+    assert "SHA-256" in refused["error"]
+    assert await content_hash(db, people) == changed
+
+    async with http.delete(f"{API}/backups/{backup['id']}") as r:
+        assert r.status == 202
+        deleted = await r.json()
+    assert (await wait_operation(http, deleted["id"]))["status"] == "completed"
+    assert not path.exists()
+    async with http.get(f"{API}/backups/{backup['id']}") as r:
+        assert r.status == 404
+
+
+async def test_backup_before_an_import(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, people: str
+) -> None:
+    before = await content_hash(db, people)
+    status, answer, _ = await post_csv(http, people, UPSERT, on_duplicate="update", backup="true")
+    assert status == 202, answer
+    backup_id = answer["options"]["backup_id"]
+    assert backup_id is not None
+    await wait_final(db, answer["id"])
+    async with http.get(f"{API}/backups/{backup_id}") as r:
+        backup = await r.json()
+    assert (backup["status"], backup["import_id"], backup["row_counts"]) == (
+        "completed",
+        answer["id"],
+        {people: 2},
+    )
+    status, op = await post(http, f"/backups/{backup_id}/restore")
+    assert (await wait_operation(http, op["id"]))["status"] == "completed"
+    assert await content_hash(db, people) == before
