@@ -45,6 +45,21 @@ _CHANNELS: tuple[tuple[str, str, type[msgspec.Struct], str, str], ...] = (
         "receive",
         "The state and counts of an import after each fact the auditor applied.",
     ),
+    (
+        "operations",
+        topics.OPERATIONS,
+        events.OperationRequested,
+        "receive",
+        "Commands for the loader (rollback, backup, restore, backup deletion), sent through the"
+        " outbox. The loader acts only on operations recorded in PostgreSQL.",
+    ),
+    (
+        "operationFinished",
+        topics.OPERATION_FINISHED,
+        events.OperationFinished,
+        "receive",
+        "The outcome of an operation, recorded with its effect.",
+    ),
 )
 
 _HEADERS = {

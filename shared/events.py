@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -146,7 +146,7 @@ class OperationFinished(_Event, frozen=True, tag="tidegate.operation.finished.v1
     kind: OperationKind
     status: OperationStatus
     error: str | None = None
-    result: dict[str, object] = msgspec.field(default_factory=dict)
+    result: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 Event = (

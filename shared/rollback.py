@@ -55,7 +55,7 @@ async def _collect(conn: Conn, import_id: object, table: TableDef) -> None:
     """The temporary table `tg_written` of every row the import wrote: kind 'i' (inserted)
     or 'u' (updated, with its before-image), its key and its digest as written."""
     await conn.execute(
-        'CREATE TEMP TABLE tg_written (kind text, key jsonb, digest bigint, before jsonb)'
+        "CREATE TEMP TABLE tg_written (kind text, key jsonb, digest bigint, before jsonb)"
         " ON COMMIT DROP"
     )
     await conn.execute(

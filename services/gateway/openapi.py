@@ -9,7 +9,16 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway import admin, audit, export, handlers, interventions, keystore
+from services.gateway import (
+    admin,
+    audit,
+    backups,
+    export,
+    handlers,
+    interventions,
+    keystore,
+    recovery,
+)
 from services.gateway.keys import ROLES
 
 routes = web.RouteTableDef()
@@ -116,6 +125,23 @@ IMPORT_PARAMS = [
     param("validate_only", FLAG, "check everything, load nothing (validate permission)"),
     param("dry_run", FLAG, "load in transactions that are rolled back"),
     param("on_duplicate", {"type": "string", "enum": ["reject", "skip", "update"]}, "policy"),
+    param(
+        "checkpoint_interval",
+        {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "the seed's name for chunk_size: records committed at once, never loaded again",
+    ),
+    param(
+        "auto_retry",
+        {"type": "integer", "minimum": 1, "maximum": 10},
+        "attempts per chunk the database refuses for a passing reason (TIDEGATE_AUTO_RETRY, 3)",
+    ),
+    param(
+        "rollback_on_failure",
+        FLAG,
+        "undo what the import loaded if it fails (TIDEGATE_ROLLBACK_ON_FAILURE, true)",
+    ),
+    param("atomic", FLAG, "any rejected row fails the whole import; nothing is kept"),
+    param("backup", FLAG, "back the table up before the first chunk is loaded"),
     param("encoding", STR, "e.g. utf-8, windows-1252 (default: detected)"),
     param("delimiter", {"type": "string", "enum": [",", ";", "|", "tab"]}, "default: sniffed"),
     param(
@@ -150,6 +176,8 @@ IMPORT = obj(
             "completed",
             "completed_with_errors",
             "failed",
+            "cancelled",
+            "rolled_back",
         ],
     },
     mode={"type": "string", "enum": ["import", "validate_only", "dry_run"]},
@@ -164,7 +192,21 @@ IMPORT = obj(
     progress=nullable(NUM),
     error=nullable(STR),
     producer=nullable(STR),
-    recovery=obj(redrives=INT, last_redrive_at=nullable(TIME)),
+    parent_id=nullable(UUID),
+    options=obj(
+        auto_retry=INT,
+        rollback_on_failure=BOOL,
+        atomic=BOOL,
+        checkpoint_interval=INT,
+        backup_id=nullable(UUID),
+    ),
+    recovery=obj(
+        redrives=INT,
+        last_redrive_at=nullable(TIME),
+        chunks_failed=INT,
+        checkpoint=obj(chunks=INT, rows=INT, at=nullable(STR)),
+        rollback=nullable({"type": "object"}),
+    ),
     created_at=TIME,
     updated_at=TIME,
     finished_at=nullable(TIME),
@@ -237,6 +279,179 @@ AUDIT_ENTRY = obj(
     detail=nullable({"type": "object"}),
 )
 CSV = {"text/csv": {"schema": {"type": "string"}}}
+OPERATION_ID = param("operation_id", UUID, "the operation's id", where="path")
+BACKUP_ID = param("backup_id", UUID, "the backup's id", where="path")
+CONFLICT = obj(
+    key={"type": "array"},
+    written={"type": "string", "enum": ["inserted", "updated"]},
+    now={"type": "string", "enum": ["changed", "deleted"]},
+)
+ROLLBACK_PLAN = obj(
+    ["delete", "restore", "conflicts"],
+    delete=INT,
+    restore=INT,
+    conflicts=INT,
+    conflict_keys={"type": "array", "items": CONFLICT},
+    overwritten=INT,
+)
+OPERATION = obj(
+    ["id", "kind", "status"],
+    id=UUID,
+    kind={"type": "string", "enum": ["rollback", "backup", "restore", "delete_backup"]},
+    trigger={"type": "string", "enum": ["request", "cancel", "failure", "pre_import"]},
+    status={"type": "string", "enum": ["pending", "completed", "refused", "failed"]},
+    import_id=nullable(UUID),
+    backup_id=nullable(UUID),
+    force=BOOL,
+    dry_run=BOOL,
+    result=nullable({"type": "object"}),
+    error=nullable(STR),
+    attempts=INT,
+    created_at=TIME,
+    finished_at=nullable(TIME),
+    links={"type": "object", "additionalProperties": STR},
+)
+BACKUP = obj(
+    ["id", "tables", "status"],
+    id=UUID,
+    tables={"type": "array", "items": STR},
+    status={"type": "string", "enum": ["pending", "completed", "failed", "deleted"]},
+    reason=nullable(STR),
+    import_id=nullable(UUID),
+    file_name=nullable(STR),
+    size_bytes=nullable(INT),
+    sha256=nullable(STR),
+    server_version=nullable(STR),
+    row_counts=nullable({"type": "object", "additionalProperties": INT}),
+    error=nullable(STR),
+    created_at=TIME,
+    completed_at=nullable(TIME),
+    deleted_at=nullable(TIME),
+    links={"type": "object", "additionalProperties": STR},
+)
+
+
+def _accepted(what: str) -> Schema:
+    return {
+        **json_body(ref("Operation"), f"{what}; follow the Location"),
+        "headers": {"Location": {"schema": STR}},
+    }
+
+
+def _recovery_paths(imports: str) -> dict[str, Schema]:
+    store = f"{DB}/backups"
+    return {
+        f"{imports}/{{import_id}}/rollback": {
+            "post": operation(
+                "Undo a finished import: delete its rows, restore the rows it updated",
+                {
+                    200: json_body(ref("RollbackPlan"), "dry_run: what it would do"),
+                    202: _accepted("rollback under way (or already)"),
+                },
+                (404, 409),
+                params=[
+                    IMPORT_ID,
+                    param("force", FLAG, "overwrite rows changed since (reported)"),
+                    param("dry_run", FLAG, "report what would be deleted, restored, conflict"),
+                ],
+            )
+        },
+        f"{imports}/{{import_id}}/cancel": {
+            "post": operation(
+                "Stop a running import; what it loaded is rolled back, its slot freed",
+                {
+                    202: json_body(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "import": ref("Import"),
+                                "rollback": nullable(ref("Operation")),
+                            },
+                        },
+                        "cancelled",
+                    )
+                },
+                (404, 409),
+                params=[IMPORT_ID],
+            )
+        },
+        f"{imports}/{{import_id}}/failed": {
+            "get": operation(
+                "The rejected rows as in the file, plus tidegate_line and tidegate_errors",
+                {200: {"description": "CSV (UTF-8)", "content": CSV}},
+                (404,),
+                params=[IMPORT_ID],
+            )
+        },
+        f"{imports}/{{import_id}}/retry": {
+            "post": operation(
+                "A new import linked to this one: of the body, or of its failed rows as they were",
+                {
+                    202: {
+                        **json_body(ref("Import"), "the retry; follow the Location"),
+                        "headers": {"Location": {"schema": STR}},
+                    }
+                },
+                (404, 409, 413, 415, 422),
+                params=[IMPORT_ID, *IMPORT_PARAMS[1:]],
+                requestBody={"required": False, "content": CSV},
+            )
+        },
+        f"{DB}/operations/{{operation_id}}": {
+            "get": operation(
+                "A rollback, backup, restore or backup deletion, and its outcome",
+                {200: json_body(ref("Operation"), "the operation")},
+                (404,),
+                params=[OPERATION_ID],
+            )
+        },
+        store: {
+            "post": operation(
+                "Back tables up (pg_dump custom format)",
+                {202: _accepted("the backup is being taken")},
+                (404,),
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": obj(
+                                ["tables"],
+                                tables={"type": "array", "items": STR, "minItems": 1},
+                                reason=nullable(STR),
+                            )
+                        }
+                    },
+                },
+            ),
+            "get": operation(
+                "Backups, newest first",
+                {200: json_body(obj(items={"type": "array", "items": ref("Backup")}), "a page")},
+                params=[param("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "size")],
+            ),
+        },
+        f"{store}/{{backup_id}}": {
+            "get": operation(
+                "One backup",
+                {200: json_body(ref("Backup"), "the backup")},
+                (404,),
+                params=[BACKUP_ID],
+            ),
+            "delete": operation(
+                "Delete a backup and its file (admin)",
+                {202: _accepted("being deleted")},
+                (404,),
+                params=[BACKUP_ID],
+            ),
+        },
+        f"{store}/{{backup_id}}/restore": {
+            "post": operation(
+                "Restore a backup in one transaction, verified before and after (admin)",
+                {202: _accepted("being restored")},
+                (404, 409),
+                params=[BACKUP_ID],
+            )
+        },
+    }
 
 
 def _paths() -> dict[str, Schema]:
@@ -465,7 +680,14 @@ def _paths() -> dict[str, Schema]:
 
 def _with_operation_ids(paths: dict[str, Schema]) -> dict[str, Schema]:
     """operationId = the route's name (the name the audit log and the permissions use)."""
-    for table in (handlers.routes, interventions.routes, export.routes, admin.routes):
+    for table in (
+        handlers.routes,
+        interventions.routes,
+        recovery.routes,
+        backups.routes,
+        export.routes,
+        admin.routes,
+    ):
         for route in table:
             assert isinstance(route, web.RouteDef)
             paths[route.path][route.method.lower()]["operationId"] = route.kwargs["name"]
@@ -483,7 +705,7 @@ def document() -> Schema:
             "RateLimit and RateLimit-Policy fields.",
         },
         "security": [{"bearer": []}, {"apiKey": []}],
-        "paths": _with_operation_ids(_paths()),
+        "paths": _with_operation_ids({**_paths(), **_recovery_paths(f"{DB}/imports")}),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "tg_… API key"},
@@ -495,6 +717,9 @@ def document() -> Schema:
                     "additionalProperties": True,
                 },
                 "Import": IMPORT,
+                "Operation": OPERATION,
+                "Backup": BACKUP,
+                "RollbackPlan": ROLLBACK_PLAN,
                 "Report": REPORT,
                 "Key": KEY,
                 "KeyWithSecret": {"allOf": [ref("Key"), obj(["key"], key=STR)]},
