@@ -90,8 +90,10 @@ async def create_backup(request: web.Request) -> web.Response:
     who = require(request, "import")
     try:
         body = msgspec.json.decode(await request.read(), type=BackupRequest)
+    except msgspec.ValidationError as exc:
+        raise Problem(422, "invalid-body", "Invalid request body", str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise Problem(400, "invalid-body", "Invalid request body", str(exc)) from None
+        raise Problem(400, "malformed-body", "Malformed request body", str(exc)) from None
     if not body.tables or len(body.tables) > MAX_TABLES:
         raise invalid("tables", f"tables must name 1 to {MAX_TABLES} tables.")
     if body.reason is not None and len(body.reason) > MAX_REASON:

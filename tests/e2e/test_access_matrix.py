@@ -78,6 +78,7 @@ async def test_every_role_gets_the_expected_status_from_every_endpoint(
                     key=some_key,
                     fresh_key=await _new_key_id(session, admin),
                     unfinished_import=await _unfinished_import(db, customers),
+                    missing=uuid.UUID(int=0),
                 )
                 kwargs: dict[str, Any] = {"headers": bearer(tokens[role]) if role in tokens else {}}
                 if endpoint.get("body") == "csv":
@@ -131,6 +132,8 @@ def test_the_matrix_covers_every_protected_route() -> None:
             )
             probe = probe.replace("{unfinished_import}", "{import_id}")
             probe = probe.replace("{fresh_key}", "{key_id}").replace("{key}", "{key_id}")
+            probe = probe.replace("operations/{missing}", "operations/{operation_id}")
+            probe = probe.replace("backups/{missing}", "backups/{backup_id}")
             if route.method == endpoint["method"] and pattern == probe and route.name:
                 covered.add(route.name)
     assert covered == set(ROUTE_PERMISSIONS)
