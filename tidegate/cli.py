@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from shared.db import migrate
-from tidegate import admin_cli, client
+from tidegate import admin_cli, client, recovery_cli
 from tidegate.keys import create_key
 from tidegate.sample_data import TABLE_SQL
 from tidegate.stack import Stack
@@ -171,9 +171,14 @@ def cmd_import(args: argparse.Namespace) -> int:
             ("on_duplicate", args.on_duplicate),
             ("encoding", args.encoding),
             ("delimiter", args.delimiter),
+            ("auto_retry", args.auto_retry),
+            ("atomic", args.atomic),
+            ("backup", args.backup),
         )
         if value
     }
+    if args.no_rollback_on_failure:
+        options["rollback_on_failure"] = "false"
     return asyncio.run(
         _import_and_follow(args.api, args.api_key, Path(args.file), args.table, options)
     )
@@ -235,13 +240,21 @@ def parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import a CSV file through the API and follow it")
     imp.add_argument("file")
     imp.add_argument("--table", required=True)
-    imp.add_argument("--chunk-size", type=int)
+    imp.add_argument(
+        "--chunk-size", "--checkpoint-interval", type=int, help="records committed at once"
+    )
     mode = imp.add_mutually_exclusive_group()
     mode.add_argument("--validate-only", action="store_true", help="check; load nothing")
     mode.add_argument("--dry-run", action="store_true", help="load, then roll back")
     imp.add_argument("--on-duplicate", choices=["reject", "skip", "update"])
     imp.add_argument("--encoding", help="e.g. windows-1252 (default: detected)")
     imp.add_argument("--delimiter", help=", ; | or tab (default: sniffed)")
+    imp.add_argument("--auto-retry", type=int, help="attempts per refused chunk (default 3)")
+    imp.add_argument("--atomic", action="store_true", help="any rejected row: keep nothing")
+    imp.add_argument("--backup", action="store_true", help="back the table up first")
+    imp.add_argument(
+        "--no-rollback-on-failure", action="store_true", help="keep what a failed import loaded"
+    )
     admin_cli.add_api_options(imp)
     imp.set_defaults(run=cmd_import)
     status = sub.add_parser("status", help="show one import, or the latest imports")
@@ -255,6 +268,7 @@ def parser() -> argparse.ArgumentParser:
     admin_cli.add_api_options(export)
     export.set_defaults(run=cmd_export)
     admin_cli.add_parsers(sub)
+    recovery_cli.add_parsers(sub)
     sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)").set_defaults(
         run=cmd_migrate
     )

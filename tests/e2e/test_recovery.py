@@ -55,9 +55,7 @@ async def wait_operation(
     raise AssertionError(f"operation {operation_id} still pending: {op}")
 
 
-async def post(
-    http: aiohttp.ClientSession, path: str, **params: str
-) -> tuple[int, dict[str, Any]]:
+async def post(http: aiohttp.ClientSession, path: str, **params: str) -> tuple[int, dict[str, Any]]:
     async with http.post(f"{API}{path}", params=params) as response:
         return response.status, await response.json(content_type=None)
 
@@ -118,9 +116,10 @@ async def test_rollback_refuses_to_clobber_a_later_change_unless_forced(
     assert status == 409, problem
     assert problem["type"].endswith("/rollback-conflict")
     assert problem["conflicts"] == 2
-    assert sorted(
-        (c["key"], c["written"], c["now"]) for c in problem["conflict_keys"]
-    ) == [([1], "updated", "deleted"), ([3], "inserted", "changed")]
+    assert sorted((c["key"], c["written"], c["now"]) for c in problem["conflict_keys"]) == [
+        ([1], "updated", "deleted"),
+        ([3], "inserted", "changed"),
+    ]
     assert await content_hash(db, people) == changed  # nothing changed
 
     status, op = await post(http, f"/imports/{import_id}/rollback", force="true")
@@ -163,7 +162,8 @@ async def test_cancel_stops_the_import_rolls_back_and_frees_the_slot(
         else "SELECT 1"
     )
     await db.execute(
-        f"CREATE TRIGGER slow AFTER INSERT ON {people} FOR EACH STATEMENT EXECUTE FUNCTION slow_down()"
+        f"CREATE TRIGGER slow AFTER INSERT ON {people}"
+        " FOR EACH STATEMENT EXECUTE FUNCTION slow_down()"
     )
     rows = "".join(f"{i},p{i}@example.com,P{i},{i},\n" for i in range(10, 210))
     async with aiohttp.ClientSession(base_url=services.api, headers=bearer(token)) as http:
@@ -171,11 +171,7 @@ async def test_cancel_stops_the_import_rolls_back_and_frees_the_slot(
             http, people, "id,email,name,score,seen\n" + rows, chunk_size="10"
         )
         assert status == 202, answer
-        while await db.fetchval(
-            "SELECT count(*) FROM tidegate.chunk_ledger WHERE import_id = $1",
-            uuid.UUID(answer["id"]),
-        ) < 2:
-            await asyncio.sleep(0.05)
+        await _chunks_loaded(db, answer["id"], 2)
         status, cancelled = await post(http, f"/imports/{answer['id']}/cancel")
         assert status == 202, cancelled
         assert cancelled["import"]["status"] == "cancelled"
@@ -189,11 +185,25 @@ async def test_cancel_stops_the_import_rolls_back_and_frees_the_slot(
         status, again = await post(http, f"/imports/{answer['id']}/cancel")
         assert status == 409, again
     await asyncio.sleep(0.5)  # chunks still in flight are ignored, not loaded
-    final = await db.fetchrow(
+    final = await db.fetchval(
         "SELECT status FROM tidegate.imports WHERE id = $1", uuid.UUID(answer["id"])
     )
-    assert final["status"] == "cancelled"
+    assert final == "cancelled"
     assert await db.fetchval(f"SELECT count(*) FROM {people} WHERE id BETWEEN 10 AND 209") == 0
+
+
+async def _chunks_loaded(db: asyncpg.Connection, import_id: str, chunks: int) -> None:
+    for _ in range(600):
+        if (
+            await db.fetchval(
+                "SELECT count(*) FROM tidegate.chunk_ledger WHERE import_id = $1",
+                uuid.UUID(import_id),
+            )
+            >= chunks
+        ):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {chunks} chunks loaded")
 
 
 def read_csv(text: str) -> list[list[str]]:
@@ -219,7 +229,15 @@ async def test_failed_rows_export_fix_and_retry_reconciles(
         assert response.status == 200
         assert response.headers["Tidegate-Source-Encoding"] == "utf-8"
         exported = read_csv(await response.text())
-    assert exported[0] == ["ID", "Email", "Name", "Score", "Seen", "tidegate_line", "tidegate_errors"]
+    assert exported[0] == [
+        "ID",
+        "Email",
+        "Name",
+        "Score",
+        "Seen",
+        "tidegate_line",
+        "tidegate_errors",
+    ]
     assert [row[:6] for row in exported[1:]] == [
         ["11", "eleven@example.com", "", "11", "", "3"],
         ["12", "twelve@example.com", "Twelve", "not a number", "", "4"],

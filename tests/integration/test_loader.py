@@ -53,8 +53,12 @@ async def admitted(db: asyncpg.Connection, event: ChunkValidated) -> ChunkValida
     return event
 
 
+async def no_backup(_: object, __: uuid.UUID) -> None:
+    """These imports ask for no backup before their first chunk."""
+
+
 def loader(pool: asyncpg.Pool) -> ChunkLoader:
-    return ChunkLoader(pool, TableCache(["public"]))
+    return ChunkLoader(pool, TableCache(["public"]), 0.01, no_backup)
 
 
 async def test_the_same_chunk_twice_and_concurrently_loads_once(

@@ -15,6 +15,7 @@ from services.validator.handlers import ChunkValidator
 from shared.catalog import TableCache
 from shared.events import ChunkSubmitted, ChunkValidated, digest
 from shared.rulebook import RuleBook
+from tests.integration.test_loader import no_backup
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ async def test_the_same_verdict_after_the_chunk_was_loaded(
     """A chunk validated again after it was loaded (a re-drive) does not find its own rows
     in the table as duplicates; another import's rows still are."""
     validator = ChunkValidator(pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100)
-    loader = ChunkLoader(pool, TableCache(("public",)))
+    loader = ChunkLoader(pool, TableCache(("public",)), 0.01, no_backup)
     import_id = uuid.uuid4()
     await db.execute(
         "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
