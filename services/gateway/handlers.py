@@ -158,16 +158,13 @@ def _encoding(raw: str, *, from_charset: bool) -> str:
 
 
 def _chunk_size(query: Query, settings: Settings, mode: Mode) -> int:
-    """`chunk_size`, or by its seed name `checkpoint_interval`: the records committed at
-    once, and never loaded again after a crash."""
+    """`chunk_size`, or by its seed name `checkpoint_interval` (which wins when both are
+    given): the records committed at once, and never loaded again after a crash."""
     # A dry run is one transaction per chunk: by default the whole file (up to the
     # largest chunk) is tried at once, so references between its rows are seen.
     default = settings.max_chunk_size if mode == "dry_run" else settings.default_chunk_size
     size = int_param(query, "chunk_size", default, 1, settings.max_chunk_size)
-    interval = int_param(query, "checkpoint_interval", size, 1, settings.max_chunk_size)
-    if "chunk_size" in query and interval != size:
-        raise invalid("checkpoint_interval", "checkpoint_interval and chunk_size differ.")
-    return interval
+    return int_param(query, "checkpoint_interval", size, 1, settings.max_chunk_size)
 
 
 def _options(

@@ -25,6 +25,8 @@ async def fail_import(request: web.Request) -> web.Response:
     reason = request.query.get("reason", "").strip() or "no reason given"
     if len(reason) > MAX_REASON:
         raise invalid("reason", f"reason is longer than {MAX_REASON} characters.")
+    if "\x00" in reason:
+        raise invalid("reason", "reason must not contain NUL characters.")
     who = principal_of(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         if await repository.get_import(conn, import_id, who) is None:

@@ -128,7 +128,7 @@ IMPORT_PARAMS = [
     param(
         "checkpoint_interval",
         {"type": "integer", "minimum": 1, "maximum": 10_000},
-        "the seed's name for chunk_size: records committed at once, never loaded again",
+        "the seed's name for chunk_size (wins if both): records committed at once",
     ),
     param(
         "auto_retry",
@@ -409,16 +409,26 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
             "post": operation(
                 "Back tables up (pg_dump custom format)",
                 {202: _accepted("the backup is being taken")},
-                (404,),
+                (404, 422),
                 requestBody={
                     "required": True,
                     "content": {
                         "application/json": {
-                            "schema": obj(
-                                ["tables"],
-                                tables={"type": "array", "items": STR, "minItems": 1},
-                                reason=nullable(STR),
-                            )
+                            "schema": {
+                                **obj(
+                                    ["tables"],
+                                    tables={
+                                        "type": "array",
+                                        "items": TABLE_NAME,
+                                        "minItems": 1,
+                                        "maxItems": backups.MAX_TABLES,
+                                    },
+                                    reason=nullable(
+                                        {"type": "string", "maxLength": backups.MAX_REASON}
+                                    ),
+                                ),
+                                "additionalProperties": False,
+                            }
                         }
                     },
                 },
@@ -535,7 +545,11 @@ def _paths() -> dict[str, Schema]:
                     IMPORT_ID,
                     param(
                         "reason",
-                        {"type": "string", "maxLength": interventions.MAX_REASON},
+                        {
+                            "type": "string",
+                            "maxLength": interventions.MAX_REASON,
+                            "pattern": "^[^\\x00]*$",
+                        },
                         "why (kept in the import's error and the audit log)",
                     ),
                 ],

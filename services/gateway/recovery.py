@@ -251,9 +251,12 @@ async def retry_import(request: web.Request) -> web.Response:
                 )
             body = _once(data)
     table = await find_table(request, imp["target_table"])
-    query = {**_inherited(imp), **request.query}
+    inherited = _inherited(imp)
+    if "validate_only" in request.query or "dry_run" in request.query:
+        del inherited["validate_only"], inherited["dry_run"]  # the request names the mode
     if "checkpoint_interval" in request.query:
-        query.pop("chunk_size")
+        del inherited["chunk_size"]
+    query = {**inherited, **request.query}
     options = msgspec.structs.replace(
         _options(request, request.app[SETTINGS], table, query), parent_id=imp["id"]
     )

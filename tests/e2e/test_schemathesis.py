@@ -32,6 +32,14 @@ include-operation-id = "imports.create"
 checks.positive_data_acceptance.expected-statuses = [202, 400, 404, 409, 413, 415, 422, 429]
 
 [[operations]]
+include-operation-id = "imports.retry"
+checks.positive_data_acceptance.expected-statuses = [202, 400, 404, 409, 413, 415, 422, 429]
+
+[[operations]]
+include-operation-id = "backups.create"
+checks.positive_data_acceptance.expected-statuses = [202, 404]
+
+[[operations]]
 include-operation-id = "imports.list"
 checks.positive_data_acceptance.expected-statuses = [200, 400]
 
