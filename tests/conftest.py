@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from services.auditor.app import create_app as auditor_app
+from services.auditor.state import TERMINAL as FINAL
 from services.gateway import keystore
 from services.gateway.app import create_app as gateway_app
 from services.loader.app import create_app as loader_app
@@ -31,7 +32,6 @@ from shared.logging import configure_logging
 from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres
 from tidegate.sample_data import HEADER, TABLE_SQL
 
-FINAL = {"completed", "completed_with_errors", "failed", "cancelled", "rolled_back"}
 BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 

@@ -11,9 +11,8 @@ from typing import Any
 import aiohttp
 from tqdm import tqdm
 
+from services.auditor.state import TERMINAL as FINAL
 from shared.errors import TidegateError
-
-FINAL = {"completed", "completed_with_errors", "failed"}
 
 
 class ApiError(TidegateError):

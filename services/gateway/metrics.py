@@ -25,3 +25,4 @@ OUTBOX_PUBLISHED = Counter(
 OUTBOX_PENDING = Gauge(
     "tidegate_outbox_pending_events", "Outbox events not yet acknowledged by the broker."
 )
+IMPORTS_CANCELLED = Counter("tidegate_gateway_imports_cancelled_total", "Imports cancelled.")

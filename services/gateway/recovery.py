@@ -27,6 +27,7 @@ from services.gateway.handlers import (
     import_url,
     render_import,
 )
+from services.gateway.metrics import IMPORTS_CANCELLED
 from services.gateway.params import flag, path_id
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
@@ -157,6 +158,7 @@ async def cancel_import(request: web.Request) -> web.Response:
         op = await _pending_rollback(conn, imp["id"])
         row = await repository.get_import(conn, imp["id"], principal_of(request))
     assert row is not None
+    IMPORTS_CANCELLED.inc()
     request.app[RELAY].wake()
     body = {"import": render_import(row), "rollback": render_operation(op) if op else None}
     return web.json_response(body, status=202, headers={"Location": import_url(imp["id"])})

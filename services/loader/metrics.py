@@ -10,3 +10,20 @@ CHUNK_LOAD_SECONDS = Histogram(
     "Time to load one chunk, ledger included.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+OPERATIONS_FINISHED = Counter(
+    "tidegate_loader_operations_total",
+    "Operations done (rollback, backup, restore, delete_backup), by kind and status"
+    " (completed, refused, failed).",
+    ["kind", "status"],
+)
+OPERATION_SECONDS = Histogram(
+    "tidegate_loader_operation_seconds",
+    "Time to do one operation, its outcome committed.",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+ROWS_ROLLED_BACK = Counter(
+    "tidegate_loader_rows_rolled_back_total",
+    "Rows a rollback deleted (inserted by the import) or restored (updated by it).",
+    ["action"],
+)

@@ -14,6 +14,7 @@ import structlog
 
 from services.loader import rollback
 from services.loader.backups import BackupStore, Outcome
+from services.loader.metrics import OPERATION_SECONDS, OPERATIONS_FINISHED
 from shared import operations, topics
 from shared.catalog import TableCache
 from shared.db import Conn
@@ -39,12 +40,16 @@ class OperationRunner:
             if op is None or op["kind"] != event.kind:
                 raise InvalidEvent(f"operation {event.operation_id} ({event.kind}) is not known")
             if op["status"] == "pending":
-                with structlog.contextvars.bound_contextvars(
-                    operation_id=str(op["id"]), kind=op["kind"]
+                with (
+                    structlog.contextvars.bound_contextvars(
+                        operation_id=str(op["id"]), kind=op["kind"]
+                    ),
+                    OPERATION_SECONDS.labels(op["kind"]).time(),
                 ):
                     status, result, error = await self._run(conn, op)
                     log.info("operation finished", status=status, error=error)
                 await operations.finish(conn, op["id"], status, result, error)
+                OPERATIONS_FINISHED.labels(op["kind"], status).inc()
                 op = await conn.fetchrow(
                     f"SELECT {operations.COLUMNS} FROM tidegate.operations WHERE id = $1", op["id"]
                 )

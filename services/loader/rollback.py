@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from services.loader.metrics import ROWS_ROLLED_BACK
 from shared import imports, rollback
 from shared.catalog import TableCache, TableDef, quote_ident
 from shared.db import Conn
@@ -79,6 +80,8 @@ async def run(conn: Conn, tables: TableCache, op: asyncpg.Record) -> Outcome:
             " updated_at = now() WHERE id = $1",
             import_id,
         )
+    ROWS_ROLLED_BACK.labels("deleted").inc(done.delete)
+    ROWS_ROLLED_BACK.labels("restored").inc(done.restore)
     log.info(
         "import rolled back",
         deleted=done.delete,
