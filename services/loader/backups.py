@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import os
 import shutil
+import signal
+import sys
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +42,7 @@ log = structlog.get_logger(__name__)
 
 Outcome = tuple[str, dict[str, Any], str | None]  # status, result, error
 BLOCK = 1024 * 1024
+PR_SET_PDEATHSIG = 1
 PROGRESS_SECONDS = 1.0
 BACKUP_COLUMNS = (
     "id, tables, status, reason, import_id, file_name, size_bytes, sha256, server_version,"
@@ -77,14 +82,27 @@ def _pattern(qualified_name: str) -> str:
     return ".".join(quote_ident(p) for p in parts)
 
 
-async def _run(*args: str, stdin: int | None = None, stdout: int | None = None) -> str:
-    """Run a client program; returns its stderr, raises RuntimeError if it fails."""
-    process = await asyncio.create_subprocess_exec(
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed when the loader dies (Linux), so a loader
+    killed mid-restore leaves no psql behind to finish it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+async def _spawn(*args: str, stdin: int | None = None, stdout: int | None = None) -> Process:
+    return await asyncio.create_subprocess_exec(
         *args,
         stdin=stdin,
         stdout=stdout if stdout is not None else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
+
+
+async def _run(*args: str, stdin: int | None = None, stdout: int | None = None) -> str:
+    """Run a client program; returns its stderr, raises RuntimeError if it fails."""
+    process = await _spawn(*args, stdin=stdin, stdout=stdout)
     _, err = await process.communicate()
     text = err.decode(errors="replace").strip()
     if process.returncode != 0:
@@ -228,13 +246,12 @@ class BackupStore:
         )
         checks = " ".join(check_sql(t, counts[t], hashes[t]) for t in backup["tables"])
         read, write = os.pipe()
-        dump = await asyncio.create_subprocess_exec(
+        dump = await _spawn(
             pg_tool(self._settings, "pg_restore"),
             "--data-only",
             "--file=-",
             str(path),
             stdout=write,
-            stderr=asyncio.subprocess.PIPE,
         )
         os.close(write)
         try:

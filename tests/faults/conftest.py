@@ -158,6 +158,7 @@ async def scenario(
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", broker.start())
     for name, value in RECOVERY_ENV.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TIDEGATE_BACKUP_DIR", str(tmp_path / "backups"))
     stack = Stack(tmp_path)
     await asyncio.to_thread(stack.start)
     db = await asyncpg.connect(url)
