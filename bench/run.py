@@ -77,6 +77,43 @@ async def pipeline(
     return elapsed, final
 
 
+async def _operation(
+    session: aiohttp.ClientSession, api: str, method: str, path: str, **kwargs: Any
+) -> float:
+    """Start an operation and wait for it; its seconds from request to completed."""
+    started = time.perf_counter()
+    op = await client.call(session, method, f"{api}/api/v1/database{path}", **kwargs)
+    while op["status"] == "pending":
+        await asyncio.sleep(0.1)
+        op = await client.call(session, "GET", f"{api}/api/v1/database/operations/{op['id']}")
+    if op["status"] != "completed":
+        raise RuntimeError(f"{path}: {op}")
+    op["seconds"] = time.perf_counter() - started
+    return float(op["seconds"])
+
+
+async def recovery(database_url: str, api: str, import_id: str, table: str) -> dict[str, float]:
+    """Back the imported table up, roll the import back, restore the backup: seconds each."""
+    key = await create_key(database_url, "bench admin", "admin", requests_per_minute=1_000_000)
+    timeout = aiohttp.ClientTimeout(total=3600)
+    async with client.session(key, timeout=timeout) as session:
+        started = time.perf_counter()
+        created = await client.call(
+            session, "POST", f"{api}/api/v1/database/backups", json={"tables": [table]}
+        )
+        while created["status"] == "pending":
+            await asyncio.sleep(0.1)
+            created = await client.call(
+                session, "GET", f"{api}/api/v1/database/operations/{created['id']}"
+            )
+        backup_s = time.perf_counter() - started
+        rollback_s = await _operation(session, api, "POST", f"/imports/{import_id}/rollback")
+        restore_s = await _operation(
+            session, api, "POST", f"/backups/{created['backup_id']}/restore"
+        )
+    return {"backup": backup_s, "rollback": rollback_s, "restore": restore_s}
+
+
 def peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -134,6 +171,10 @@ def main() -> None:
             results.append(
                 (label, elapsed, final, {k: after[k] - before.get(k, 0.0) for k in after})
             )
+        clean = results[0][2]
+        undo = asyncio.run(
+            recovery(stack.database_url, stack.api_url, clean["id"], "public.bench_pipeline")
+        )
         small_s, small_final = asyncio.run(
             pipeline(stack.database_url, stack.api_url, small, "bench_small")
         )
@@ -163,6 +204,12 @@ def main() -> None:
                     f"    {name:<9} busy {seconds:7.2f}s  {rows / seconds:10,.0f} rows/s"
                     f"  = {copy_s / seconds:.2f} of COPY's rate"
                 )
+    clean_s = results[0][1]
+    for name, seconds in undo.items():
+        print(
+            f"{name + ' of the clean import':<38}: {seconds:7.2f}s  = {seconds / clean_s:.2f}"
+            f" of the import's time, {seconds / copy_s:.2f} of COPY's"
+        )
     print(f"10,000-row file, upload→completed      : {small_s:7.2f}s  [{small_final['status']}]")
     print("peak RSS (VmHWM): " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
 

@@ -20,7 +20,7 @@ from services.gateway.handlers import API
 from services.gateway.keys import Principal
 from services.gateway.params import int_param, invalid, path_id
 from services.gateway.problems import Problem
-from services.gateway.recovery import accepted
+from services.gateway.recovery import OperationKey, accepted
 from services.gateway.tables import find_table
 from shared import operations
 from shared.service import POOL
@@ -88,8 +88,9 @@ async def _backup(request: web.Request) -> asyncpg.Record:
 @routes.post(f"{API}/backups", name="backups.create")
 async def create_backup(request: web.Request) -> web.Response:
     who = require(request, "import")
+    raw = await request.read()
     try:
-        body = msgspec.json.decode(await request.read(), type=BackupRequest)
+        body = msgspec.json.decode(raw, type=BackupRequest)
     except msgspec.ValidationError as exc:
         raise Problem(422, "invalid-body", "Invalid request body", str(exc)) from None
     except msgspec.DecodeError as exc:
@@ -101,10 +102,14 @@ async def create_backup(request: web.Request) -> web.Response:
     names = list(
         dict.fromkeys([(await find_table(request, t)).qualified_name for t in body.tables])
     )
+    key = OperationKey(request, who, raw)
     async with request.app[POOL].acquire() as conn, conn.transaction():
+        if (replayed := await key.replay(conn)) is not None:
+            return replayed
         backup_id, op = await operations.request_backup(
             conn, tables=names, reason=body.reason, trigger="request", key_id=who.id, team=who.team
         )
+        await key.remember(conn, op)
     request[TARGET] = str(backup_id)
     request[AUDIT_DETAIL].update(tables=names, reason=body.reason)
     return accepted(request, op, backup=backup_url(backup_id))
@@ -143,7 +148,10 @@ async def restore_backup(request: web.Request) -> web.Response:
             "Backup not complete",
             f"The backup is {backup['status']}.",
         )
+    key = OperationKey(request, who)
     async with request.app[POOL].acquire() as conn, conn.transaction():
+        if (replayed := await key.replay(conn)) is not None:
+            return replayed
         running = await conn.fetch(
             "SELECT id FROM tidegate.imports WHERE target_table = ANY($1::text[])"
             " AND finished_at IS NULL LIMIT 10",
@@ -165,6 +173,7 @@ async def restore_backup(request: web.Request) -> web.Response:
             key_id=who.id,
             team=who.team,
         )
+        await key.remember(conn, op)
     return accepted(request, op)
 
 
@@ -172,7 +181,10 @@ async def restore_backup(request: web.Request) -> web.Response:
 async def delete_backup(request: web.Request) -> web.Response:
     who = require(request, "admin")
     backup = await _backup(request)
+    key = OperationKey(request, who)
     async with request.app[POOL].acquire() as conn, conn.transaction():
+        if (replayed := await key.replay(conn)) is not None:
+            return replayed
         op = await operations.request(
             conn,
             kind="delete_backup",
@@ -181,4 +193,5 @@ async def delete_backup(request: web.Request) -> web.Response:
             key_id=who.id,
             team=who.team,
         )
+        await key.remember(conn, op)
     return accepted(request, op)

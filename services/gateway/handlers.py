@@ -289,7 +289,11 @@ async def accept_import(
                 )
             if idem_key is not None and fingerprint is not None:
                 await idempotency.remember(
-                    conn, principal.id, idem_key, fingerprint.digest(), received.import_id
+                    conn,
+                    principal.id,
+                    idem_key,
+                    fingerprint.digest(),
+                    import_id=received.import_id,
                 )
     except asyncpg.UniqueViolationError as exc:
         # Another gateway committed an import into the same slot after this one looked:
@@ -341,11 +345,11 @@ def _refusals_as_problems(table: TableDef) -> Iterator[None]:
 async def _replay(
     conn: Conn,
     request: web.Request,
-    earlier: tuple[bytes, uuid.UUID],
+    earlier: idempotency.Earlier,
     fingerprint: bytes,
 ) -> web.Response:
-    fingerprint_then, import_id = earlier
-    if fingerprint != fingerprint_then:
+    import_id = earlier.import_id
+    if fingerprint != earlier.fingerprint or import_id is None:
         raise idempotency.reused(request.headers[idempotency.HEADER])
     row = await repository.get_import(conn, import_id, principal_of(request))
     assert row is not None  # created by this key

@@ -1,6 +1,8 @@
-"""`Idempotency-Key` on import requests: a retried request gets the import the first one
-created; the same key with another body or other parameters is refused (422); while the
-first request is still being received, 409. Answers are remembered for 24 hours, per API key.
+"""`Idempotency-Key` on requests that create something (an import, a retry, or an
+operation: rollback, backup, restore, backup deletion): a retried request gets what the
+first one created; the same key with another path, body or parameters is refused (422);
+while the first request is still being received, 409. Answers are remembered for 24
+hours, per API key.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 
+import msgspec
 from aiohttp import web
 
 from services.gateway.problems import Problem
@@ -36,11 +39,20 @@ def idempotency_key(request: web.Request) -> str | None:
     return value
 
 
+class Earlier(msgspec.Struct, frozen=True):
+    """What the first request with a key created."""
+
+    fingerprint: bytes
+    import_id: uuid.UUID | None
+    operation_id: uuid.UUID | None
+
+
 class Fingerprint:
-    """SHA-256 of the request's parameters and the body's bytes, fed as they stream."""
+    """SHA-256 of the request's path, parameters and the body's bytes, fed as they stream."""
 
     def __init__(self, request: web.Request) -> None:
         self._hash = hashlib.sha256()
+        self._hash.update(f"{request.method} {request.path}\n".encode())
         for name, value in sorted(request.query.items()):
             self._hash.update(f"{name}={value}\n".encode())
 
@@ -54,13 +66,16 @@ class Fingerprint:
             self._hash.update(block)
         return self._hash.digest()
 
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+
     def digest(self) -> bytes:
         return self._hash.digest()
 
 
-async def lock(conn: Conn, key_id: uuid.UUID, key: str) -> tuple[bytes, uuid.UUID] | None:
-    """Hold the key for this transaction; the (fingerprint, import id) of an earlier answer,
-    if any. 409 while another request with the key is in progress."""
+async def lock(conn: Conn, key_id: uuid.UUID, key: str) -> Earlier | None:
+    """Hold the key for this transaction; what an earlier request with it created, if
+    any. 409 while another request with the key is in progress."""
     locked = await conn.fetchval(
         "SELECT pg_try_advisory_xact_lock(hashtext($1::uuid::text || ':' || $2), -1)", key_id, key
     )
@@ -72,12 +87,14 @@ async def lock(conn: Conn, key_id: uuid.UUID, key: str) -> tuple[bytes, uuid.UUI
             f"A request with this {HEADER} is still being processed; retry later.",
         )
     row = await conn.fetchrow(
-        "SELECT fingerprint, import_id FROM tidegate.idempotency_keys"
+        "SELECT fingerprint, import_id, operation_id FROM tidegate.idempotency_keys"
         " WHERE key_id = $1 AND idem_key = $2 AND created_at > now() - interval '24 hours'",
         key_id,
         key,
     )
-    return None if row is None else (bytes(row["fingerprint"]), row["import_id"])
+    if row is None:
+        return None
+    return Earlier(bytes(row["fingerprint"]), row["import_id"], row["operation_id"])
 
 
 def reused(key: str) -> Problem:
@@ -90,7 +107,13 @@ def reused(key: str) -> Problem:
 
 
 async def remember(
-    conn: Conn, key_id: uuid.UUID, key: str, fingerprint: bytes, import_id: uuid.UUID
+    conn: Conn,
+    key_id: uuid.UUID,
+    key: str,
+    fingerprint: bytes,
+    *,
+    import_id: uuid.UUID | None = None,
+    operation_id: uuid.UUID | None = None,
 ) -> None:
     await conn.execute(
         "DELETE FROM tidegate.idempotency_keys"
@@ -98,10 +121,11 @@ async def remember(
         key_id,
     )
     await conn.execute(
-        "INSERT INTO tidegate.idempotency_keys (key_id, idem_key, fingerprint, import_id)"
-        " VALUES ($1, $2, $3, $4)",
+        "INSERT INTO tidegate.idempotency_keys"
+        " (key_id, idem_key, fingerprint, import_id, operation_id) VALUES ($1, $2, $3, $4, $5)",
         key_id,
         key,
         fingerprint,
         import_id,
+        operation_id,
     )

@@ -279,6 +279,12 @@ AUDIT_ENTRY = obj(
     detail=nullable({"type": "object"}),
 )
 CSV = {"text/csv": {"schema": {"type": "string"}}}
+IDEMPOTENCY = param(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "a retry with the same key (and body) answers with the operation the first one started",
+    where="header",
+)
 OPERATION_ID = param("operation_id", UUID, "the operation's id", where="path")
 BACKUP_ID = param("backup_id", UUID, "the backup's id", where="path")
 CONFLICT = obj(
@@ -348,11 +354,12 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                     200: json_body(ref("RollbackPlan"), "dry_run: what it would do"),
                     202: _accepted("rollback under way (or already)"),
                 },
-                (404, 409),
+                (404, 409, 422),
                 params=[
                     IMPORT_ID,
                     param("force", FLAG, "overwrite rows changed since (reported)"),
                     param("dry_run", FLAG, "report what would be deleted, restored, conflict"),
+                    IDEMPOTENCY,
                 ],
             )
         },
@@ -409,7 +416,8 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
             "post": operation(
                 "Back tables up (pg_dump custom format)",
                 {202: _accepted("the backup is being taken")},
-                (404, 422),
+                (404, 409, 422),
+                params=[IDEMPOTENCY],
                 requestBody={
                     "required": True,
                     "content": {
@@ -449,16 +457,16 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
             "delete": operation(
                 "Delete a backup and its file (admin)",
                 {202: _accepted("being deleted")},
-                (404,),
-                params=[BACKUP_ID],
+                (404, 409, 422),
+                params=[BACKUP_ID, IDEMPOTENCY],
             ),
         },
         f"{store}/{{backup_id}}/restore": {
             "post": operation(
                 "Restore a backup in one transaction, verified before and after (admin)",
                 {202: _accepted("being restored")},
-                (404, 409),
-                params=[BACKUP_ID],
+                (404, 409, 422),
+                params=[BACKUP_ID, IDEMPOTENCY],
             )
         },
     }

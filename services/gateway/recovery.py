@@ -17,7 +17,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from services.gateway import failed, repository
+from services.gateway import failed, idempotency, repository
 from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
 from services.gateway.handlers import (
     API,
@@ -27,6 +27,7 @@ from services.gateway.handlers import (
     import_url,
     render_import,
 )
+from services.gateway.keys import Principal
 from services.gateway.metrics import IMPORTS_CANCELLED
 from services.gateway.params import flag, path_id
 from services.gateway.problems import Problem
@@ -68,13 +69,50 @@ def render_operation(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def accepted(request: web.Request, op: asyncpg.Record, **extra: Any) -> web.Response:
+def accepted(
+    request: web.Request, op: asyncpg.Record, *, replayed: bool = False, **extra: Any
+) -> web.Response:
     request.app[RELAY].wake()
-    return web.json_response(
-        {**render_operation(op), **extra},
-        status=202,
-        headers={"Location": operation_url(op["id"])},
-    )
+    headers = {"Location": operation_url(op["id"])}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return web.json_response({**render_operation(op), **extra}, status=202, headers=headers)
+
+
+class OperationKey:
+    """`Idempotency-Key` on a request that starts an operation: a retry gets the operation
+    the first request started."""
+
+    def __init__(self, request: web.Request, who: Principal, body: bytes = b"") -> None:
+        self._request = request
+        self._who = who
+        self.key = idempotency.idempotency_key(request)
+        fingerprint = idempotency.Fingerprint(request)
+        fingerprint.update(body)
+        self._digest = fingerprint.digest()
+
+    async def replay(self, conn: Conn) -> web.Response | None:
+        """The answer to the first request with this key, if there was one (call inside the
+        transaction that will start the operation)."""
+        if self.key is None:
+            return None
+        earlier = await idempotency.lock(conn, self._who.id, self.key)
+        if earlier is None:
+            return None
+        if earlier.fingerprint != self._digest or earlier.operation_id is None:
+            raise idempotency.reused(self.key)
+        op = await conn.fetchrow(
+            f"SELECT {operations.COLUMNS} FROM tidegate.operations WHERE id = $1",  # noqa: S608
+            earlier.operation_id,
+        )
+        assert op is not None
+        return accepted(self._request, op, replayed=True)
+
+    async def remember(self, conn: Conn, op: asyncpg.Record) -> None:
+        if self.key is not None:
+            await idempotency.remember(
+                conn, self._who.id, self.key, self._digest, operation_id=op["id"]
+            )
 
 
 def _refused(refusal: rollback.Refusal) -> Problem:
@@ -102,8 +140,11 @@ async def rollback_import(request: web.Request) -> web.Response:
     unless `force`. A rollback already under way is answered with its operation."""
     who = require(request, "import")
     force, dry_run = flag(request, "force"), flag(request, "dry_run")
+    key = OperationKey(request, who)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         imp = await _visible_import(conn, request)
+        if not dry_run and (replayed := await key.replay(conn)) is not None:
+            return replayed
         pending = await _pending_rollback(conn, imp["id"])
         if pending is not None:
             return accepted(request, pending)
@@ -135,6 +176,7 @@ async def rollback_import(request: web.Request) -> web.Response:
             key_id=who.id,
             team=who.team,
         )
+        await key.remember(conn, op)
     request[AUDIT_DETAIL].update(force=force, delete=found.delete, restore=found.restore)
     return accepted(request, op, plan=plan)
 

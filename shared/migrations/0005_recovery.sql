@@ -88,3 +88,10 @@ CREATE TABLE tidegate.backups (
     deleted_at     timestamptz
 );
 CREATE INDEX backups_created ON tidegate.backups (created_at DESC, id);
+
+-- Idempotency-Key on requests that start an operation (rollback, backup, restore, delete):
+-- a key remembers either the import or the operation its first request created.
+ALTER TABLE tidegate.idempotency_keys
+    ALTER COLUMN import_id DROP NOT NULL,
+    ADD COLUMN operation_id uuid,
+    ADD CONSTRAINT idempotency_keys_one_answer CHECK ((import_id IS NULL) <> (operation_id IS NULL));

@@ -88,11 +88,17 @@ async def test_rollback_restores_the_table_exactly(
     assert (plan["delete"], plan["restore"], plan["conflicts"]) == (2, 1, 0)
     assert await db.fetchval(f"SELECT count(*) FROM {people}") == 4  # a dry run changes nothing
 
-    status, op = await post(http, f"/imports/{import_id}/rollback")
-    assert status == 202, op
+    once = {"Idempotency-Key": f"rollback-{import_id}"}
+    async with http.post(f"{API}/imports/{import_id}/rollback", headers=once) as response:
+        assert response.status == 202, await response.text()
+        op = await response.json()
     done = await wait_operation(http, op["id"])
     assert done["status"] == "completed", done
     assert (done["result"]["delete"], done["result"]["restore"]) == (2, 1)
+    async with http.post(f"{API}/imports/{import_id}/rollback", headers=once) as response:
+        replayed = await response.json()  # a retry of the same request: the same operation
+        assert (response.status, response.headers["Idempotent-Replayed"]) == (202, "true")
+        assert replayed["id"] == op["id"]
     assert await content_hash(db, people) == before
     async with http.get(f"{API}/imports/{import_id}") as response:
         resource = await response.json()
