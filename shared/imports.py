@@ -100,38 +100,45 @@ async def store_chunk(conn: Conn, event: ChunkSubmitted, *, published: bool) -> 
 
 
 async def fail_import(conn: Conn, import_id: uuid.UUID, reason: str) -> int | None:
-    """Mark an unfinished import failed (its concurrency slot is freed and the validator's
-    key claims dropped); returns the new version, or None if it had already finished."""
-    version = await conn.fetchval(
-        "UPDATE tidegate.imports SET status = 'failed', error = $2, finished_at = now(),"
-        " updated_at = now(), version = version + 1"
-        " WHERE id = $1 AND finished_at IS NULL RETURNING version",
-        import_id,
-        reason,
-    )
-    if version is None:
-        return None
-    await forget_key_claims(conn, import_id)
-    await operations.rollback_after_failure(conn, import_id, "failure")
-    return int(version)
+    """Mark an unfinished import failed (its concurrency slot is freed, the validator's key
+    claims dropped, what it loaded rolled back if it asked for that); returns the new
+    version, or None if it had already finished."""
+    return await _finish_early(conn, import_id, "failed", reason)
 
 
 async def cancel_import(conn: Conn, import_id: uuid.UUID, reason: str) -> int | None:
     """Stop an unfinished import: chunks not yet loaded are dropped (the validator and the
     loader ignore an import that has finished), what it loaded is rolled back, and its
     slot is freed. Returns the new version, or None if it had already finished."""
+    return await _finish_early(conn, import_id, "cancelled", reason)
+
+
+async def _finish_early(conn: Conn, import_id: uuid.UUID, status: str, reason: str) -> int | None:
     version = await conn.fetchval(
-        "UPDATE tidegate.imports SET status = 'cancelled', error = $2, finished_at = now(),"
+        "UPDATE tidegate.imports SET status = $2, error = $3, finished_at = now(),"
         " updated_at = now(), version = version + 1"
         " WHERE id = $1 AND finished_at IS NULL RETURNING version",
         import_id,
+        status,
         reason,
     )
     if version is None:
         return None
     await forget_key_claims(conn, import_id)
-    await operations.rollback_after_failure(conn, import_id, "cancel")
+    await operations.rollback_after_failure(
+        conn, import_id, "cancel" if status == "cancelled" else "failure"
+    )
     return int(version)
+
+
+async def running_into(conn: Conn, tables: Sequence[str]) -> list[uuid.UUID]:
+    """Unfinished imports into any of `tables` (a few of them)."""
+    rows = await conn.fetch(
+        "SELECT id FROM tidegate.imports WHERE target_table = ANY($1::text[])"
+        " AND finished_at IS NULL ORDER BY created_at LIMIT 10",
+        list(tables),
+    )
+    return [r["id"] for r in rows]
 
 
 async def forget_key_claims(conn: Conn, import_id: uuid.UUID) -> None:

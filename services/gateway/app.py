@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.gateway import admin, backups, export, handlers, interventions, openapi, recovery
+from services.gateway import openapi
 from services.gateway.access import access_middleware, add_headers, record
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.gateway.problems import problem_middleware
@@ -58,14 +58,6 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(add_headers)
     app.cleanup_ctx.append(relay_context)
     app.cleanup_ctx.append(retention_context)
-    for table in (
-        handlers.routes,
-        interventions.routes,
-        recovery.routes,
-        backups.routes,
-        export.routes,
-        admin.routes,
-        openapi.routes,
-    ):
+    for table in (*openapi.API_ROUTES, openapi.routes):
         app.add_routes(table)
     return app

@@ -22,7 +22,8 @@ from services.gateway.params import int_param, invalid, path_id
 from services.gateway.problems import Problem
 from services.gateway.recovery import OperationKey, accepted
 from services.gateway.tables import find_table
-from shared import operations
+from shared import imports, operations
+from shared.events import OperationKind
 from shared.service import POOL
 
 routes = web.RouteTableDef()
@@ -148,50 +149,34 @@ async def restore_backup(request: web.Request) -> web.Response:
             "Backup not complete",
             f"The backup is {backup['status']}.",
         )
-    key = OperationKey(request, who)
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        if (replayed := await key.replay(conn)) is not None:
-            return replayed
-        running = await conn.fetch(
-            "SELECT id FROM tidegate.imports WHERE target_table = ANY($1::text[])"
-            " AND finished_at IS NULL LIMIT 10",
-            backup["tables"],
-        )
-        if running:
-            raise Problem(
-                409,
-                "import-running",
-                "An import is running",
-                "An import into these tables is running; restore when it has finished.",
-                running=[str(r["id"]) for r in running],
-            )
-        op = await operations.request(
-            conn,
-            kind="restore",
-            trigger="request",
-            backup_id=backup["id"],
-            key_id=who.id,
-            team=who.team,
-        )
-        await key.remember(conn, op)
-    return accepted(request, op)
+    return await _start(request, who, backup, "restore")
 
 
 @routes.delete(f"{API}/backups/{{backup_id}}", name="backups.delete")
 async def delete_backup(request: web.Request) -> web.Response:
     who = require(request, "admin")
-    backup = await _backup(request)
+    return await _start(request, who, await _backup(request), "delete_backup")
+
+
+async def _start(
+    request: web.Request, who: Principal, backup: asyncpg.Record, kind: OperationKind
+) -> web.Response:
+    """Start a restore or a deletion of `backup` (once per Idempotency-Key)."""
     key = OperationKey(request, who)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         if (replayed := await key.replay(conn)) is not None:
             return replayed
+        running = await imports.running_into(conn, backup["tables"])
+        if kind == "restore" and running:
+            raise Problem(
+                409,
+                "import-running",
+                "An import is running",
+                "An import into these tables is running; restore when it has finished.",
+                running=[str(i) for i in running],
+            )
         op = await operations.request(
-            conn,
-            kind="delete_backup",
-            trigger="request",
-            backup_id=backup["id"],
-            key_id=who.id,
-            team=who.team,
+            conn, kind=kind, trigger="request", backup_id=backup["id"], key_id=who.id, team=who.team
         )
         await key.remember(conn, op)
     return accepted(request, op)

@@ -700,16 +700,20 @@ def _paths() -> dict[str, Schema]:
     }
 
 
+# The API's route tables: the gateway serves them, this document describes them.
+API_ROUTES = (
+    handlers.routes,
+    interventions.routes,
+    recovery.routes,
+    backups.routes,
+    export.routes,
+    admin.routes,
+)
+
+
 def _with_operation_ids(paths: dict[str, Schema]) -> dict[str, Schema]:
     """operationId = the route's name (the name the audit log and the permissions use)."""
-    for table in (
-        handlers.routes,
-        interventions.routes,
-        recovery.routes,
-        backups.routes,
-        export.routes,
-        admin.routes,
-    ):
+    for table in API_ROUTES:
         for route in table:
             assert isinstance(route, web.RouteDef)
             paths[route.path][route.method.lower()]["operationId"] = route.kwargs["name"]

@@ -33,6 +33,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from shared import imports
 from shared.catalog import quote_ident, split_table_name
 from shared.config import Settings
 from shared.db import Conn
@@ -226,15 +227,11 @@ class BackupStore:
                 " it was changed or truncated; nothing was restored"
             )
             return "refused", {"code": "backup-corrupted"}, detail
-        running = await conn.fetch(
-            "SELECT id FROM tidegate.imports WHERE target_table = ANY($1::text[])"
-            " AND finished_at IS NULL LIMIT 10",
-            backup["tables"],
-        )
+        running = await imports.running_into(conn, backup["tables"])
         if running:
             return (
                 "refused",
-                {"code": "import-running", "running": [str(r["id"]) for r in running]},
+                {"code": "import-running", "running": [str(i) for i in running]},
                 "an import into these tables is running",
             )
         counts = msgspec.json.decode(backup["row_counts"])

@@ -458,3 +458,30 @@ async def test_backup_before_an_import(
     status, op = await post(http, f"/backups/{backup_id}/restore")
     assert (await wait_operation(http, op["id"]))["status"] == "completed"
     assert await content_hash(db, people) == before
+
+
+async def test_without_rollback_on_failure_a_failed_import_keeps_what_it_loaded(
+    http: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    table = f"public.flaky_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, name text)")
+    await db.execute(FLAKY.format(t=table, refusals=2))
+    rows = "".join(f"{i},n{i}\n" for i in range(2, 12))
+    status, answer, _ = await post_csv(
+        http,
+        table,
+        "id,name\n" + rows,
+        chunk_size="5",
+        auto_retry="2",
+        rollback_on_failure="false",
+    )
+    assert status == 202, answer
+    assert answer["options"]["auto_retry"] == 2
+    done = await wait_final(db, answer["id"])
+    assert (done["status"], done["loaded_rows"]) == ("failed", 5), dict(done)
+    assert "gave up after 2 attempts" in done["error"]
+    await asyncio.sleep(1)  # no rollback comes
+    assert await db.fetchval(f"SELECT count(*) FROM {table}") == 5
+    assert not await db.fetchval(
+        "SELECT count(*) FROM tidegate.operations WHERE import_id = $1", uuid.UUID(answer["id"])
+    )
