@@ -9,7 +9,8 @@ starts one is 202 with the operation to follow.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import asyncpg
 import msgspec
@@ -29,6 +30,7 @@ from shared.service import POOL
 routes = web.RouteTableDef()
 MAX_TABLES = 50
 MAX_REASON = 500
+SHOWN_APART = frozenset({"tables", "row_counts", "links"})
 COLUMNS = (
     "id, tables, status, reason, import_id, file_name, size_bytes, sha256, server_version,"
     " row_counts, error, key_id, team, created_at, completed_at, deleted_at"
@@ -46,24 +48,36 @@ def backup_url(backup_id: uuid.UUID | str) -> str:
     return f"{API}/backups/{backup_id}"
 
 
+class Backup(msgspec.Struct, frozen=True, kw_only=True):
+    """A backup as the API shows it."""
+
+    id: uuid.UUID
+    tables: list[str]
+    status: Literal["pending", "completed", "failed", "deleted"]
+    reason: str | None
+    import_id: uuid.UUID | None  # the import it was taken before
+    file_name: str | None
+    size_bytes: int | None  # while pending: written so far
+    sha256: str | None
+    server_version: str | None
+    row_counts: dict[str, int] | None
+    error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    deleted_at: datetime | None
+    links: dict[str, str]
+
+
 def render_backup(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "tables": list(row["tables"]),
-        "status": row["status"],
-        "reason": row["reason"],
-        "import_id": str(row["import_id"]) if row["import_id"] else None,
-        "file_name": row["file_name"],
-        "size_bytes": row["size_bytes"],
-        "sha256": row["sha256"],
-        "server_version": row["server_version"],
-        "row_counts": msgspec.json.decode(row["row_counts"]) if row["row_counts"] else None,
-        "error": row["error"],
-        "created_at": row["created_at"].isoformat(),
-        "completed_at": row["completed_at"].isoformat() if row["completed_at"] else None,
-        "deleted_at": row["deleted_at"].isoformat() if row["deleted_at"] else None,
-        "links": {"self": backup_url(row["id"]), "restore": f"{backup_url(row['id'])}/restore"},
-    }
+    counts = row["row_counts"]
+    body = Backup(
+        **{name: row[name] for name in Backup.__struct_fields__ if name not in SHOWN_APART},
+        tables=list(row["tables"]),
+        row_counts=msgspec.json.decode(counts) if counts else None,
+        links={"self": backup_url(row["id"]), "restore": f"{backup_url(row['id'])}/restore"},
+    )
+    shown: dict[str, Any] = msgspec.to_builtins(body)
+    return shown
 
 
 def _visible(who: Principal) -> tuple[uuid.UUID | None, str | None]:

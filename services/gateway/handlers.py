@@ -174,11 +174,10 @@ def _options(
     query = request.query if query is None else query
     mode = _mode(query)
     chunk_size = _chunk_size(query, settings, mode)
-    atomic = flag(query, "atomic")
-    if atomic and mode != "import":
-        raise invalid(
-            "atomic", "atomic applies to imports that load (not a dry run or validation)."
-        )
+    atomic, backup = flag(query, "atomic"), flag(query, "backup")
+    for name, value in (("atomic", atomic), ("backup", backup)):
+        if value and mode != "import":
+            raise invalid(name, f"{name} applies to imports that load, not to a {mode}.")
     delimiter = None
     if "delimiter" in query:
         delimiter = delimiter_char(query["delimiter"])
@@ -209,7 +208,7 @@ def _options(
         auto_retry=int_param(query, "auto_retry", settings.auto_retry, 1, MAX_AUTO_RETRY),
         rollback_on_failure=flag(query, "rollback_on_failure", settings.rollback_on_failure),
         atomic=atomic,
-        backup=flag(query, "backup") and mode == "import",
+        backup=backup,
     )
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from services.gateway import (
@@ -20,6 +21,7 @@ from services.gateway import (
     recovery,
 )
 from services.gateway.keys import ROLES
+from shared import rollback
 
 routes = web.RouteTableDef()
 DB = "/api/v1/database"
@@ -287,53 +289,10 @@ IDEMPOTENCY = param(
 )
 OPERATION_ID = param("operation_id", UUID, "the operation's id", where="path")
 BACKUP_ID = param("backup_id", UUID, "the backup's id", where="path")
-CONFLICT = obj(
-    key={"type": "array"},
-    written={"type": "string", "enum": ["inserted", "updated"]},
-    now={"type": "string", "enum": ["changed", "deleted"]},
-)
-ROLLBACK_PLAN = obj(
-    ["delete", "restore", "conflicts"],
-    delete=INT,
-    restore=INT,
-    conflicts=INT,
-    conflict_keys={"type": "array", "items": CONFLICT},
-    overwritten=INT,
-)
-OPERATION = obj(
-    ["id", "kind", "status"],
-    id=UUID,
-    kind={"type": "string", "enum": ["rollback", "backup", "restore", "delete_backup"]},
-    trigger={"type": "string", "enum": ["request", "cancel", "failure", "pre_import"]},
-    status={"type": "string", "enum": ["pending", "completed", "refused", "failed"]},
-    import_id=nullable(UUID),
-    backup_id=nullable(UUID),
-    force=BOOL,
-    dry_run=BOOL,
-    result=nullable({"type": "object"}),
-    error=nullable(STR),
-    attempts=INT,
-    created_at=TIME,
-    finished_at=nullable(TIME),
-    links={"type": "object", "additionalProperties": STR},
-)
-BACKUP = obj(
-    ["id", "tables", "status"],
-    id=UUID,
-    tables={"type": "array", "items": STR},
-    status={"type": "string", "enum": ["pending", "completed", "failed", "deleted"]},
-    reason=nullable(STR),
-    import_id=nullable(UUID),
-    file_name=nullable(STR),
-    size_bytes=nullable(INT),
-    sha256=nullable(STR),
-    server_version=nullable(STR),
-    row_counts=nullable({"type": "object", "additionalProperties": INT}),
-    error=nullable(STR),
-    created_at=TIME,
-    completed_at=nullable(TIME),
-    deleted_at=nullable(TIME),
-    links={"type": "object", "additionalProperties": STR},
+# Response bodies defined as msgspec Structs: their schemas are derived from the code.
+_, DERIVED = msgspec.json.schema_components(
+    [recovery.Operation, backups.Backup, rollback.Plan],
+    ref_template="#/components/schemas/{name}",
 )
 
 
@@ -351,7 +310,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
             "post": operation(
                 "Undo a finished import: delete its rows, restore the rows it updated",
                 {
-                    200: json_body(ref("RollbackPlan"), "dry_run: what it would do"),
+                    200: json_body(ref("Plan"), "dry_run: what it would do"),
                     202: _accepted("rollback under way (or already)"),
                 },
                 (404, 409, 422),
@@ -743,9 +702,7 @@ def document() -> Schema:
                     "additionalProperties": True,
                 },
                 "Import": IMPORT,
-                "Operation": OPERATION,
-                "Backup": BACKUP,
-                "RollbackPlan": ROLLBACK_PLAN,
+                **DERIVED,
                 "Report": REPORT,
                 "Key": KEY,
                 "KeyWithSecret": {"allOf": [ref("Key"), obj(["key"], key=STR)]},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -35,38 +36,50 @@ from services.gateway.relay import RELAY
 from services.gateway.tables import TABLES, find_table
 from shared import imports, operations, rollback
 from shared.db import Conn
+from shared.events import OperationKind, OperationStatus
 from shared.service import POOL, SETTINGS
 
 routes = web.RouteTableDef()
+SHOWN_APART = frozenset({"result", "links"})
 
 
 def operation_url(operation_id: uuid.UUID | str) -> str:
     return f"{API}/operations/{operation_id}"
 
 
+class Operation(msgspec.Struct, frozen=True, kw_only=True):
+    """An operation as the API shows it (`result`: what it did or found, by kind)."""
+
+    id: uuid.UUID
+    kind: OperationKind
+    trigger: operations.Trigger
+    status: OperationStatus
+    import_id: uuid.UUID | None
+    backup_id: uuid.UUID | None
+    force: bool
+    dry_run: bool
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    finished_at: datetime | None
+    links: dict[str, str]
+
+
 def render_operation(row: asyncpg.Record) -> dict[str, Any]:
-    result = row["result"]
     links = {"self": operation_url(row["id"])}
     if row["import_id"]:
         links["import"] = import_url(row["import_id"])
     if row["backup_id"]:
         links["backup"] = f"{API}/backups/{row['backup_id']}"
-    return {
-        "id": str(row["id"]),
-        "kind": row["kind"],
-        "trigger": row["trigger"],
-        "status": row["status"],
-        "import_id": str(row["import_id"]) if row["import_id"] else None,
-        "backup_id": str(row["backup_id"]) if row["backup_id"] else None,
-        "force": row["force"],
-        "dry_run": row["dry_run"],
-        "result": msgspec.json.decode(result) if result else None,
-        "error": row["error"],
-        "attempts": row["attempts"],
-        "created_at": row["created_at"].isoformat(),
-        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
-        "links": links,
-    }
+    result = row["result"]
+    body = Operation(
+        **{name: row[name] for name in Operation.__struct_fields__ if name not in SHOWN_APART},
+        result=msgspec.json.decode(result) if result else None,
+        links=links,
+    )
+    shown: dict[str, Any] = msgspec.to_builtins(body)
+    return shown
 
 
 def accepted(

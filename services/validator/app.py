@@ -20,6 +20,7 @@ def create_app(settings: Settings) -> web.Application:
             RuleBook(settings.rules_dir),
             settings.allowed_schemas,
             max_rows=settings.max_chunk_size,
+            backoff_seconds=settings.retry_backoff_seconds,
         )
 
     return worker_app(

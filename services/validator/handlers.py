@@ -18,6 +18,7 @@ from services.validator.column import ColumnRule
 from services.validator.metrics import CELL_ERRORS, PHASE_SECONDS, ROWS_VALIDATED
 from services.validator.relations import Outcome, RefSpec, RelationCheck, key_specs, ref_spec
 from shared import imports, topics
+from shared.attempts import AttemptsExhausted, with_attempts
 from shared.catalog import HeaderMismatch, TableCache, TableDef, load_table, match_header
 from shared.db import Conn
 from shared.events import (
@@ -53,12 +54,14 @@ class ChunkValidator:
         rulebook: RuleBook,
         allowed_schemas: tuple[str, ...],
         max_rows: int,
+        backoff_seconds: float,
     ) -> None:
         self._pool = pool
         self._tables = tables
         self._rulebook = rulebook
         self._allowed = allowed_schemas
         self._max_rows = max_rows
+        self._backoff = backoff_seconds
         self._compiled: dict[tuple[TableDef, tuple[str, ...]], tuple[TableRules, Compiled]] = {}
         self._claims = KeyClaims()
 
@@ -81,8 +84,18 @@ class ChunkValidator:
                     mode=event.mode,
                     producer=delivery.source,
                 )
+            attempts = state.auto_retry if state is not None else 1
             try:
-                result = await self.validate(conn, event)
+                result = await with_attempts(
+                    lambda: self.validate(conn, event), attempts, self._backoff, "validator"
+                )
+            except AttemptsExhausted as exc:
+                log.warning(
+                    "chunk failed: every attempt was refused", seq=event.seq, cause=str(exc)
+                )
+                result = self._result(
+                    event, [], [], [], len(event.rows), "reject", chunk_error=str(exc)
+                )
             except Exception as exc:
                 if is_transient(exc):
                     raise

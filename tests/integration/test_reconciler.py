@@ -5,10 +5,12 @@ progress is failed with what is missing, freeing its slot."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
 
+from shared import operations
 from tests.conftest import Running, wait_final
 
 
@@ -70,3 +72,40 @@ async def test_an_import_without_progress_is_failed_with_what_is_missing(
         "chunks [0] not through validation and loading, and tidegate holds no copy"
         in final["error"]
     )
+
+
+async def test_a_lost_operation_command_is_sent_again(
+    db: asyncpg.Connection, services: Running
+) -> None:
+    """The command was published and then lost (a broker that forgets): the operation
+    stays pending until the reconciler sends it again from the outbox."""
+    table = f"public.lost_{uuid.uuid4().hex[:8]}"
+    await db.execute(
+        f"CREATE TABLE {table} (id integer PRIMARY KEY); INSERT INTO {table} VALUES (1)"
+    )
+    async with db.transaction():
+        backup_id, op = await operations.request_backup(
+            db, tables=[table], reason="lost command", trigger="request"
+        )
+        await db.execute(
+            "UPDATE tidegate.outbox SET published_at = now() WHERE event_id = $1",
+            f"operation:{op['id']}:requested",
+        )
+        await db.execute(
+            "UPDATE tidegate.operations SET updated_at = now() - interval '60 seconds'"
+            " WHERE id = $1",
+            op["id"],
+        )
+    status = "pending"
+    for _ in range(300):
+        status = await db.fetchval("SELECT status FROM tidegate.operations WHERE id = $1", op["id"])
+        if status != "pending":
+            break
+        await asyncio.sleep(0.1)
+    attempts = await db.fetchval("SELECT attempts FROM tidegate.operations WHERE id = $1", op["id"])
+    assert (status, attempts) == ("completed", 1)  # sent once more, by the reconciler
+    backup = await db.fetchrow(
+        "SELECT status, row_counts FROM tidegate.backups WHERE id = $1", backup_id
+    )
+    assert backup is not None
+    assert (backup["status"], backup["row_counts"]) == ("completed", f'{{"{table}": 1}}')

@@ -49,7 +49,9 @@ def verdict(result: ChunkValidated) -> list[tuple[int, str | None, str]]:
 async def test_keys_across_chunks_and_validating_again(
     pool: asyncpg.Pool, db: asyncpg.Connection, table: str, tmp_path: Path
 ) -> None:
-    validator = ChunkValidator(pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100)
+    validator = ChunkValidator(
+        pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100, 0.01
+    )
     import_id = uuid.uuid4()
     code = "8f14e45f-ceea-467a-9af8-2f2d4c6f3a10"
     first = submitted(
@@ -81,7 +83,9 @@ async def test_keys_across_chunks_and_validating_again(
     ]
     assert "repeats line 2 of this file" in two.errors[0].message
     assert [one, two] == again
-    restarted = ChunkValidator(pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100)
+    restarted = ChunkValidator(
+        pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100, 0.01
+    )
     async with pool.acquire() as conn:  # claims rebuilt from the database
         assert await restarted.validate(conn, second) == two
     assert (two.total_rows, two.invalid_rows, two.duplicate_rows, len(two.rows)) == (6, 3, 2, 3)
@@ -97,7 +101,9 @@ async def test_the_same_verdict_after_the_chunk_was_loaded(
 ) -> None:
     """A chunk validated again after it was loaded (a re-drive) does not find its own rows
     in the table as duplicates; another import's rows still are."""
-    validator = ChunkValidator(pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100)
+    validator = ChunkValidator(
+        pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100, 0.01
+    )
     loader = ChunkLoader(pool, TableCache(("public",)), 0.01, no_backup)
     import_id = uuid.uuid4()
     await db.execute(
