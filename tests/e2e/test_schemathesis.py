@@ -35,9 +35,22 @@ checks.positive_data_acceptance.expected-statuses = [202, 400, 404, 409, 413, 41
 include-operation-id = "imports.retry"
 checks.positive_data_acceptance.expected-statuses = [202, 400, 404, 409, 413, 415, 422, 429]
 
+# An Idempotency-Key that an earlier generated request used elsewhere is refused (422).
 [[operations]]
 include-operation-id = "backups.create"
-checks.positive_data_acceptance.expected-statuses = [202, 404]
+checks.positive_data_acceptance.expected-statuses = [202, 404, 409, 422]
+
+[[operations]]
+include-operation-id = "imports.rollback"
+checks.positive_data_acceptance.expected-statuses = [200, 202, 404, 409, 422]
+
+[[operations]]
+include-operation-id = "backups.restore"
+checks.positive_data_acceptance.expected-statuses = [202, 404, 409, 422]
+
+[[operations]]
+include-operation-id = "backups.delete"
+checks.positive_data_acceptance.expected-statuses = [202, 404, 409, 422]
 
 [[operations]]
 include-operation-id = "imports.list"
