@@ -30,7 +30,7 @@ from shared.service import POOL
 routes = web.RouteTableDef()
 MAX_TABLES = 50
 MAX_REASON = 500
-SHOWN_APART = frozenset({"tables", "row_counts", "links"})
+SHOWN_APART = frozenset({"tables", "row_counts", "links", "created_by"})
 COLUMNS = (
     "id, tables, status, reason, import_id, file_name, size_bytes, sha256, server_version,"
     " row_counts, error, key_id, team, created_at, completed_at, deleted_at"
@@ -62,6 +62,7 @@ class Backup(msgspec.Struct, frozen=True, kw_only=True):
     server_version: str | None
     row_counts: dict[str, int] | None
     error: str | None
+    created_by: uuid.UUID | None  # the key that asked (before an import: the import's)
     created_at: datetime
     completed_at: datetime | None
     deleted_at: datetime | None
@@ -73,6 +74,7 @@ def render_backup(row: asyncpg.Record) -> dict[str, Any]:
     body = Backup(
         **{name: row[name] for name in Backup.__struct_fields__ if name not in SHOWN_APART},
         tables=list(row["tables"]),
+        created_by=row["key_id"],
         row_counts=msgspec.json.decode(counts) if counts else None,
         links={"self": backup_url(row["id"]), "restore": f"{backup_url(row['id'])}/restore"},
     )

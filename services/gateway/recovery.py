@@ -40,7 +40,7 @@ from shared.events import OperationKind, OperationStatus
 from shared.service import POOL, SETTINGS
 
 routes = web.RouteTableDef()
-SHOWN_APART = frozenset({"result", "links"})
+SHOWN_APART = frozenset({"result", "links", "created_by"})
 
 
 def operation_url(operation_id: uuid.UUID | str) -> str:
@@ -61,6 +61,7 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     result: dict[str, Any] | None
     error: str | None
     attempts: int
+    created_by: uuid.UUID | None  # the key that asked (none: started by tidegate itself)
     created_at: datetime
     finished_at: datetime | None
     links: dict[str, str]
@@ -76,6 +77,7 @@ def render_operation(row: asyncpg.Record) -> dict[str, Any]:
     body = Operation(
         **{name: row[name] for name in Operation.__struct_fields__ if name not in SHOWN_APART},
         result=msgspec.json.decode(result) if result else None,
+        created_by=row["key_id"],
         links=links,
     )
     shown: dict[str, Any] = msgspec.to_builtins(body)

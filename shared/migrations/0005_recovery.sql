@@ -64,6 +64,7 @@ CREATE TABLE tidegate.operations (
 CREATE INDEX operations_pending ON tidegate.operations (updated_at) WHERE status = 'pending';
 CREATE INDEX operations_import ON tidegate.operations (import_id, created_at DESC);
 CREATE INDEX operations_created ON tidegate.operations (created_at DESC, id);
+CREATE INDEX operations_backup ON tidegate.operations (backup_id) WHERE backup_id IS NOT NULL;
 
 -- Backups: a pg_dump custom-format file per backup, under the backup directory, with what
 -- a restore verifies (SHA-256 of the file, row counts and a content hash per table).
