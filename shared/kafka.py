@@ -31,7 +31,13 @@ from aiokafka.errors import (
 from shared import events, topics
 from shared.errors import InvalidEvent
 from shared.failures import is_transient
-from shared.metrics import CONSUMER_LAG, CONSUMER_RECONNECTS, EVENT_SECONDS, EVENTS_CONSUMED
+from shared.metrics import (
+    CONSUMER_LAG,
+    CONSUMER_RECONNECTS,
+    EVENT_SECONDS,
+    EVENTS_CONSUMED,
+    PARTITION_LAG,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -304,7 +310,11 @@ class ConsumerLoop(Generic[E]):
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
             if end is not None:
-                lag += max(end - await consumer.position(tp), 0)
+                behind = max(end - await consumer.position(tp), 0)
+                PARTITION_LAG.labels(self.service, self._group, tp.topic, str(tp.partition)).set(
+                    behind
+                )
+                lag += behind
         self.lag = lag
         if lag == 0:
             self._progressed_at = now

@@ -27,6 +27,12 @@ CONSUMER_LAG = Gauge(
     "Records on the broker that this member's partitions hold and it has not applied yet.",
     ["service", "group"],
 )
+PARTITION_LAG = Gauge(
+    "tidegate_consumer_partition_lag",
+    "Records on one partition this member owns that it has not applied yet (the last value"
+    " measured while it owned the partition).",
+    ["service", "group", "topic", "partition"],
+)
 CONSUMER_RECONNECTS = Counter(
     "tidegate_consumer_reconnects_total",
     "Times a consumer lost the broker and was rebuilt (topics re-created if missing).",
