@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from shared.db import migrate
-from tidegate import admin_cli, client, recovery_cli
+from tidegate import admin_cli, client, recovery_cli, troubleshoot_cli
 from tidegate.keys import create_key
 from tidegate.sample_data import TABLE_SQL
 from tidegate.stack import Stack
@@ -269,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
     export.set_defaults(run=cmd_export)
     admin_cli.add_parsers(sub)
     recovery_cli.add_parsers(sub)
+    troubleshoot_cli.add_parsers(sub)
     sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)").set_defaults(
         run=cmd_migrate
     )

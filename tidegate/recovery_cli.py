@@ -35,7 +35,10 @@ async def _follow_operation(
     return operation
 
 
-def _run(args: argparse.Namespace, work: Any) -> int:
+def run_api(args: argparse.Namespace, work: Any) -> int:
+    """Run `work(session)` with the command's API key; 2 (the problem printed) if the API
+    refused."""
+
     async def run() -> int:
         async with client.session(args.api_key) as session:
             try:
@@ -75,7 +78,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if not args.import_id and not args.last:
         print("name an import, or --last", file=sys.stderr)
         return 2
-    return _run(args, work)
+    return run_api(args, work)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -88,7 +91,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
             return 0
         return _finished(await _follow_operation(session, args.api, answer["rollback"]))
 
-    return _run(args, work)
+    return run_api(args, work)
 
 
 def cmd_export_failed(args: argparse.Namespace) -> int:
@@ -105,7 +108,7 @@ def cmd_export_failed(args: argparse.Namespace) -> int:
         print(f"{rows} failed rows → {output} (UTF-8; the file was {encoding})")
         return 0
 
-    return _run(args, work)
+    return run_api(args, work)
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
@@ -118,7 +121,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         print(client.show(final))
         return 0 if final["status"] in ("completed", "completed_with_errors") else 1
 
-    return _run(args, work)
+    return run_api(args, work)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -137,7 +140,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
                 answer = await client.call(session, "DELETE", f"{base}/{args.backup_id}")
         return _finished(await _follow_operation(session, args.api, answer))
 
-    return _run(args, work)
+    return run_api(args, work)
 
 
 def add_parsers(sub: Any) -> None:

@@ -51,6 +51,7 @@ ROUTE_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "backups.read": ("import",),
     "backups.restore": ("admin",),
     "backups.delete": ("admin",),
+    "records.read": ("import", "export"),
     "export.read": ("export",),
     "me.read": ("import", "validate", "export"),
     "keys.create": ("admin",),

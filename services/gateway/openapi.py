@@ -18,6 +18,7 @@ from services.gateway import (
     handlers,
     interventions,
     keystore,
+    records,
     recovery,
 )
 from services.gateway.keys import ROLES
@@ -420,6 +421,23 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                 params=[BACKUP_ID, IDEMPOTENCY],
             ),
         },
+        f"{DB}/records": {
+            "get": operation(
+                "A row's history: the imports that wrote it (file, line, key), its values"
+                " before each update, row errors about its key",
+                {200: json_body({"type": "object"}, "the row now and its history")},
+                (404, 409),
+                params=[
+                    {**param("table", TABLE_NAME, "`schema.table` or `table`"), "required": True},
+                    {
+                        **param(
+                            "id", STR, "the primary key's value (comma-separated, or repeated)"
+                        ),
+                        "required": True,
+                    },
+                ],
+            )
+        },
         f"{store}/{{backup_id}}/restore": {
             "post": operation(
                 "Restore a backup in one transaction, verified before and after (admin)",
@@ -665,6 +683,7 @@ API_ROUTES = (
     interventions.routes,
     recovery.routes,
     backups.routes,
+    records.routes,
     export.routes,
     admin.routes,
 )
