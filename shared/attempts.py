@@ -43,16 +43,23 @@ def backoff(attempt: int, base_seconds: float) -> float:
 
 
 async def with_attempts(
-    work: Callable[[], Awaitable[T]], attempts: int, base_seconds: float, service: str
+    work: Callable[[], Awaitable[T]],
+    attempts: int,
+    base_seconds: float,
+    service: str,
+    on_refused: Callable[[int, BaseException], Awaitable[None]] | None = None,
 ) -> T:
     """`work()`, tried up to `attempts` times while the database refuses it for a passing
-    reason; raises AttemptsExhausted after the last. Any other error passes through."""
+    reason; raises AttemptsExhausted after the last. Any other error passes through.
+    `on_refused(attempt, error)` hears of every refusal (the import's journal)."""
     for attempt in range(1, attempts + 1):
         try:
             return await work()
         except Exception as exc:
             if not is_refused_attempt(exc):
                 raise
+            if on_refused is not None:
+                await on_refused(attempt, exc)
             if attempt == attempts:
                 ATTEMPTS_REFUSED.labels(service, "exhausted").inc()
                 raise AttemptsExhausted(attempts, exc) from exc

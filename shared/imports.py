@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from shared import operations, topics
+from shared import journal, operations, topics
 from shared.db import Conn
 from shared.events import ChunkSubmitted, Mode, encode, event_id, event_type
 
@@ -99,21 +99,24 @@ async def store_chunk(conn: Conn, event: ChunkSubmitted, *, published: bool) -> 
     )
 
 
-async def fail_import(conn: Conn, import_id: uuid.UUID, reason: str) -> int | None:
+async def fail_import(conn: Conn, import_id: uuid.UUID, reason: str, by: str) -> int | None:
     """Mark an unfinished import failed (its concurrency slot is freed, the validator's key
     claims dropped, what it loaded rolled back if it asked for that); returns the new
     version, or None if it had already finished."""
-    return await _finish_early(conn, import_id, "failed", reason)
+    return await _finish_early(conn, import_id, "failed", reason, by)
 
 
-async def cancel_import(conn: Conn, import_id: uuid.UUID, reason: str) -> int | None:
+async def cancel_import(conn: Conn, import_id: uuid.UUID, reason: str, by: str) -> int | None:
     """Stop an unfinished import: chunks not yet loaded are dropped (the validator and the
     loader ignore an import that has finished), what it loaded is rolled back, and its
     slot is freed. Returns the new version, or None if it had already finished."""
-    return await _finish_early(conn, import_id, "cancelled", reason)
+    return await _finish_early(conn, import_id, "cancelled", reason, by)
 
 
-async def _finish_early(conn: Conn, import_id: uuid.UUID, status: str, reason: str) -> int | None:
+async def _finish_early(
+    conn: Conn, import_id: uuid.UUID, status: str, reason: str, by: str
+) -> int | None:
+    """`by`: the service that finishes the import (for its journal)."""
     version = await conn.fetchval(
         "UPDATE tidegate.imports SET status = $2, error = $3, finished_at = now(),"
         " updated_at = now(), version = version + 1"
@@ -124,6 +127,7 @@ async def _finish_early(conn: Conn, import_id: uuid.UUID, status: str, reason: s
     )
     if version is None:
         return None
+    await journal.note(conn, import_id, by, "status", status=status, error=reason)
     await forget_key_claims(conn, import_id)
     await operations.rollback_after_failure(
         conn, import_id, "cancel" if status == "cancelled" else "failure"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -221,8 +222,10 @@ class ConsumerLoop(Generic[E]):
         max_records: int = 20,
         partitions: int = 6,
         retry_seconds: float = 300.0,
+        on_dead_letter: Callable[[uuid.UUID, str], Awaitable[None]] | None = None,
     ) -> None:
         self.service = service
+        self._on_dead_letter = on_dead_letter
         self._bootstrap = bootstrap
         self._group = group
         self._topics = tuple(topics)
@@ -373,7 +376,7 @@ class ConsumerLoop(Generic[E]):
         try:
             event = self._decode(record)
         except InvalidEvent as exc:
-            await self._give_up(record, str(exc))
+            await self._give_up(record, str(exc), None)
             return ()
         delay = 0.2
         give_up_at = time.monotonic() + self._retry_seconds
@@ -389,11 +392,11 @@ class ConsumerLoop(Generic[E]):
                 except Exception as exc:
                     if not is_transient(exc):
                         log.exception("event cannot be applied")
-                        await self._give_up(record, f"{type(exc).__name__}: {exc}")
+                        await self._give_up(record, f"{type(exc).__name__}: {exc}", event)
                         return ()
                     if time.monotonic() > give_up_at:
                         reason = f"still failing after {self._retry_seconds:.0f} s: {exc!r}"
-                        await self._give_up(record, reason)
+                        await self._give_up(record, reason, event)
                         return ()
                     log.warning("transient failure; retrying", error=repr(exc), retry_in=delay)
                     EVENTS_CONSUMED.labels(self.service, record.topic, "retried").inc()
@@ -407,9 +410,17 @@ class ConsumerLoop(Generic[E]):
         EVENT_SECONDS.labels(self.service, record.topic).observe(time.perf_counter() - started)
         return outgoing
 
-    async def _give_up(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    async def _give_up(
+        self, record: ConsumerRecord[bytes, bytes], reason: str, event: E | None
+    ) -> None:
         await self._dead_letter(record, reason)
         EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
+        import_id = getattr(event, "import_id", None)
+        if self._on_dead_letter is not None and isinstance(import_id, uuid.UUID):
+            try:  # the import's journal is information: never fail the delivery for it
+                await self._on_dead_letter(import_id, f"{record.topic}: {reason[:500]}")
+            except Exception as exc:  # noqa: BLE001
+                log.warning("dead letter not journalled", error=repr(exc))
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> E:
         if record.value is None:

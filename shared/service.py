@@ -12,6 +12,7 @@ as status "degraded".
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ import structlog
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from shared import journal
 from shared.config import Settings
 from shared.db import open_pool
 from shared.kafka import (
@@ -108,6 +110,7 @@ def worker_app(
             max_records=max_records,
             partitions=settings.topic_partitions,
             retry_seconds=settings.transient_retry_seconds,
+            on_dead_letter=lambda import_id, reason: _journal_dead_letter(app, import_id, reason),
         )
         app[CONSUMERS].append(loop)
         task = asyncio.create_task(loop.run(), name=f"consumer-{settings.service_name}")
@@ -118,6 +121,13 @@ def worker_app(
 
     app.cleanup_ctx.append(consumer)
     return app
+
+
+async def _journal_dead_letter(app: web.Application, import_id: uuid.UUID, reason: str) -> None:
+    async with app[POOL].acquire(timeout=5) as conn:
+        await journal.note(
+            conn, import_id, app[SETTINGS].service_name, "dead_lettered", reason=reason
+        )
 
 
 async def healthz(request: web.Request) -> web.Response:

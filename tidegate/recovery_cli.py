@@ -56,7 +56,7 @@ def _finished(operation: dict[str, Any]) -> int:
     return 0 if operation["status"] == "completed" else 1
 
 
-async def _last_import(session: aiohttp.ClientSession, api: str) -> str:
+async def last_import(session: aiohttp.ClientSession, api: str) -> str:
     page = await client.call(session, "GET", f"{api}{DB}/imports", params={"limit": "1"})
     if not page["items"]:
         raise client.ApiError(404, {"title": "No imports", "detail": "this key has none"})
@@ -65,7 +65,7 @@ async def _last_import(session: aiohttp.ClientSession, api: str) -> str:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     async def work(session: aiohttp.ClientSession) -> int:
-        import_id = args.import_id or await _last_import(session, args.api)
+        import_id = args.import_id or await last_import(session, args.api)
         params = {"force": str(args.force).lower(), "dry_run": str(args.dry_run).lower()}
         answer = await client.call(
             session, "POST", f"{args.api}{DB}/imports/{import_id}/rollback", params=params

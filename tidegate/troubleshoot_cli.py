@@ -1,15 +1,23 @@
-"""`tidegate debug record`: troubleshooting through the API (the seed's `debug:record`)."""
+"""`tidegate logs` and `tidegate debug record`: troubleshooting through the API (the seed's
+`logs:import` and `debug:record`)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
 from typing import Any
+
+import aiohttp
 
 from tidegate import client
 from tidegate.admin_cli import add_api_options
-from tidegate.recovery_cli import run_api
+from tidegate.recovery_cli import last_import, run_api
 
 DB = "/api/v1/database"
+RECONNECTS = 20
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=120)
 
 
 def cmd_debug_record(args: argparse.Namespace) -> int:
@@ -22,7 +30,67 @@ def cmd_debug_record(args: argparse.Namespace) -> int:
     return run_api(args, work)
 
 
+def line(event: dict[str, Any]) -> str:
+    """One event of a timeline as a log line."""
+    seq = f" chunk {event['seq']}" if event["seq"] is not None else ""
+    detail = event["detail"] or {}
+    shown = " ".join(f"{k}={v}" for k, v in detail.items() if v is not None)
+    when = f"{event['at']} +{event['elapsed']:>8.3f}s"
+    return f"{when} {event['service']:<9} {event['kind']}{seq} {shown}"
+
+
+async def follow(session: aiohttp.ClientSession, url: str) -> bool:
+    """Print the stream's events as they come (reconnecting with Last-Event-ID after a
+    broken connection); True once it ended with the import's final state."""
+    seen: set[str] = set()
+    last: str | None = None
+    for _ in range(RECONNECTS):
+        headers = {"Accept": "text/event-stream"} | ({"Last-Event-ID": last} if last else {})
+        try:
+            async with session.get(url, headers=headers, timeout=STREAM_TIMEOUT) as response:
+                if response.status != 200:
+                    raise client.ApiError(response.status, await response.json(content_type=None))
+                event_id, kind = None, None
+                async for raw in response.content:
+                    text = raw.decode().rstrip("\n")
+                    if text.startswith("id: "):
+                        event_id = text[4:]
+                    elif text.startswith("event: "):
+                        kind = text[7:]
+                    elif text.startswith("data: ") and kind == "end":
+                        return True
+                    elif text.startswith("data: ") and event_id not in seen:
+                        seen.add(str(event_id))
+                        last = event_id
+                        print(line(json.loads(text[6:])), flush=True)
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError):
+            await asyncio.sleep(1)
+    return False
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    async def work(session: aiohttp.ClientSession) -> int:
+        import_id = args.import_id or await last_import(session, args.api)
+        url = f"{args.api}{DB}/imports/{import_id}/events"
+        if args.follow:
+            return 0 if await follow(session, url) else 1
+        for event in (await client.call(session, "GET", url))["items"]:
+            print(line(event))
+        return 0
+
+    if not args.import_id and not args.last:
+        print("name an import, or --last", file=sys.stderr)
+        return 2
+    return run_api(args, work)
+
+
 def add_parsers(sub: Any) -> None:
+    logs = sub.add_parser("logs", help="an import's timeline (--follow: live)")
+    logs.add_argument("import_id", nargs="?")
+    logs.add_argument("--last", action="store_true", help="the latest import of this key")
+    logs.add_argument("--follow", "-f", action="store_true", help="stream until it finishes")
+    add_api_options(logs)
+    logs.set_defaults(run=cmd_logs)
     debug = sub.add_parser("debug", help="troubleshooting tools")
     tools = debug.add_subparsers(dest="tool", required=True)
     record = tools.add_parser("record", help="a row's history: the imports that wrote it")

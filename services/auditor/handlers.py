@@ -27,7 +27,7 @@ from services.auditor.state import (
     next_status,
 )
 from services.auditor.view import AuditedEvent, SubmittedView, ValidatedView
-from shared import imports, operations, topics
+from shared import imports, journal, operations, topics
 from shared.db import Conn
 from shared.errors import InvalidEvent
 from shared.events import ChunkLoaded, ImportStatus, RowError
@@ -170,6 +170,18 @@ class ImportAuditor:
             version = await repository.update_import(
                 conn, event.import_id, status, counts, error=error, finished=finished
             )
+            if status != row["status"]:
+                await journal.note(
+                    conn,
+                    event.import_id,
+                    "auditor",
+                    "status",
+                    previous=row["status"],
+                    status=status,
+                    error=error,
+                    loaded=counts.loaded_rows,
+                    failed=counts.failed_rows,
+                )
             if finished:
                 await imports.forget_key_claims(conn, event.import_id)
             if status == FAILED and row["status"] not in TERMINAL:

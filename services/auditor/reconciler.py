@@ -38,7 +38,7 @@ from services.auditor.metrics import (
     OLDEST_CHUNK_SECONDS,
     REDRIVES,
 )
-from shared import imports, operations, topics
+from shared import imports, journal, operations, topics
 from shared.config import Settings
 from shared.db import Conn
 from shared.events import ImportStatus
@@ -154,6 +154,15 @@ class Reconciler:
         await asyncio.wait_for(asyncio.gather(*acks), BROKER_CALL_SECONDS)
         REDRIVES.labels("chunk_resent").inc(len(stored))
         await repository.mark_redriven(conn, import_id)
+        await journal.note(
+            conn,
+            import_id,
+            "auditor",
+            "redriven",
+            counted_from_ledger=missing.uncounted_loads,
+            resent=missing.resend,
+            lost=missing.lost,
+        )
         log.warning(
             "import re-driven",
             idle_seconds=round(float(row["idle_seconds"]), 1),
@@ -184,7 +193,7 @@ class Reconciler:
             f" {row['redrives']} re-drives: {missing.describe()}"
         )
         async with conn.transaction():
-            version = await imports.fail_import(conn, import_id, reason)
+            version = await imports.fail_import(conn, import_id, reason, by="auditor")
         if version is not None:
             IMPORTS_FINISHED.labels("failed").inc()
             REDRIVES.labels("import_failed").inc()

@@ -52,6 +52,7 @@ ROUTE_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "backups.restore": ("admin",),
     "backups.delete": ("admin",),
     "records.read": ("import", "export"),
+    "imports.events": ("import", "validate"),
     "export.read": ("export",),
     "me.read": ("import", "validate", "export"),
     "keys.create": ("admin",),

@@ -32,7 +32,10 @@ async def fail_import(request: web.Request) -> web.Response:
         if await repository.get_import(conn, import_id, who) is None:
             raise Problem(404, "import-not-found", "Import not found")
         failed = await imports.fail_import(
-            conn, import_id, f"failed by an administrator (key {who.lookup}): {reason}"
+            conn,
+            import_id,
+            f"failed by an administrator (key {who.lookup}): {reason}",
+            by="gateway",
         )
         if failed is None:
             raise Problem(

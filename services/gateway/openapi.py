@@ -20,6 +20,7 @@ from services.gateway import (
     keystore,
     records,
     recovery,
+    timeline,
 )
 from services.gateway.keys import ROLES
 from shared import rollback
@@ -292,7 +293,7 @@ OPERATION_ID = param("operation_id", UUID, "the operation's id", where="path")
 BACKUP_ID = param("backup_id", UUID, "the backup's id", where="path")
 # Response bodies defined as msgspec Structs: their schemas are derived from the code.
 _, DERIVED = msgspec.json.schema_components(
-    [recovery.Operation, backups.Backup, rollback.Plan],
+    [recovery.Operation, backups.Backup, rollback.Plan, timeline.TimelineEvent],
     ref_template="#/components/schemas/{name}",
 )
 
@@ -420,6 +421,35 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                 (404, 409, 422),
                 params=[BACKUP_ID, IDEMPOTENCY],
             ),
+        },
+        f"{imports}/{{import_id}}/events": {
+            "get": operation(
+                "The import's timeline: accepted, each chunk's stages, state changes, re-drives,"
+                " refused attempts, dead letters, operations, the final counts",
+                {
+                    200: {
+                        "description": "JSON, or with `Accept: text/event-stream` a live stream"
+                        " (Server-Sent Events; resume with `Last-Event-ID`) that ends with"
+                        " `event: end` once the import and its operations have finished",
+                        "content": {
+                            "application/json": {
+                                "schema": obj(
+                                    items={"type": "array", "items": ref("TimelineEvent")}
+                                )
+                            },
+                            "text/event-stream": {"schema": STR},
+                        },
+                    }
+                },
+                (404,),
+                params=[
+                    IMPORT_ID,
+                    param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 100_000}, "at most"
+                    ),
+                    param("Last-Event-ID", STR, "resume a stream after this event", where="header"),
+                ],
+            )
         },
         f"{DB}/records": {
             "get": operation(
@@ -684,6 +714,7 @@ API_ROUTES = (
     recovery.routes,
     backups.routes,
     records.routes,
+    timeline.routes,
     export.routes,
     admin.routes,
 )

@@ -203,7 +203,7 @@ async def cancel_import(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.transaction():
         imp = await _visible_import(conn, request)
         version = await imports.cancel_import(
-            conn, imp["id"], f"cancelled by key {who.lookup} ({who.name})"
+            conn, imp["id"], f"cancelled by key {who.lookup} ({who.name})", by="gateway"
         )
         if version is None:
             raise Problem(

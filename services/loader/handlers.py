@@ -27,7 +27,7 @@ import structlog
 
 from services.loader import repository
 from services.loader.metrics import CHUNK_LOAD_SECONDS, ROWS_LOADED
-from shared import imports, ledger, topics
+from shared import imports, journal, ledger, topics
 from shared.attempts import AttemptsExhausted, with_attempts
 from shared.catalog import TableCache, TableDef
 from shared.db import Conn
@@ -120,9 +120,16 @@ class ChunkLoader:
         """Load, trying again while the database refuses for a passing reason."""
         state = await imports.import_state(conn, event.import_id)
         attempts = 1 if state is None else state.auto_retry
+
+        async def refused(attempt: int, exc: BaseException) -> None:
+            await journal.note(
+                conn, event.import_id, "loader", "attempt_refused", event.seq,
+                attempt=attempt, of=attempts, error=repr(exc),
+            )  # fmt: skip
+
         try:
             return await with_attempts(
-                lambda: self.load(conn, event), attempts, self._backoff, "loader"
+                lambda: self.load(conn, event), attempts, self._backoff, "loader", refused
             )
         except AttemptsExhausted as exc:
             return await self.load(conn, event, give_up=str(exc))

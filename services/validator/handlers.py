@@ -17,7 +17,7 @@ from services.validator.claims import KeyClaims
 from services.validator.column import ColumnRule
 from services.validator.metrics import CELL_ERRORS, PHASE_SECONDS, ROWS_VALIDATED
 from services.validator.relations import Outcome, RefSpec, RelationCheck, key_specs, ref_spec
-from shared import imports, topics
+from shared import imports, journal, topics
 from shared.attempts import AttemptsExhausted, with_attempts
 from shared.catalog import HeaderMismatch, TableCache, TableDef, load_table, match_header
 from shared.db import Conn
@@ -85,9 +85,20 @@ class ChunkValidator:
                     producer=delivery.source,
                 )
             attempts = state.auto_retry if state is not None else 1
+
+            async def refused(attempt: int, exc: BaseException) -> None:
+                await journal.note(
+                    conn, event.import_id, "validator", "attempt_refused", event.seq,
+                    attempt=attempt, of=attempts, error=repr(exc),
+                )  # fmt: skip
+
             try:
                 result = await with_attempts(
-                    lambda: self.validate(conn, event), attempts, self._backoff, "validator"
+                    lambda: self.validate(conn, event),
+                    attempts,
+                    self._backoff,
+                    "validator",
+                    refused,
                 )
             except AttemptsExhausted as exc:
                 log.warning(

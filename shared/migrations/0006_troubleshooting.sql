@@ -2,3 +2,16 @@
 CREATE INDEX load_lineage_keys ON tidegate.load_lineage USING gin (keys jsonb_path_ops);
 CREATE INDEX row_images_keys ON tidegate.row_images USING gin (keys jsonb_path_ops);
 CREATE INDEX load_lineage_table ON tidegate.load_lineage (target_table);
+
+-- An import's journal: what its timeline shows besides the chunk facts (chunk_progress) and
+-- operations: state changes, re-drives, refused attempts, dead-lettered events.
+CREATE TABLE tidegate.import_journal (
+    id        bigserial PRIMARY KEY,
+    import_id uuid NOT NULL,
+    at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    service   text NOT NULL,
+    kind      text NOT NULL,
+    seq       integer,
+    detail    jsonb
+);
+CREATE INDEX import_journal_import ON tidegate.import_journal (import_id, at);

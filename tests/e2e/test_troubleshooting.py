@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import aiohttp
 import asyncpg
 
-from tests.conftest import MakeKey, Running, wait_final
+from tests.conftest import MakeKey, Running, bearer, wait_final
 from tests.e2e.test_cli_admin import _cli
 from tests.e2e.test_cli_recovery import first_json
 from tests.e2e.test_import_pipeline import post_csv
@@ -50,3 +51,50 @@ async def test_a_rows_history_shows_both_imports_and_its_previous_values(
         assert response.status == 400
     async with http.get("/api/v1/database/records", params={"table": table, "id": "9"}) as r:
         assert (await r.json())["current"] is None
+
+
+async def test_logs_follow_sees_a_live_import_and_ends_on_its_final_state(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, services: Running, make_key: MakeKey
+) -> None:
+    table = f"public.live_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, name text)")
+    await db.execute(
+        f"CREATE FUNCTION {table.split('.')[1]}_slow() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END $$;"
+        f" CREATE TRIGGER slow AFTER INSERT ON {table} FOR EACH STATEMENT"
+        f" EXECUTE FUNCTION {table.split('.')[1]}_slow()"
+    )
+    key = await make_key("data_manager", requests_per_minute=10_000)
+    async with aiohttp.ClientSession(base_url=services.api, headers=bearer(key)) as mine:
+        rows = "".join(f"{i},n{i}\n" for i in range(1, 101))
+        status, answer, _ = await post_csv(mine, table, "id,name\n" + rows, chunk_size="10")
+    assert status == 202
+    follower = asyncio.create_task(
+        _cli("logs", "--last", "--follow", "--api", services.api, key=key)
+    )
+    await asyncio.sleep(0.5)
+    running = await db.fetchval(
+        "SELECT finished_at IS NULL FROM tidegate.imports WHERE id = $1", uuid.UUID(answer["id"])
+    )
+    assert running  # the stream started while the import was loading
+    code, out, err = await asyncio.wait_for(follower, 60)
+    assert code == 0, err
+    lines = out.splitlines()
+    loaded = [ln for ln in lines if " chunk_loaded chunk " in ln]
+    assert len(loaded) == 10
+    assert "accepted" in lines[0]
+    assert " finished " in lines[-1] and "status=completed" in lines[-1]
+
+    async with http.get(f"/api/v1/database/imports/{answer['id']}/events") as response:
+        items = (await response.json())["items"]
+    assert [e["kind"] for e in items].count("chunk_validated") == 10
+    assert any(e["kind"] == "status" and e["detail"]["status"] == "completed" for e in items)
+    resumed_from = items[-3]["id"]
+    async with http.get(
+        f"/api/v1/database/imports/{answer['id']}/events",
+        headers={"Accept": "text/event-stream", "Last-Event-ID": resumed_from},
+    ) as response:
+        stream = await response.text()
+    resent = [ln[4:] for ln in stream.splitlines() if ln.startswith("id: ")]
+    assert resumed_from not in resent
+    assert items[-1]["id"] in resent and stream.rstrip().endswith("data: {}")
