@@ -39,6 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_seconds: float = 5.0  # how often the auditor's reconciler looks
     stall_seconds: float = 30.0  # an import without progress this long is re-driven
     give_up_seconds: float = 900.0  # ... and failed after this long without progress
+    heartbeat_seconds: float = 5.0  # each instance reports itself; down after 3 missed beats
     # Recovery (docs/architecture.md): defaults of the per-import settings, and backups.
     auto_retry: int = 3  # attempts per chunk when the database refuses one for a passing reason
     retry_backoff_seconds: float = 1.0  # wait after the first refused attempt; doubles
@@ -175,6 +176,7 @@ def load_settings(
                 "reconcile_seconds",
                 "stall_seconds",
                 "give_up_seconds",
+                "heartbeat_seconds",
                 "retry_backoff_seconds",
                 "lock_timeout_seconds",
             )

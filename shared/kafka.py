@@ -184,6 +184,36 @@ async def open_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         await producer.stop()
 
 
+async def group_lag(
+    bootstrap: str, groups: Mapping[str, Sequence[str]]
+) -> dict[str, dict[str, int]]:
+    """Seen from the broker, per consumer group and topic: records not yet committed by the
+    group, whether or not a member is alive to report it. Each group's committed offsets are
+    read by a consumer of that group that never subscribes (so it never joins the group or
+    moves its partitions)."""
+    lag: dict[str, dict[str, int]] = {}
+    for group, names in groups.items():
+        probe = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await asyncio.wait_for(probe.start(), BROKER_CALL_SECONDS)
+        try:
+            await asyncio.wait_for(probe.topics(), BROKER_CALL_SECONDS)
+            parts = [
+                TopicPartition(t, p) for t in names for p in probe.partitions_for_topic(t) or ()
+            ]
+            ends = await asyncio.wait_for(probe.end_offsets(parts), BROKER_CALL_SECONDS)
+            starts = await asyncio.wait_for(probe.beginning_offsets(parts), BROKER_CALL_SECONDS)
+            lag[group] = dict.fromkeys(names, 0)
+            for tp in parts:
+                done = await asyncio.wait_for(probe.committed(tp), BROKER_CALL_SECONDS)
+                position = done if done is not None and done >= 0 else starts[tp]
+                lag[group][tp.topic] += max(ends[tp] - position, 0)
+        finally:
+            await asyncio.wait_for(probe.stop(), BROKER_CALL_SECONDS)
+    return lag
+
+
 class Delivery(msgspec.Struct, frozen=True):
     """Where an event came from, for logs and dead-letter context; `source` is the
     producer's CloudEvents `ce_source` (the identity an upstream producer registers with)."""

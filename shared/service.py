@@ -12,11 +12,17 @@ as status "degraded".
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -24,6 +30,7 @@ from aiokafka.errors import KafkaError
 from shared import journal
 from shared.config import Settings
 from shared.db import open_pool
+from shared.failures import is_transient
 from shared.kafka import (
     ConsumerLoop,
     Decode,
@@ -62,6 +69,7 @@ def service_app(settings: Settings, **app_options: Any) -> web.Application:
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(broker)
+    app.cleanup_ctx.append(heartbeat)
     return app
 
 
@@ -121,6 +129,68 @@ def worker_app(
 
     app.cleanup_ctx.append(consumer)
     return app
+
+
+def tidegate_version() -> str:
+    try:
+        return version("tidegate")
+    except PackageNotFoundError:  # pragma: no cover — not installed
+        return "unknown"
+
+
+def _consumers(app: web.Application) -> list[dict[str, Any]]:
+    return [
+        {
+            "service": loop.service,
+            "running": loop.running,
+            "lag": loop.lag,
+            "stalled_seconds": round(loop.stalled_for(), 1),
+        }
+        for loop in app[CONSUMERS]
+    ]
+
+
+async def heartbeat(app: web.Application) -> AsyncIterator[None]:
+    """Every `heartbeat_seconds`, this instance reports itself (`tidegate.service_heartbeats`:
+    service, version, host, pid, its consumers) for `sync status`, which shows it down after
+    three missed beats. Instances silent for a day are forgotten."""
+    settings = app[SETTINGS]
+    host, pid = socket.gethostname(), os.getpid()
+    instance = f"{settings.service_name}@{host}:{pid}"
+    started = datetime.now(UTC)
+
+    async def beat() -> None:
+        while True:
+            try:
+                async with app[POOL].acquire(timeout=5) as conn:
+                    await conn.execute(
+                        "INSERT INTO tidegate.service_heartbeats (instance, service, version,"
+                        " host, pid, started_at, last_seen, detail)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, now(), $7)"
+                        " ON CONFLICT (instance) DO UPDATE SET last_seen = now(),"
+                        " detail = EXCLUDED.detail",
+                        instance,
+                        settings.service_name,
+                        tidegate_version(),
+                        host,
+                        pid,
+                        started,
+                        msgspec.json.encode({"consumers": _consumers(app)}).decode(),
+                    )
+                    await conn.execute(
+                        "DELETE FROM tidegate.service_heartbeats"
+                        " WHERE last_seen < now() - interval '1 day'"
+                    )
+            except Exception as exc:  # never ends the heartbeat: the next one may pass
+                if not is_transient(exc):
+                    log.exception("heartbeat failed")
+            await asyncio.sleep(settings.heartbeat_seconds)
+
+    task = asyncio.create_task(beat(), name="heartbeat")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _journal_dead_letter(app: web.Application, import_id: uuid.UUID, reason: str) -> None:

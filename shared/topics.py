@@ -17,3 +17,10 @@ ALL = (
     OPERATIONS,
     OPERATION_FINISHED,
 )
+
+# The topics each worker's consumer group reads (group `tidegate-<service>`).
+CONSUMED_BY: dict[str, tuple[str, ...]] = {
+    "validator": (CHUNK_SUBMITTED,),
+    "loader": (CHUNK_VALIDATED, OPERATIONS),
+    "auditor": (CHUNK_SUBMITTED, CHUNK_VALIDATED, CHUNK_LOADED),
+}

@@ -84,7 +84,56 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return run_api(args, work)
 
 
+def render_status(status: dict[str, Any]) -> str:
+    """The status as one screen of text."""
+    out = [
+        f"healthy: {status['healthy']}"
+        + (f"  (down: {', '.join(status['services_down'])})" if status["services_down"] else "")
+    ]
+    out.append("instances:")
+    for i in status["instances"]:
+        state = "up  " if i["up"] else "DOWN"
+        lags = ", ".join(f"{c['service']} lag {c['lag']}" for c in i["consumers"])
+        out.append(
+            f"  {state} {i['instance']:<40} v{i['version']}  last heartbeat"
+            f" {i['silent_seconds']}s ago  {lags}"
+        )
+    lag = status["consumer_lag"]
+    out.append("consumer lag (broker):" + ("" if lag["ok"] else f" unknown: {lag['error']}"))
+    for group, per_topic in lag["groups"].items():
+        out.append(f"  {group:<20} " + ", ".join(f"{t} {n}" for t, n in per_topic.items()))
+    outbox, dead = status["outbox"], status["dead_letters"]
+    out.append(f"outbox: {outbox['pending']} pending (oldest {outbox['oldest_seconds']}s)")
+    out.append(f"dead letters: {dead['last_hour']} in the last hour, {dead['last_day']} today")
+    out.append(f"imports running: {len(status['imports_running'])}")
+    for r in status["imports_running"]:
+        eta = f"ETA {r['eta_seconds']}s" if r["eta_seconds"] is not None else "ETA ?"
+        out.append(
+            f"  {r['id']} {r['table']} {r['status']} {r['done']}/{r['rows']}"
+            f" {r['rows_per_second']} rows/s {eta}"
+        )
+    out.append("recent failures:")
+    out += [f"  {f['at']} {f['what']} {f['id']} {f['status']}: {f['error']}"
+            for f in status["recent_failures"]]  # fmt: skip
+    return "\n".join(out)
+
+
+def cmd_sync_status(args: argparse.Namespace) -> int:
+    async def work(session: aiohttp.ClientSession) -> int:
+        status = await client.call(session, "GET", f"{args.api}/api/v1/status")
+        print(client.show(status) if args.format == "json" else render_status(status))
+        return 0 if status["healthy"] else 1
+
+    return run_api(args, work)
+
+
 def add_parsers(sub: Any) -> None:
+    sync = sub.add_parser("sync", help="is everything healthy and moving?")
+    sync_tools = sync.add_subparsers(dest="tool", required=True)
+    status = sync_tools.add_parser("status", help="services, lag, outbox, running imports")
+    status.add_argument("--format", choices=["text", "json"], default="text")
+    add_api_options(status)
+    status.set_defaults(run=cmd_sync_status)
     logs = sub.add_parser("logs", help="an import's timeline (--follow: live)")
     logs.add_argument("import_id", nargs="?")
     logs.add_argument("--last", action="store_true", help="the latest import of this key")

@@ -16,7 +16,7 @@ from shared.service import POOL, worker_app
 def create_app(settings: Settings) -> web.Application:
     app = worker_app(
         settings,
-        topics=[topics.CHUNK_SUBMITTED, topics.CHUNK_VALIDATED, topics.CHUNK_LOADED],
+        topics=topics.CONSUMED_BY["auditor"],
         decode=view.decode,
         make_handler=lambda app: ImportAuditor(app[POOL]).handle,
         max_records=100,

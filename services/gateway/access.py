@@ -53,6 +53,7 @@ ROUTE_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "backups.delete": ("admin",),
     "records.read": ("import", "export"),
     "imports.events": ("import", "validate"),
+    "status.read": ("validate",),
     "export.read": ("export",),
     "me.read": ("import", "validate", "export"),
     "keys.create": ("admin",),

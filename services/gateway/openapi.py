@@ -20,6 +20,7 @@ from services.gateway import (
     keystore,
     records,
     recovery,
+    status,
     timeline,
 )
 from services.gateway.keys import ROLES
@@ -451,6 +452,14 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                 ],
             )
         },
+        "/api/v1/status": {
+            "get": operation(
+                "Is everything healthy and moving: instances (heartbeats), consumer lag per"
+                " group and topic, outbox backlog, dead letters, running imports with ETA,"
+                " the latest failures",
+                {200: json_body({"type": "object"}, "the status")},
+            )
+        },
         f"{DB}/records": {
             "get": operation(
                 "A row's history: the imports that wrote it (file, line, key), its values"
@@ -715,6 +724,7 @@ API_ROUTES = (
     backups.routes,
     records.routes,
     timeline.routes,
+    status.routes,
     export.routes,
     admin.routes,
 )

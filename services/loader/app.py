@@ -37,7 +37,7 @@ def create_app(settings: Settings) -> web.Application:
 
     return worker_app(
         settings,
-        topics=[topics.CHUNK_VALIDATED, topics.OPERATIONS],
+        topics=topics.CONSUMED_BY["loader"],
         decode=events.decode,
         make_handler=make_handler,
     )

@@ -25,7 +25,7 @@ def create_app(settings: Settings) -> web.Application:
 
     return worker_app(
         settings,
-        topics=[topics.CHUNK_SUBMITTED],
+        topics=topics.CONSUMED_BY["validator"],
         decode=events.decode,
         make_handler=lambda app: handler(app).handle,
     )

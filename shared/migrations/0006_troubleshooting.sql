@@ -15,3 +15,16 @@ CREATE TABLE tidegate.import_journal (
     detail    jsonb
 );
 CREATE INDEX import_journal_import ON tidegate.import_journal (import_id, at);
+
+-- Every running service instance, as it last reported itself (sync status): up while its
+-- heartbeat is recent; `detail` holds its readiness (consumers, lag, stalls).
+CREATE TABLE tidegate.service_heartbeats (
+    instance   text PRIMARY KEY,          -- service@host:pid
+    service    text NOT NULL,
+    version    text NOT NULL,
+    host       text NOT NULL,
+    pid        integer NOT NULL,
+    started_at timestamptz NOT NULL,
+    last_seen  timestamptz NOT NULL,
+    detail     jsonb
+);

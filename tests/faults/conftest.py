@@ -44,6 +44,7 @@ RECOVERY_ENV = {
     "TIDEGATE_GIVE_UP_SECONDS": "600",
     "TIDEGATE_MAX_RECORDS_PER_IMPORT": "100000",
     "TIDEGATE_OUTBOX_POLL_SECONDS": "0.5",
+    "TIDEGATE_HEARTBEAT_SECONDS": "1",
 }
 
 
@@ -65,6 +66,7 @@ class Scenario:
     table: str
     source: Path
     key: str
+    watcher: str = ""  # a key without practical rate limit, for tests that poll
 
     async def upload(self, path: Path | None = None, table: str | None = None) -> str:
         async with client.session(self.key) as session:

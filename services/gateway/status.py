@@ -1,0 +1,150 @@
+"""`GET /api/v1/status` (the seed's `sync:status`): is everything healthy and moving?
+
+Each service instance from its heartbeat (up, version, last heartbeat, its consumers), the
+lag of every consumer group per topic as the broker sees it (so a stopped loader's lag
+still shows, and grows), the outbox backlog, dead-lettered events, the imports running
+with progress, rate and ETA, and the latest failures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import web
+from aiokafka.errors import KafkaError
+
+from services.gateway.handlers import import_url
+from shared import topics
+from shared.db import Conn
+from shared.kafka import group_lag
+from shared.service import POOL, SETTINGS
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+DOWN_AFTER_BEATS = 3
+
+
+async def _instances(conn: Conn, heartbeat_seconds: float) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT instance, service, version, host, pid, started_at, last_seen, detail,"
+        " last_seen > now() - make_interval(secs => $1) AS up,"
+        " extract(epoch FROM now() - last_seen) AS silent_seconds"
+        " FROM tidegate.service_heartbeats ORDER BY service, instance",
+        heartbeat_seconds * DOWN_AFTER_BEATS,
+    )
+    return [
+        {
+            "instance": r["instance"],
+            "service": r["service"],
+            "up": r["up"],
+            "version": r["version"],
+            "host": r["host"],
+            "pid": r["pid"],
+            "started_at": r["started_at"].isoformat(),
+            "last_heartbeat": r["last_seen"].isoformat(),
+            "silent_seconds": round(float(r["silent_seconds"]), 1),
+            "consumers": msgspec.json.decode(r["detail"])["consumers"] if r["detail"] else [],
+        }
+        for r in rows
+    ]
+
+
+async def _imports_running(conn: Conn) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, target_table, status, mode, file_rows, total_rows, valid_rows, loaded_rows,"
+        " failed_rows, skipped_rows, chunks_total, chunks_loaded, created_at,"
+        " extract(epoch FROM now() - created_at) AS seconds"
+        " FROM tidegate.imports WHERE finished_at IS NULL ORDER BY created_at LIMIT 50"
+    )
+    running = []
+    for r in rows:
+        rows_total = r["file_rows"] or r["total_rows"]
+        used = r["valid_rows"] if r["mode"] == "validate_only" else r["loaded_rows"]
+        done = used + r["failed_rows"] + r["skipped_rows"]
+        rate = done / float(r["seconds"]) if r["seconds"] else 0.0
+        remaining = max(rows_total - done, 0) if rows_total else None
+        running.append(
+            {
+                "id": str(r["id"]),
+                "table": r["target_table"],
+                "status": r["status"],
+                "rows": rows_total,
+                "done": done,
+                "progress": round(done / rows_total, 4) if rows_total else None,
+                "rows_per_second": round(rate, 1),
+                "eta_seconds": round(remaining / rate, 1) if remaining and rate else None,
+                "created_at": r["created_at"].isoformat(),
+                "link": import_url(r["id"]),
+            }
+        )
+    return running
+
+
+async def _failures(conn: Conn) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "(SELECT 'import' AS what, id, target_table AS target, status, error, finished_at AS at"
+        "  FROM tidegate.imports WHERE status IN ('failed', 'cancelled')"
+        "  ORDER BY finished_at DESC NULLS LAST LIMIT 10)"
+        " UNION ALL (SELECT 'operation:' || kind, id, coalesce(import_id::text, ''), status,"
+        "  error, finished_at FROM tidegate.operations WHERE status IN ('failed', 'refused')"
+        "  ORDER BY finished_at DESC NULLS LAST LIMIT 10)"
+        " ORDER BY at DESC NULLS LAST LIMIT 10"
+    )
+    return [
+        {
+            "what": r["what"],
+            "id": str(r["id"]),
+            "target": r["target"],
+            "status": r["status"],
+            "error": r["error"],
+            "at": r["at"].isoformat() if r["at"] else None,
+        }
+        for r in rows
+    ]
+
+
+@routes.get("/api/v1/status", name="status.read")
+async def sync_status(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    async with request.app[POOL].acquire() as conn:
+        instances = await _instances(conn, settings.heartbeat_seconds)
+        outbox = await conn.fetchrow(
+            "SELECT count(*) AS pending,"
+            " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest_seconds"
+            " FROM tidegate.outbox WHERE published_at IS NULL"
+        )
+        dead = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE at > now() - interval '1 hour') AS last_hour,"
+            " count(*) AS last_day FROM tidegate.import_journal"
+            " WHERE kind = 'dead_lettered' AND at > now() - interval '1 day'"
+        )
+        running = await _imports_running(conn)
+        failures = await _failures(conn)
+    groups = {f"tidegate-{name}": list(t) for name, t in topics.CONSUMED_BY.items()}
+    lag: dict[str, Any]
+    try:
+        measured = await group_lag(settings.kafka_bootstrap_servers, groups)
+        lag = {"ok": True, "groups": measured}
+    except (KafkaError, OSError, TimeoutError) as exc:
+        log.warning("consumer lag not measured", error=repr(exc))
+        lag = {"ok": False, "error": repr(exc), "groups": {}}
+    assert outbox is not None and dead is not None
+    live = {i["service"] for i in instances if i["up"]}
+    down = sorted({"gateway", *topics.CONSUMED_BY} - live)  # no instance is up
+    return web.json_response(
+        {
+            "healthy": lag["ok"] and not down,
+            "services_down": down,
+            "instances": instances,
+            "consumer_lag": lag,
+            "outbox": {
+                "pending": outbox["pending"],
+                "oldest_seconds": round(float(outbox["oldest_seconds"]), 1),
+            },
+            "dead_letters": {"last_hour": dead["last_hour"], "last_day": dead["last_day"]},
+            "imports_running": running,
+            "recent_failures": failures,
+        }
+    )
