@@ -1,4 +1,4 @@
-.PHONY: setup demo dev test lint bench clean
+.PHONY: setup demo dev test lint bench diagrams clean
 
 setup:
 	sh scripts/setup.sh
@@ -17,6 +17,11 @@ lint: setup
 
 bench: setup
 	.venv/bin/python -m bench.run $(BENCH_ARGS)
+
+# The seed's diagrams, from their Graphviz source (docs/diagrams/*.dot → *.svg).
+diagrams:
+	sh scripts/system-deps.sh
+	for f in docs/diagrams/*.dot; do dot -Tsvg "$$f" -o "$${f%.dot}.svg"; done
 
 clean:
 	rm -rf .tidegate bench/data

@@ -1,0 +1,43 @@
+"""The seed's diagrams: their Graphviz source renders, and the committed images are the
+rendering of the committed source (`make diagrams`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DIAGRAMS = Path(__file__).parent.parent.parent / "docs" / "diagrams"
+SOURCES = sorted(DIAGRAMS.glob("*.dot"))
+
+
+def dot() -> str:
+    found = shutil.which("dot")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("dot is missing (scripts/system-deps.sh installs graphviz)")
+        pytest.skip("graphviz is not installed; run scripts/system-deps.sh as root")
+    return found
+
+
+def _labels(svg: str) -> list[str]:
+    """The texts drawn, without layout (coordinates differ between Graphviz versions)."""
+    return sorted(re.findall(r"<text[^>]*>([^<]*)</text>", svg))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
+def test_the_committed_image_is_the_rendered_source(source: Path) -> None:
+    rendered = subprocess.run(
+        [dot(), "-Tsvg", str(source)], capture_output=True, text=True, check=True
+    ).stdout
+    committed = source.with_suffix(".svg").read_text()
+    assert _labels(rendered) == _labels(committed), f"run: make diagrams ({source.name})"
+    assert len(_labels(committed)) > 20
+
+
+def test_both_seed_diagrams_are_there() -> None:
+    assert {s.stem for s in SOURCES} == {"security-and-validation", "import-workflow"}
