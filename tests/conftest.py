@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -216,3 +217,14 @@ def typed(row: list[str]) -> tuple[Any, ...]:
 async def table_rows(db: asyncpg.Connection, table: str) -> list[tuple[Any, ...]]:
     records = await db.fetch(f"SELECT {', '.join(HEADER)} FROM {table} ORDER BY id")
     return [tuple(r) for r in records]
+
+
+def system_tool(name: str, package: str) -> str:
+    """The path of a Debian program a test needs (scripts/system-deps.sh installs it): in
+    CI its absence fails the test; elsewhere the test is skipped, saying what is missing."""
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is missing (scripts/system-deps.sh installs {package})")
+        pytest.skip(f"{name} is not installed; run scripts/system-deps.sh as root ({package})")
+    return found

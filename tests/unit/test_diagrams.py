@@ -3,25 +3,20 @@ rendering of the committed source (`make diagrams`)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import system_tool
 
 DIAGRAMS = Path(__file__).parent.parent.parent / "docs" / "diagrams"
 SOURCES = sorted(DIAGRAMS.glob("*.dot"))
 
 
 def dot() -> str:
-    found = shutil.which("dot")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("dot is missing (scripts/system-deps.sh installs graphviz)")
-        pytest.skip("graphviz is not installed; run scripts/system-deps.sh as root")
-    return found
+    return system_tool("dot", "graphviz")
 
 
 def _labels(svg: str) -> list[str]:

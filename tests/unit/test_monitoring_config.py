@@ -6,14 +6,14 @@ well formed. That the metrics they query exist is checked against running servic
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import system_tool
 
 ROOT = Path(__file__).parent.parent.parent
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -21,12 +21,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "tidegate.json"
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing (scripts/system-deps.sh installs it)")
-        pytest.skip("promtool is not installed; run scripts/system-deps.sh as root")
-    return found
+    return system_tool("promtool", "prometheus")
 
 
 @pytest.mark.parametrize(
