@@ -60,6 +60,14 @@ _CHANNELS: tuple[tuple[str, str, type[msgspec.Struct], str, str], ...] = (
         "receive",
         "The outcome of an operation, recorded with its effect.",
     ),
+    (
+        "verifications",
+        topics.VERIFICATIONS,
+        events.VerificationRequested,
+        "receive",
+        "Commands for the validator: check tables' current rows (verify-data), sent through"
+        " the outbox. The validator acts only on verifications recorded in PostgreSQL.",
+    ),
 )
 
 _HEADERS = {

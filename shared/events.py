@@ -149,6 +149,20 @@ class OperationFinished(_Event, frozen=True, tag="tidegate.operation.finished.v1
     result: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class VerificationRequested(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    tag_field="type",
+    tag="tidegate.verification.requested.v1",
+):
+    """A command for the validator: check tables' current rows (verify-data). The tables
+    are the verification's row in PostgreSQL: a command for a verification tidegate did
+    not record is refused."""
+
+    verification_id: uuid.UUID
+
+
 Event = (
     ChunkSubmitted
     | ChunkValidated
@@ -156,6 +170,7 @@ Event = (
     | ImportStatus
     | OperationRequested
     | OperationFinished
+    | VerificationRequested
 )
 
 
@@ -214,6 +229,8 @@ def event_id(event: Event) -> str:
             return f"operation:{operation_id}:requested"
         case OperationFinished(operation_id=operation_id):
             return f"operation:{operation_id}:finished"
+        case VerificationRequested(verification_id=verification_id):
+            return f"verification:{verification_id}:requested"
     raise AssertionError(f"unknown event {type(event)!r}")  # pragma: no cover
 
 

@@ -178,6 +178,10 @@ class RuleBook:
     def path_for(self, table: TableDef) -> Path:
         return self._dir / f"{table.qualified_name}.toml"
 
+    def tables(self) -> list[str]:
+        """The `schema.table` names that have a rule file."""
+        return sorted(path.stem for path in self._dir.glob("*.toml"))
+
     def rules_for(self, table: TableDef) -> TableRules:
         """The table's rules (NO_RULES without a file); raises RuleFileError."""
         path = self.path_for(table)

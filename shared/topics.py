@@ -7,6 +7,7 @@ IMPORT_STATUS = "tidegate.import.status"
 DEAD_LETTER = "tidegate.deadletter"
 OPERATIONS = "tidegate.operations"  # commands for the loader: rollback, backup, restore
 OPERATION_FINISHED = "tidegate.operation.finished"
+VERIFICATIONS = "tidegate.verifications"  # commands for the validator: verify-data
 
 ALL = (
     CHUNK_SUBMITTED,
@@ -16,11 +17,12 @@ ALL = (
     DEAD_LETTER,
     OPERATIONS,
     OPERATION_FINISHED,
+    VERIFICATIONS,
 )
 
 # The topics each worker's consumer group reads (group `tidegate-<service>`).
 CONSUMED_BY: dict[str, tuple[str, ...]] = {
-    "validator": (CHUNK_SUBMITTED,),
+    "validator": (CHUNK_SUBMITTED, VERIFICATIONS),
     "loader": (CHUNK_VALIDATED, OPERATIONS),
     "auditor": (CHUNK_SUBMITTED, CHUNK_VALIDATED, CHUNK_LOADED),
 }

@@ -1,5 +1,6 @@
-"""`tidegate logs` and `tidegate debug record`: troubleshooting through the API (the seed's
-`logs:import` and `debug:record`)."""
+"""`tidegate verify-data`, `logs`, `sync status` and `debug record`: verification and
+troubleshooting through the API (the seed's `verify-data`, `logs:import`, `sync:status` and
+`debug:record`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -127,7 +129,63 @@ def cmd_sync_status(args: argparse.Namespace) -> int:
     return run_api(args, work)
 
 
+def markdown(verification: dict[str, Any]) -> str:
+    """The verification as a human-readable report."""
+    out = [f"# Verification {verification['id']}", ""]
+    out.append(f"- passed: **{verification['passed']}**")
+    out.append(f"- asked at {verification['created_at']}, done at {verification['finished_at']}")
+    for t in verification["result"] or []:
+        out += ["", f"## {t['table']}", ""]
+        out.append("| metric | value |")
+        out.append("|---|---|")
+        for name in ("total_records", "failed_records", "duplicate_count", "rows_per_second"):
+            out.append(f"| {name} | {t[name]} |")
+        for name in ("missing_required_fields", "invalid_format_fields"):
+            fields = ", ".join(f"{k}: {v}" for k, v in t[name].items()) or "none"
+            out.append(f"| {name} | {fields} |")
+        for check, count in t["checks"].items():
+            out.append(f"| check `{check}` | {count} |")
+        if t["sample"]:
+            out += ["", "| check | key | column | code | message |", "|---|---|---|---|---|"]
+            out += [
+                f"| {f['check']} | {f['key']} | {f['column'] or ''} | {f['code']} |"
+                f" {f['message']} |"
+                for f in t["sample"]
+            ]
+    return "\n".join(out) + "\n"
+
+
+def cmd_verify_data(args: argparse.Namespace) -> int:
+    async def work(session: aiohttp.ClientSession) -> int:
+        url = f"{args.api}{DB}/verifications"
+        body = {"tables": args.table} if args.table else {}
+        verification = await client.call(session, "POST", url, json=body)
+        self_url = f"{args.api}{verification['links']['self']}"
+        while verification["status"] == "pending":
+            await asyncio.sleep(1.0)
+            verification = await client.call(session, "GET", self_url)
+        if args.report:
+            path = Path(args.report)
+            await asyncio.to_thread(path.write_text, json.dumps(verification, indent=2) + "\n")
+            await asyncio.to_thread(path.with_suffix(".md").write_text, markdown(verification))
+        if args.format == "json":
+            print(client.show(verification))
+        else:
+            print(markdown(verification), end="")
+        if verification["status"] != "completed":
+            return 2
+        return 0 if verification["passed"] else 1
+
+    return run_api(args, work)
+
+
 def add_parsers(sub: Any) -> None:
+    verify = sub.add_parser("verify-data", help="check tables' rows against the import rules")
+    verify.add_argument("--table", action="append", help="one table (repeat; default: all)")
+    verify.add_argument("--report", help="write the report here (JSON) and beside it (.md)")
+    verify.add_argument("--format", choices=["text", "json"], default="text")
+    add_api_options(verify)
+    verify.set_defaults(run=cmd_verify_data)
     sync = sub.add_parser("sync", help="is everything healthy and moving?")
     sync_tools = sync.add_subparsers(dest="tool", required=True)
     status = sync_tools.add_parser("status", help="services, lag, outbox, running imports")

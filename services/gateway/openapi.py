@@ -22,6 +22,7 @@ from services.gateway import (
     recovery,
     status,
     timeline,
+    verifications,
 )
 from services.gateway.keys import ROLES
 from shared import rollback
@@ -294,7 +295,13 @@ OPERATION_ID = param("operation_id", UUID, "the operation's id", where="path")
 BACKUP_ID = param("backup_id", UUID, "the backup's id", where="path")
 # Response bodies defined as msgspec Structs: their schemas are derived from the code.
 _, DERIVED = msgspec.json.schema_components(
-    [recovery.Operation, backups.Backup, rollback.Plan, timeline.TimelineEvent],
+    [
+        recovery.Operation,
+        backups.Backup,
+        rollback.Plan,
+        timeline.TimelineEvent,
+        verifications.Verification,
+    ],
     ref_template="#/components/schemas/{name}",
 )
 
@@ -450,6 +457,56 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                     ),
                     param("Last-Event-ID", STR, "resume a stream after this event", where="header"),
                 ],
+            )
+        },
+        f"{DB}/verifications": {
+            "post": operation(
+                "verify-data: check tables' current rows against the import rules (all tables"
+                " imported into or with a rule file, without a body)",
+                {
+                    202: {
+                        **json_body(ref("Verification"), "checking; follow the Location"),
+                        "headers": {"Location": {"schema": STR}},
+                    }
+                },
+                (404, 409, 422),
+                requestBody={
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                **obj(
+                                    tables=nullable(
+                                        {
+                                            "type": "array",
+                                            "items": TABLE_NAME,
+                                            "minItems": 1,
+                                            "maxItems": verifications.MAX_TABLES,
+                                        }
+                                    )
+                                ),
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+            ),
+            "get": operation(
+                "Verifications, newest first (`table`: one table's history)",
+                {
+                    200: json_body(
+                        obj(items={"type": "array", "items": ref("Verification")}), "a page"
+                    )
+                },
+                params=[LIMIT, param("table", STR, "only those of this `schema.table`")],
+            ),
+        },
+        f"{DB}/verifications/{{verification_id}}": {
+            "get": operation(
+                "One verification and its report per table",
+                {200: json_body(ref("Verification"), "the verification")},
+                (404,),
+                params=[param("verification_id", UUID, "its id", where="path")],
             )
         },
         "/api/v1/status": {
@@ -725,6 +782,7 @@ API_ROUTES = (
     records.routes,
     timeline.routes,
     status.routes,
+    verifications.routes,
     export.routes,
     admin.routes,
 )

@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from services.validator.handlers import ChunkValidator
+from services.validator.verify import Verifier
 from shared import events, topics
 from shared.catalog import TableCache
 from shared.config import Settings
+from shared.events import Event, VerificationRequested
+from shared.kafka import Delivery, Outgoing
 from shared.rulebook import RuleBook
 from shared.service import POOL, worker_app
 
 
 def create_app(settings: Settings) -> web.Application:
-    def handler(app: web.Application) -> ChunkValidator:
-        return ChunkValidator(
+    def handler(app: web.Application) -> Callable[[Event, Delivery], Awaitable[list[Outgoing]]]:
+        rulebook = RuleBook(settings.rules_dir)
+        chunks = ChunkValidator(
             app[POOL],
             TableCache(settings.allowed_schemas),
-            RuleBook(settings.rules_dir),
+            rulebook,
             settings.allowed_schemas,
             max_rows=settings.max_chunk_size,
             backoff_seconds=settings.retry_backoff_seconds,
         )
+        verifier = Verifier(app[POOL], rulebook, settings.allowed_schemas)
+
+        async def handle(event: Event, delivery: Delivery) -> list[Outgoing]:
+            if isinstance(event, VerificationRequested):
+                return await verifier.handle(event)
+            return await chunks.handle(event, delivery)
+
+        return handle
 
     return worker_app(
         settings,
         topics=topics.CONSUMED_BY["validator"],
         decode=events.decode,
-        make_handler=lambda app: handler(app).handle,
+        make_handler=handler,
     )

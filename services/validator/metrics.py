@@ -17,3 +17,6 @@ PHASE_SECONDS = Histogram(
     "Seconds per chunk spent on cell rules (cells) and on checks against other rows (relations).",
     ["phase"],
 )
+VERIFIED_ROWS = Counter(
+    "tidegate_validator_verified_rows_total", "Rows of tables checked by verify-data."
+)

@@ -28,3 +28,21 @@ CREATE TABLE tidegate.service_heartbeats (
     last_seen  timestamptz NOT NULL,
     detail     jsonb
 );
+
+-- verify-data: a check of tables' current rows against the import rules, done by the
+-- validator; `result` per table (the seed's metrics, per-check counts, a sample of rows).
+CREATE TABLE tidegate.verifications (
+    id          uuid PRIMARY KEY,
+    tables      text[] NOT NULL,
+    status      text NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('pending', 'completed', 'failed')),
+    passed      boolean,
+    result      jsonb,
+    error       text,
+    key_id      uuid,
+    team        text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE INDEX verifications_created ON tidegate.verifications (created_at DESC, id);
+CREATE INDEX verifications_tables ON tidegate.verifications USING gin (tables);

@@ -88,6 +88,8 @@ async def test_every_role_gets_the_expected_status_from_every_endpoint(
                     kwargs["headers"]["Content-Type"] = "text/csv"
                 elif endpoint.get("body") == "key":
                     kwargs["json"] = {"name": "made by matrix", "role": "viewer"}
+                elif endpoint.get("body") == "verify":
+                    kwargs["json"] = {"tables": [customers]}
                 async with session.request(endpoint["method"], path, **kwargs) as response:
                     await response.read()
                     if response.status != expected:
@@ -134,6 +136,7 @@ def test_the_matrix_covers_every_protected_route() -> None:
             probe = probe.replace("{fresh_key}", "{key_id}").replace("{key}", "{key_id}")
             probe = probe.replace("operations/{missing}", "operations/{operation_id}")
             probe = probe.replace("backups/{missing}", "backups/{backup_id}")
+            probe = probe.replace("verifications/{missing}", "verifications/{verification_id}")
             if route.method == endpoint["method"] and pattern == probe and route.name:
                 covered.add(route.name)
     assert covered == set(ROUTE_PERMISSIONS)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -98,3 +100,75 @@ async def test_logs_follow_sees_a_live_import_and_ends_on_its_final_state(
     resent = [ln[4:] for ln in stream.splitlines() if ln.startswith("id: ")]
     assert resumed_from not in resent
     assert items[-1]["id"] in resent and stream.rstrip().endswith("data: {}")
+
+
+RULES = """format = "tidegate.rules/v1"
+[columns.email]
+format = "email"
+[columns.name]
+required = true
+[[associations]]
+columns = ["team"]
+references = "{teams}"
+to = ["id"]
+"""
+
+
+async def test_verify_data_finds_each_planted_problem_and_passes_a_clean_table(
+    http: aiohttp.ClientSession,
+    db: asyncpg.Connection,
+    services: Running,
+    make_key: MakeKey,
+    rules_dir: Path,
+    tmp_path: Path,
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    members, teams, clean = (f"public.{n}_{suffix}" for n in ("members", "teams", "clean"))
+    await db.execute(f"CREATE TABLE {teams} (id integer PRIMARY KEY)")
+    await db.execute(f"INSERT INTO {teams} VALUES (1)")
+    await db.execute(
+        f"CREATE TABLE {members} (id integer PRIMARY KEY, email text, name text, team integer)"
+    )
+    await db.execute(f"CREATE TABLE {clean} (id integer PRIMARY KEY, note text)")
+    (rules_dir / f"{members}.toml").write_text(RULES.format(teams=teams))
+    body = "id,email,name,team\n" + "".join(f"{i},m{i}@example.com,M{i},1\n" for i in range(1, 11))
+    status, answer, _ = await post_csv(http, members, body)
+    assert status == 202
+    assert (await wait_final(db, answer["id"]))["status"] == "completed"
+    status, answer, _ = await post_csv(http, clean, "id,note\n1,fine\n2,\n")
+    assert (await wait_final(db, answer["id"]))["status"] == "completed"
+    # Planted, by hand, past every import check:
+    await db.execute(f"UPDATE {members} SET name = NULL WHERE id = 2")  # rule-required
+    await db.execute(f"UPDATE {members} SET email = 'not-an-email' WHERE id = 3")  # format
+    await db.execute(f"UPDATE {members} SET team = 99 WHERE id = 4")  # orphan association
+    await db.execute(f"DELETE FROM {members} WHERE id = 5")  # gone since its import
+
+    key = await make_key("viewer", requests_per_minute=10_000)
+    report = tmp_path / "verify.json"
+    code, out, err = await _cli(
+        "verify-data", "--table", members, "--table", clean, "--report", str(report),
+        "--format", "json", "--api", services.api, key=key,
+    )  # fmt: skip
+    assert code == 1, err  # a check failed
+    verification = first_json(out)
+    assert verification["passed"] is False
+    found, tidy = verification["result"]
+    assert (found["table"], tidy["table"]) == (members, clean)
+    assert (found["total_records"], found["failed_records"], found["duplicate_count"]) == (9, 2, 0)
+    assert found["missing_required_fields"] == {"name": 1}
+    assert found["invalid_format_fields"] == {"email": 1}
+    # lineage: rows 2, 3 and 4 changed since their import, row 5 deleted
+    assert found["checks"] == {"rules": 2, "duplicates": 0, "associations": 1, "lineage": 4}
+    by_check = {(f["check"], f["code"], str(f["key"])) for f in found["sample"]}
+    assert ("associations", "missing_reference", "{'id': 4}") in by_check
+    assert ("lineage", "deleted_since_import", "{'id': 5}") in by_check
+    assert ("rules", "invalid_email", "{'id': '3'}") in by_check
+    assert tidy["total_records"] == 2 and not any(tidy["checks"].values())
+    assert report.with_suffix(".md").read_text().count("## public.") == 2
+    assert json.loads(report.read_text())["id"] == verification["id"]
+
+    code, out, err = await _cli("verify-data", "--table", clean, "--api", services.api, key=key)
+    assert code == 0, err + out
+    async with http.get("/api/v1/database/verifications", params={"table": clean}) as response:
+        history = (await response.json())["items"]
+    assert [v["passed"] for v in history[:2]] == [True, False]  # the table's history

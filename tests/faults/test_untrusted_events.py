@@ -33,7 +33,7 @@ async def _produce(
         await producer.send_and_wait(
             topic,
             events.encode(event),
-            key=str(event.import_id).encode(),
+            key=str(getattr(event, "import_id", "")).encode(),
             headers=cloudevent_headers(
                 events.event_id(event), events.event_type(event), "/test/intruder"
             ),

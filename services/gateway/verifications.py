@@ -1,0 +1,186 @@
+"""verify-data through the API: `POST /api/v1/database/verifications` (202 + the status
+resource), `GET /verifications` (newest first, `?table=` for one table's history) and
+`GET /verifications/{id}`. The validator does the checking (it owns the rules); the
+request and its command are written in one transaction, through the outbox.
+
+Without `tables`, every table that imports have loaded into or that has a rule file (in
+the key's scope) is verified.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+import msgspec
+from aiohttp import web
+
+from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
+from services.gateway.handlers import API
+from services.gateway.params import int_param, invalid, path_id
+from services.gateway.problems import Problem
+from services.gateway.relay import RELAY
+from services.gateway.tables import RULES, TABLES, find_table
+from shared import topics
+from shared.db import Conn
+from shared.events import VerificationRequested, encode, event_id, event_type
+from shared.service import POOL
+
+routes = web.RouteTableDef()
+MAX_TABLES = 100
+COLUMNS = "id, tables, status, passed, result, error, key_id, created_at, finished_at"
+
+
+class VerificationRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of POST /verifications (optional)."""
+
+    tables: list[str] | None = None
+
+
+class Verification(msgspec.Struct, frozen=True, kw_only=True):
+    """A verification as the API shows it; `result` holds one report per table."""
+
+    id: uuid.UUID
+    tables: list[str]
+    status: Literal["pending", "completed", "failed"]
+    passed: bool | None  # every check of every table found nothing
+    result: list[dict[str, Any]] | None
+    error: str | None
+    created_by: uuid.UUID | None
+    created_at: datetime
+    finished_at: datetime | None
+    links: dict[str, str]
+
+
+def verification_url(verification_id: uuid.UUID | str) -> str:
+    return f"{API}/verifications/{verification_id}"
+
+
+def render(row: asyncpg.Record) -> dict[str, Any]:
+    body = Verification(
+        id=row["id"],
+        tables=list(row["tables"]),
+        status=row["status"],
+        passed=row["passed"],
+        result=msgspec.json.decode(row["result"]) if row["result"] else None,
+        error=row["error"],
+        created_by=row["key_id"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        links={"self": verification_url(row["id"])},
+    )
+    shown: dict[str, Any] = msgspec.to_builtins(body)
+    return shown
+
+
+async def _default_tables(request: web.Request, conn: Conn) -> list[str]:
+    """The tables imports loaded into, and those with a rule file, that still exist and
+    that the key may use."""
+    imported = [
+        r["target_table"]
+        for r in await conn.fetch(
+            "SELECT DISTINCT target_table FROM tidegate.imports WHERE mode = 'import'"
+        )
+    ]
+    ruled = request.app[RULES].tables()
+    names = []
+    who = principal_of(request)
+    for name in sorted(set(imported) | set(ruled)):
+        table = await request.app[TABLES].get(conn, name)
+        if table is not None and who.may_use_table(table.qualified_name):
+            names.append(table.qualified_name)
+    return names
+
+
+@routes.post(f"{API}/verifications", name="verifications.create")
+async def create_verification(request: web.Request) -> web.Response:
+    who = require(request, "validate")
+    raw = await request.read()
+    try:
+        body = msgspec.json.decode(raw or b"{}", type=VerificationRequest)
+    except msgspec.ValidationError as exc:
+        raise Problem(422, "invalid-body", "Invalid request body", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise Problem(400, "malformed-body", "Malformed request body", str(exc)) from None
+    if body.tables is not None and not 0 < len(body.tables) <= MAX_TABLES:
+        raise invalid("tables", f"tables must name 1 to {MAX_TABLES} tables.")
+    if body.tables is not None:
+        found = [(await find_table(request, name)).qualified_name for name in body.tables]
+        names = list(dict.fromkeys(found))
+    else:
+        async with request.app[POOL].acquire() as conn:
+            names = await _default_tables(request, conn)
+        if not names:
+            raise Problem(
+                409, "nothing-to-verify", "Nothing to verify", "No table was imported into yet."
+            )
+    verification_id = uuid.uuid4()
+    command = VerificationRequested(verification_id=verification_id)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "INSERT INTO tidegate.verifications (id, tables, key_id, team)"
+            f" VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}",
+            verification_id,
+            names,
+            who.id,
+            who.team,
+        )
+        await conn.execute(
+            "INSERT INTO tidegate.outbox (event_id, event_type, topic, key, payload)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            event_id(command),
+            event_type(command),
+            topics.VERIFICATIONS,
+            str(verification_id),
+            encode(command),
+        )
+    assert row is not None
+    request.app[RELAY].wake()
+    request[TARGET] = str(verification_id)
+    request[AUDIT_DETAIL]["tables"] = names
+    return web.json_response(
+        render(row), status=202, headers={"Location": verification_url(verification_id)}
+    )
+
+
+def _visibility(request: web.Request) -> tuple[uuid.UUID | None, str | None]:
+    who = principal_of(request)
+    return (None, None) if who.may("admin") else (who.id, who.team)
+
+
+@routes.get(f"{API}/verifications", name="verifications.list")
+async def list_verifications(request: web.Request) -> web.Response:
+    """Newest first; `?table=` for one table's history (was it better yesterday?)."""
+    limit = int_param(request, "limit", 20, 1, 100)
+    table = request.query.get("table")
+    async with request.app[POOL].acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT {COLUMNS} FROM tidegate.verifications"
+            " WHERE ($1::uuid IS NULL OR key_id = $1 OR team = $2)"
+            " AND ($3::text IS NULL OR tables @> ARRAY[$3::text])"
+            " ORDER BY created_at DESC, id DESC LIMIT $4",
+            *_visibility(request),
+            table,
+            limit,
+        )
+    return web.json_response({"items": [render(r) for r in rows]})
+
+
+@routes.get(f"{API}/verifications/{{verification_id}}", name="verifications.read")
+async def read_verification(request: web.Request) -> web.Response:
+    verification_id = path_id(
+        request, "verification_id", "verification-not-found", "Verification not found"
+    )
+    request[TARGET] = str(verification_id)
+    async with request.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM tidegate.verifications WHERE id = $1"
+            " AND ($2::uuid IS NULL OR key_id = $2 OR team = $3)",
+            verification_id,
+            *_visibility(request),
+        )
+    if row is None:
+        raise Problem(404, "verification-not-found", "Verification not found")
+    return web.json_response(render(row))

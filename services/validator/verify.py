@@ -1,0 +1,285 @@
+"""verify-data: a table's current rows against the rules an import uses.
+
+The rows are read in one snapshot with a server-side cursor, `BATCH` at a time (memory
+stays flat), as the text an import would carry (`to_jsonb(value) #>> '{}'`: ISO dates,
+true/false), and every batch goes through the same column rules as a chunk (types,
+required values, formats, patterns, ranges, allowed values, malicious content). Then, in
+SQL: duplicates on each unique key, rows whose rule-file associations match nothing (the
+database does not enforce those), and reconciliation with tidegate's lineage: rows that an
+import wrote last and that are gone or changed since.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+
+from services.validator.chunk import validate_rows
+from services.validator.column import ColumnRule
+from services.validator.metrics import VERIFIED_ROWS
+from shared.catalog import TableDef, load_table, quote_ident
+from shared.db import Conn
+from shared.error_codes import FORMAT, REQUIRED, codes_in
+from shared.errors import InvalidEvent
+from shared.events import VerificationRequested
+from shared.kafka import Outgoing
+from shared.rulebook import RuleBook, RuleFileError, TableRules
+
+log = structlog.get_logger(__name__)
+
+BATCH = 5_000
+SAMPLE = 20  # offending rows kept per check
+
+_REQUIRED, _FORMAT = frozenset(codes_in(REQUIRED)), frozenset(codes_in(FORMAT))
+
+
+class Finding(msgspec.Struct, frozen=True):
+    check: str
+    key: dict[str, Any] | None
+    column: str | None
+    code: str
+    message: str
+
+
+class TableReport(msgspec.Struct, kw_only=True):
+    """The seed's metrics for one table, with counts per check and a sample of rows."""
+
+    table: str
+    total_records: int = 0
+    failed_records: int = 0
+    duplicate_count: int = 0
+    missing_required_fields: dict[str, int] = msgspec.field(default_factory=dict)
+    invalid_format_fields: dict[str, int] = msgspec.field(default_factory=dict)
+    checks: dict[str, int] = msgspec.field(default_factory=dict)
+    sample: list[Finding] = msgspec.field(default_factory=list)
+    rows_per_second: float = 0.0
+
+    def found(self, check: str, count: int, findings: list[Finding]) -> None:
+        self.checks[check] = self.checks.get(check, 0) + count
+        room = SAMPLE - sum(f.check == check for f in self.sample)
+        self.sample += findings[: max(room, 0)]
+
+
+def _key(table: TableDef, row: list[str | None]) -> dict[str, Any] | None:
+    if not table.primary_key:
+        return None
+    names = [c.name for c in table.columns]
+    return {c: row[names.index(c)] for c in table.primary_key}
+
+
+async def check_rows(conn: Conn, table: TableDef, rules: TableRules, report: TableReport) -> None:
+    """Stream the rows through the column rules (inside the caller's snapshot)."""
+    column_rules = [ColumnRule(c, rules.column(c.name), rules.content) for c in table.columns]
+    cells = ", ".join(f"to_jsonb(t.{quote_ident(c.name)}) #>> '{{}}'" for c in table.columns)
+    failed: set[int] = set()
+    missing: Counter[str] = Counter()
+    invalid: Counter[str] = Counter()
+    seen = 0
+    cursor = await conn.cursor(f"SELECT {cells} FROM {table.sql_name} t")
+    while batch := await cursor.fetch(BATCH):
+        rows = [["" if v is None else v for v in r] for r in batch]
+        numbers = range(seen + 1, seen + 1 + len(rows))
+        result = validate_rows(column_rules, rows, numbers)
+        findings = []
+        for error in result.errors:
+            if error.severity != "error":
+                continue
+            failed.add(error.line)
+            field = error.column or "(row)"
+            if error.code in _REQUIRED:
+                missing[field] += 1
+            elif error.code in _FORMAT:
+                invalid[field] += 1
+            findings.append(
+                Finding(
+                    check="rules",
+                    key=_key(table, list(batch[error.line - seen - 1])),
+                    column=error.column,
+                    code=error.code,
+                    message=error.message,
+                )
+            )
+        report.found("rules", len(findings), findings)
+        seen += len(rows)
+    report.total_records = seen
+    report.failed_records = len(failed)
+    report.missing_required_fields = dict(sorted(missing.items()))
+    report.invalid_format_fields = dict(sorted(invalid.items()))
+
+
+async def check_keys(conn: Conn, table: TableDef, report: TableReport) -> None:
+    """Rows beyond the first with the same value of a unique key (NULLs never collide)."""
+    for key in table.unique_keys:
+        names = ", ".join(quote_ident(c) for c in key)
+        groups = await conn.fetch(
+            f"SELECT jsonb_build_array({names}) AS value, count(*) AS n FROM {table.sql_name}"
+            f" WHERE ({' AND '.join(f'{quote_ident(c)} IS NOT NULL' for c in key)})"
+            f" GROUP BY {names} HAVING count(*) > 1 ORDER BY count(*) DESC"
+        )
+        extra = sum(g["n"] - 1 for g in groups)
+        report.duplicate_count += extra
+        report.found(
+            "duplicates",
+            extra,
+            [
+                Finding(
+                    check="duplicates",
+                    key=dict(zip(key, msgspec.json.decode(g["value"]), strict=True)),
+                    column=",".join(key),
+                    code="duplicate_in_table",
+                    message=f"{g['n']} rows share this value of ({', '.join(key)})",
+                )
+                for g in groups[:SAMPLE]
+            ],
+        )
+
+
+async def check_associations(
+    conn: Conn, table: TableDef, rules: TableRules, allowed: tuple[str, ...], report: TableReport
+) -> None:
+    """Rows whose rule-file associations match no row of the referenced table."""
+    for assoc in rules.associations:
+        ref = await load_table(conn, assoc.references, allowed)
+        if ref is None:
+            continue
+        match = " AND ".join(
+            f"r.{quote_ident(to)} = t.{quote_ident(own)}"
+            for own, to in zip(assoc.columns, assoc.to, strict=True)
+        )
+        set_ = " AND ".join(f"t.{quote_ident(own)} IS NOT NULL" for own in assoc.columns)
+        key = table.primary_key or assoc.columns
+        shown = ", ".join(f"t.{quote_ident(c)}" for c in key)
+        orphans = await conn.fetch(
+            f"SELECT jsonb_build_array({shown}) AS key FROM {table.sql_name} t WHERE {set_}"
+            f" AND NOT EXISTS (SELECT 1 FROM {ref.sql_name} r WHERE {match})"
+        )
+        where = f"{', '.join(assoc.columns)} → {ref.qualified_name}({', '.join(assoc.to)})"
+        report.found(
+            "associations",
+            len(orphans),
+            [
+                Finding(
+                    check="associations",
+                    key=dict(zip(key, msgspec.json.decode(o["key"]), strict=True)),
+                    column=",".join(assoc.columns),
+                    code="missing_reference",
+                    message=f"no row matches {where}",
+                )
+                for o in orphans[:SAMPLE]
+            ],
+        )
+
+
+async def check_lineage(conn: Conn, table: TableDef, report: TableReport) -> None:
+    """Rows an import wrote last (not rolled back since) that are gone or changed."""
+    if not table.primary_key:
+        return
+    key_match = " AND ".join(
+        f"t.{quote_ident(c)} = (w.key->>{i})::{table.column(c).cast_sql}"
+        for i, c in enumerate(table.primary_key)
+    )
+    rows = await conn.fetch(
+        "WITH written AS ("
+        " SELECT x.key, x.digest, c.loaded_at FROM tidegate.load_lineage l"
+        " JOIN tidegate.imports i ON i.id = l.import_id AND i.status <> 'rolled_back'"
+        " JOIN tidegate.chunk_ledger c ON c.import_id = l.import_id AND c.seq = l.seq,"
+        " ROWS FROM (jsonb_array_elements(l.keys), unnest(l.digests)) AS x(key, digest)"
+        " WHERE l.target_table = $1 AND l.keys IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM tidegate.operations o WHERE o.import_id = l.import_id"
+        "  AND o.kind = 'rollback' AND o.status = 'completed' AND NOT o.dry_run)"
+        " UNION ALL"
+        " SELECT x.key, x.digest, c.loaded_at FROM tidegate.row_images r"
+        " JOIN tidegate.imports i ON i.id = r.import_id AND i.status <> 'rolled_back'"
+        " JOIN tidegate.chunk_ledger c ON c.import_id = r.import_id AND c.seq = r.seq,"
+        " ROWS FROM (jsonb_array_elements(r.keys), unnest(r.digests)) AS x(key, digest)"
+        " WHERE r.target_table = $1 AND r.keys IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM tidegate.operations o WHERE o.import_id = r.import_id"
+        "  AND o.kind = 'rollback' AND o.status = 'completed' AND NOT o.dry_run)),"
+        " latest AS (SELECT DISTINCT ON (key) key, digest FROM written"
+        "  ORDER BY key, loaded_at DESC)"
+        " SELECT w.key, CASE WHEN t IS NULL THEN 'deleted' ELSE 'changed' END AS now"
+        f" FROM latest w LEFT JOIN {table.sql_name} t ON {key_match}"
+        " WHERE t IS NULL OR (w.digest IS NOT NULL AND hashtextextended(t::text, 0) <> w.digest)",
+        table.qualified_name,
+    )
+    report.found(
+        "lineage",
+        len(rows),
+        [
+            Finding(
+                check="lineage",
+                key=dict(zip(table.primary_key, msgspec.json.decode(r["key"]), strict=True)),
+                column=None,
+                code=f"{r['now']}_since_import",
+                message=f"the row an import wrote was {r['now']} since",
+            )
+            for r in rows[:SAMPLE]
+        ],
+    )
+
+
+class Verifier:
+    """verification-requested → every named table checked → the verification's result.
+
+    The verification's row is locked while it runs and its result written in the same
+    transaction, so a redelivered command finds it finished and does nothing."""
+
+    def __init__(self, pool: asyncpg.Pool, rulebook: RuleBook, allowed: tuple[str, ...]) -> None:
+        self._pool = pool
+        self._rulebook = rulebook
+        self._allowed = allowed
+
+    async def handle(self, event: VerificationRequested) -> list[Outgoing]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT tables, status FROM tidegate.verifications WHERE id = $1 FOR UPDATE",
+                event.verification_id,
+            )
+            if row is None:
+                raise InvalidEvent(f"verification {event.verification_id} is not known")
+            if row["status"] != "pending":
+                return []
+            reports, error = [], None
+            try:
+                for name in row["tables"]:
+                    reports.append(await self.verify_table(name))
+            except RuleFileError as exc:
+                error = str(exc)
+            await conn.execute(
+                "UPDATE tidegate.verifications SET status = $2, passed = $3, result = $4,"
+                " error = $5, finished_at = now() WHERE id = $1",
+                event.verification_id,
+                "failed" if error else "completed",
+                None if error else all(not any(r.checks.values()) for r in reports),
+                msgspec.json.encode(reports).decode(),
+                error,
+            )
+        log.info("verification finished", tables=list(row["tables"]), error=error)
+        return []
+
+    async def verify_table(self, name: str) -> TableReport:
+        """Every check of one table, from one snapshot."""
+        report = TableReport(table=name)
+        started = time.perf_counter()
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            table = await load_table(conn, name, self._allowed)
+            if table is None:
+                report.found("table_missing", 1, [])
+                return report
+            rules = self._rulebook.rules_for(table)
+            await check_rows(conn, table, rules, report)
+            await check_keys(conn, table, report)
+            await check_associations(conn, table, rules, self._allowed, report)
+            await check_lineage(conn, table, report)
+        seconds = time.perf_counter() - started
+        report.rows_per_second = round(report.total_records / seconds, 1) if seconds else 0.0
+        VERIFIED_ROWS.inc(report.total_records)
+        return report
