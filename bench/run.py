@@ -93,7 +93,8 @@ async def _operation(
 
 
 async def recovery(database_url: str, api: str, import_id: str, table: str) -> dict[str, float]:
-    """Back the imported table up, roll the import back, restore the backup: seconds each."""
+    """Back the imported table up, verify it, roll the import back, restore the backup:
+    seconds each."""
     key = await create_key(database_url, "bench admin", "admin", requests_per_minute=1_000_000)
     timeout = aiohttp.ClientTimeout(total=3600)
     async with client.session(key, timeout=timeout) as session:
@@ -107,11 +108,23 @@ async def recovery(database_url: str, api: str, import_id: str, table: str) -> d
                 session, "GET", f"{api}/api/v1/database/operations/{created['id']}"
             )
         backup_s = time.perf_counter() - started
+        started = time.perf_counter()
+        url = f"{api}/api/v1/database/verifications"
+        check = await client.call(session, "POST", url, json={"tables": [table]})
+        while check["status"] == "pending":
+            await asyncio.sleep(0.2)
+            check = await client.call(session, "GET", f"{url}/{check['id']}")
+        verify_s = time.perf_counter() - started
         rollback_s = await _operation(session, api, "POST", f"/imports/{import_id}/rollback")
         restore_s = await _operation(
             session, api, "POST", f"/backups/{created['backup_id']}/restore"
         )
-    return {"backup": backup_s, "rollback": rollback_s, "restore": restore_s}
+    return {
+        "verify-data": verify_s,
+        "backup": backup_s,
+        "rollback": rollback_s,
+        "restore": restore_s,
+    }
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -207,8 +220,8 @@ def main() -> None:
     clean_s = results[0][1]
     for name, seconds in undo.items():
         print(
-            f"{name + ' of the clean import':<38}: {seconds:7.2f}s  = {seconds / clean_s:.2f}"
-            f" of the import's time, {seconds / copy_s:.2f} of COPY's"
+            f"{name + ' of the clean import':<38}: {seconds:7.2f}s  {rows / seconds:10,.0f} rows/s"
+            f"  = {seconds / clean_s:.2f} of the import's time, {seconds / copy_s:.2f} of COPY's"
         )
     print(f"10,000-row file, upload→completed      : {small_s:7.2f}s  [{small_final['status']}]")
     print("peak RSS (VmHWM): " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
