@@ -42,6 +42,8 @@ class Stack:
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         for name, port in self.ports.items():
             env[f"TIDEGATE_{name.upper()}_PORT"] = str(port)
+        # Backups of the embedded stack live with its data, unless told otherwise.
+        env.setdefault("TIDEGATE_BACKUP_DIR", str(self.home.resolve() / "backups"))
         return env
 
     def start(self, timeout: float = 90.0) -> None:
