@@ -79,17 +79,15 @@ async def pipeline(
 
 async def _operation(
     session: aiohttp.ClientSession, api: str, method: str, path: str, **kwargs: Any
-) -> float:
-    """Start an operation and wait for it; its seconds from request to completed."""
+) -> tuple[float, dict[str, Any]]:
+    """Start an operation and wait for it: (seconds from request to completed, the operation)."""
     started = time.perf_counter()
     op = await client.call(session, method, f"{api}/api/v1/database{path}", **kwargs)
-    while op["status"] == "pending":
-        await asyncio.sleep(0.1)
-        op = await client.call(session, "GET", f"{api}/api/v1/database/operations/{op['id']}")
+    url = f"{api}/api/v1/database/operations/{op['id']}"
+    op = await client.wait(session, url, op, poll=0.1, progress=False)
     if op["status"] != "completed":
         raise RuntimeError(f"{path}: {op}")
-    op["seconds"] = time.perf_counter() - started
-    return float(op["seconds"])
+    return time.perf_counter() - started, op
 
 
 async def recovery(database_url: str, api: str, import_id: str, table: str) -> dict[str, float]:
@@ -98,27 +96,17 @@ async def recovery(database_url: str, api: str, import_id: str, table: str) -> d
     key = await create_key(database_url, "bench admin", "admin", requests_per_minute=1_000_000)
     timeout = aiohttp.ClientTimeout(total=3600)
     async with client.session(key, timeout=timeout) as session:
-        started = time.perf_counter()
-        created = await client.call(
-            session, "POST", f"{api}/api/v1/database/backups", json={"tables": [table]}
+        backup_s, backup = await _operation(
+            session, api, "POST", "/backups", json={"tables": [table]}
         )
-        while created["status"] == "pending":
-            await asyncio.sleep(0.1)
-            created = await client.call(
-                session, "GET", f"{api}/api/v1/database/operations/{created['id']}"
-            )
-        backup_s = time.perf_counter() - started
         started = time.perf_counter()
         url = f"{api}/api/v1/database/verifications"
         check = await client.call(session, "POST", url, json={"tables": [table]})
-        while check["status"] == "pending":
-            await asyncio.sleep(0.2)
-            check = await client.call(session, "GET", f"{url}/{check['id']}")
+        await client.wait(session, f"{url}/{check['id']}", check, poll=0.1, progress=False)
         verify_s = time.perf_counter() - started
-        rollback_s = await _operation(session, api, "POST", f"/imports/{import_id}/rollback")
-        restore_s = await _operation(
-            session, api, "POST", f"/backups/{created['backup_id']}/restore"
-        )
+        rollback_s, _ = await _operation(session, api, "POST", f"/imports/{import_id}/rollback")
+        restore = f"/backups/{backup['backup_id']}/restore"
+        restore_s, _ = await _operation(session, api, "POST", restore)
     return {
         "verify-data": verify_s,
         "backup": backup_s,

@@ -6,6 +6,7 @@ A journal entry is information: failing to write one never fails the work it des
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -30,3 +31,17 @@ async def note(
         seq,
         msgspec.json.encode(detail).decode() if detail else None,
     )
+
+
+def refusals(
+    conn: Conn, import_id: uuid.UUID, service: str, seq: int, attempts: int
+) -> Callable[[int, BaseException], Awaitable[None]]:
+    """A `with_attempts` listener that notes each refused attempt at a chunk."""
+
+    async def refused(attempt: int, exc: BaseException) -> None:
+        await note(
+            conn, import_id, service, "attempt_refused", seq,
+            attempt=attempt, of=attempts, error=repr(exc),
+        )  # fmt: skip
+
+    return refused

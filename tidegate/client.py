@@ -97,6 +97,27 @@ async def follow(
             await asyncio.sleep(poll)
 
 
+async def wait(
+    session: aiohttp.ClientSession,
+    url: str,
+    resource: dict[str, Any],
+    *,
+    poll: float = 1.0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """GET `url` until the resource (an operation, a backup, a verification) is no longer
+    pending; a spinner with the seconds waited meanwhile."""
+    with tqdm(
+        total=None, desc=resource.get("kind", "waiting"), unit="s", disable=not progress
+    ) as bar:
+        while resource["status"] == "pending":
+            await asyncio.sleep(poll)
+            bar.update(poll)
+            resource = await _get_json(session, url)
+        bar.set_postfix_str(resource["status"])
+    return resource
+
+
 async def report(session: aiohttp.ClientSession, api: str, import_id: str) -> dict[str, Any]:
     return await _get_json(session, f"{api}/api/v1/database/imports/{import_id}/report")
 

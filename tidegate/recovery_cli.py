@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tqdm import tqdm
 
 from tidegate import client
 from tidegate.admin_cli import add_api_options
@@ -22,17 +21,7 @@ DB = "/api/v1/database"
 async def _follow_operation(
     session: aiohttp.ClientSession, api: str, operation: dict[str, Any]
 ) -> dict[str, Any]:
-    """Poll the operation (once a second) until it has finished; a spinner meanwhile."""
-    with tqdm(total=None, desc=operation["kind"], unit="s") as bar:
-        while operation["status"] == "pending":
-            await asyncio.sleep(1.0)
-            bar.update(1)
-            async with session.get(f"{api}{DB}/operations/{operation['id']}") as response:
-                operation = await response.json(content_type=None)
-                if response.status != 200:
-                    raise client.ApiError(response.status, operation)
-        bar.set_postfix_str(operation["status"])
-    return operation
+    return await client.wait(session, f"{api}{DB}/operations/{operation['id']}", operation)
 
 
 def run_api(args: argparse.Namespace, work: Any) -> int:

@@ -160,10 +160,9 @@ def cmd_verify_data(args: argparse.Namespace) -> int:
         url = f"{args.api}{DB}/verifications"
         body = {"tables": args.table} if args.table else {}
         verification = await client.call(session, "POST", url, json=body)
-        self_url = f"{args.api}{verification['links']['self']}"
-        while verification["status"] == "pending":
-            await asyncio.sleep(1.0)
-            verification = await client.call(session, "GET", self_url)
+        verification = await client.wait(
+            session, f"{args.api}{verification['links']['self']}", verification
+        )
         if args.report:
             path = Path(args.report)
             await asyncio.to_thread(path.write_text, json.dumps(verification, indent=2) + "\n")

@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
+from services.gateway import repository
 from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
 from services.gateway.handlers import API
 from services.gateway.keys import Principal
@@ -82,10 +83,6 @@ def render_backup(row: asyncpg.Record) -> dict[str, Any]:
     return shown
 
 
-def _visible(who: Principal) -> tuple[uuid.UUID | None, str | None]:
-    return (None, None) if who.may("admin") else (who.id, who.team)
-
-
 async def _backup(request: web.Request) -> asyncpg.Record:
     backup_id = path_id(request, "backup_id", "backup-not-found", "Backup not found")
     request[TARGET] = str(backup_id)
@@ -94,7 +91,7 @@ async def _backup(request: web.Request) -> asyncpg.Record:
             f"SELECT {COLUMNS} FROM tidegate.backups WHERE id = $1"  # noqa: S608
             " AND ($2::uuid IS NULL OR key_id = $2 OR team = $3)",
             backup_id,
-            *_visible(principal_of(request)),
+            *repository.visibility(principal_of(request)),
         )
     if row is None or row["status"] == "deleted":
         raise Problem(404, "backup-not-found", "Backup not found")
@@ -141,7 +138,7 @@ async def list_backups(request: web.Request) -> web.Response:
             f"SELECT {COLUMNS} FROM tidegate.backups WHERE status <> 'deleted'"  # noqa: S608
             " AND ($1::uuid IS NULL OR key_id = $1 OR team = $2)"
             " ORDER BY created_at DESC, id DESC LIMIT $3",
-            *_visible(principal_of(request)),
+            *repository.visibility(principal_of(request)),
             limit,
         )
     return web.json_response({"items": [render_backup(r) for r in rows]})

@@ -126,7 +126,7 @@ def _import_id(request: web.Request) -> uuid.UUID:
     return import_id
 
 
-async def _visible_import(conn: Conn, request: web.Request) -> asyncpg.Record:
+async def visible_import(conn: Conn, request: web.Request) -> asyncpg.Record:
     """The import of the path, if the request's key may see it; else 404 (not 403: an
     import that is not yours does not exist for you)."""
     row = await repository.get_import(conn, _import_id(request), principal_of(request))
@@ -167,7 +167,7 @@ def _chunk_size(query: Query, settings: Settings, mode: Mode) -> int:
     return int_param(query, "checkpoint_interval", size, 1, settings.max_chunk_size)
 
 
-def _options(
+def import_options(
     request: web.Request, settings: Settings, table: TableDef, query: Query | None = None
 ) -> ImportOptions:
     """The import's options from `query` (the request's own by default)."""
@@ -243,7 +243,7 @@ async def post_import(request: web.Request) -> web.Response:
     With `Idempotency-Key`, a retry answers with the import the first request created."""
     settings = request.app[SETTINGS]
     table = await find_table(request, required_param(request, "table"))
-    options = _options(request, settings, table)
+    options = import_options(request, settings, table)
     principal = require(request, "validate" if options.mode == "validate_only" else "import")
     return await accept_import(request, table, options, principal, upload=True)
 
@@ -363,7 +363,7 @@ async def _replay(
 @routes.get(f"{API}/imports/{{import_id}}", name="imports.read")
 async def get_import(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
-        row = await _visible_import(conn, request)
+        row = await visible_import(conn, request)
     return web.json_response(render_import(row))
 
 
@@ -411,7 +411,7 @@ async def list_imports(request: web.Request) -> web.Response:
 async def get_report(request: web.Request) -> web.Response:
     """The seed's verification metrics for one import (or validation)."""
     async with request.app[POOL].acquire() as conn:
-        row = await _visible_import(conn, request)
+        row = await visible_import(conn, request)
         report = await build_report(conn, row)
         # "Verify fixes": how many failed rows later retries loaded, how many are left.
         report["reconciliation"] = await failed.reconciliation(conn, row)
@@ -434,7 +434,7 @@ async def list_errors(request: web.Request) -> web.StreamResponse:
     offset = int_param(request, "offset", 0, 0, 2**31 - 1)
     pool = request.app[POOL]
     async with pool.acquire() as conn:
-        import_id = (await _visible_import(conn, request))["id"]
+        import_id = (await visible_import(conn, request))["id"]
         if as_csv:
             return await stream_errors_csv(request, conn, import_id, severity)
         total, items = await repository.list_row_errors(

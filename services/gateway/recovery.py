@@ -22,11 +22,11 @@ from services.gateway import failed, idempotency, repository
 from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
 from services.gateway.handlers import (
     API,
-    _options,
-    _visible_import,
     accept_import,
+    import_options,
     import_url,
     render_import,
+    visible_import,
 )
 from services.gateway.keys import Principal
 from services.gateway.metrics import IMPORTS_CANCELLED
@@ -157,7 +157,7 @@ async def rollback_import(request: web.Request) -> web.Response:
     force, dry_run = flag(request, "force"), flag(request, "dry_run")
     key = OperationKey(request, who)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        imp = await _visible_import(conn, request)
+        imp = await visible_import(conn, request)
         if not dry_run and (replayed := await key.replay(conn)) is not None:
             return replayed
         pending = await _pending_rollback(conn, imp["id"])
@@ -201,7 +201,7 @@ async def cancel_import(request: web.Request) -> web.Response:
     """Stop a running import; what it loaded is rolled back and its slot is freed."""
     who = require(request, "import")
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        imp = await _visible_import(conn, request)
+        imp = await visible_import(conn, request)
         version = await imports.cancel_import(
             conn, imp["id"], f"cancelled by key {who.lookup} ({who.name})", by="gateway"
         )
@@ -252,7 +252,7 @@ async def export_failed(request: web.Request) -> web.StreamResponse:
     spreadsheet and upload the file again (POST .../retry, or a new import)."""
     pool = request.app[POOL]
     async with pool.acquire() as conn:
-        imp = await _visible_import(conn, request)
+        imp = await visible_import(conn, request)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/csv; charset=utf-8",
@@ -295,7 +295,7 @@ async def retry_import(request: web.Request) -> web.Response:
     body of this import's failed rows as they were. Options are the parent's unless the
     query overrides them."""
     async with request.app[POOL].acquire() as conn:
-        imp = await _visible_import(conn, request)
+        imp = await visible_import(conn, request)
         if imp["finished_at"] is None:
             raise Problem(
                 409, "import-running", "Import still running", "Retry once it has finished."
@@ -317,7 +317,7 @@ async def retry_import(request: web.Request) -> web.Response:
         del inherited["chunk_size"]
     query = {**inherited, **request.query}
     options = msgspec.structs.replace(
-        _options(request, request.app[SETTINGS], table, query), parent_id=imp["id"]
+        import_options(request, request.app[SETTINGS], table, query), parent_id=imp["id"]
     )
     who = require(request, "validate" if options.mode == "validate_only" else "import")
     return await accept_import(request, table, options, who, upload=upload, body=body)

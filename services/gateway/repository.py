@@ -33,7 +33,8 @@ header, parent_id, auto_retry, rollback_on_failure, atomic, backup_id, chunks_fa
 VISIBLE = "(${k}::uuid IS NULL OR key_id = ${k} OR team = ${t})"
 
 
-def _visibility(viewer: Principal) -> tuple[uuid.UUID | None, str | None]:
+def visibility(viewer: Principal) -> tuple[uuid.UUID | None, str | None]:
+    """(key id, team) to filter on, or (None, None) for an admin, who sees everything."""
     return (None, None) if viewer.may("admin") else (viewer.id, viewer.team)
 
 
@@ -98,7 +99,7 @@ async def get_import(conn: Conn, import_id: uuid.UUID, viewer: Principal) -> asy
         f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports"
         f" WHERE id = $1 AND {VISIBLE.format(k=2, t=3)}",
         import_id,
-        *_visibility(viewer),
+        *visibility(viewer),
     )
 
 
@@ -110,7 +111,7 @@ async def list_imports(
         f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE {VISIBLE.format(k=1, t=2)}"
         " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))"
         " ORDER BY created_at DESC, id DESC LIMIT $3",
-        *_visibility(viewer),
+        *visibility(viewer),
         limit,
         *(after or (None, None)),
     )

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.gateway.handlers import API, _visible_import
+from services.gateway.handlers import API, visible_import
 from services.gateway.params import int_param
 from shared.db import Conn
 from shared.service import POOL
@@ -107,7 +107,7 @@ async def timeline(conn: Conn, import_id: uuid.UUID) -> list[TimelineEvent]:
 async def import_events(request: web.Request) -> web.StreamResponse:
     pool = request.app[POOL]
     async with pool.acquire() as conn:
-        import_id = (await _visible_import(conn, request))["id"]
+        import_id = (await visible_import(conn, request))["id"]
         events = await timeline(conn, import_id)
     if "text/event-stream" not in request.headers.get("Accept", ""):
         limit = int_param(request, "limit", 10_000, 1, 100_000)

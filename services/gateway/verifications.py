@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
+from services.gateway import repository
 from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
 from services.gateway.handlers import API
 from services.gateway.params import int_param, invalid, path_id
@@ -145,11 +146,6 @@ async def create_verification(request: web.Request) -> web.Response:
     )
 
 
-def _visibility(request: web.Request) -> tuple[uuid.UUID | None, str | None]:
-    who = principal_of(request)
-    return (None, None) if who.may("admin") else (who.id, who.team)
-
-
 @routes.get(f"{API}/verifications", name="verifications.list")
 async def list_verifications(request: web.Request) -> web.Response:
     """Newest first; `?table=` for one table's history (was it better yesterday?)."""
@@ -161,7 +157,7 @@ async def list_verifications(request: web.Request) -> web.Response:
             " WHERE ($1::uuid IS NULL OR key_id = $1 OR team = $2)"
             " AND ($3::text IS NULL OR tables @> ARRAY[$3::text])"
             " ORDER BY created_at DESC, id DESC LIMIT $4",
-            *_visibility(request),
+            *repository.visibility(principal_of(request)),
             table,
             limit,
         )
@@ -179,7 +175,7 @@ async def read_verification(request: web.Request) -> web.Response:
             f"SELECT {COLUMNS} FROM tidegate.verifications WHERE id = $1"
             " AND ($2::uuid IS NULL OR key_id = $2 OR team = $3)",
             verification_id,
-            *_visibility(request),
+            *repository.visibility(principal_of(request)),
         )
     if row is None:
         raise Problem(404, "verification-not-found", "Verification not found")

@@ -88,7 +88,7 @@ class ChunkLoader:
         pool: asyncpg.Pool,
         tables: TableCache,
         backoff_seconds: float,
-        before_first_chunk: Callable[[Conn, uuid.UUID], Awaitable[str | None]],
+        before_first_chunk: Callable[[Conn, uuid.UUID, uuid.UUID], Awaitable[str | None]],
     ) -> None:
         self._pool = pool
         self._tables = tables
@@ -103,11 +103,18 @@ class ChunkLoader:
         try:
             with CHUNK_LOAD_SECONDS.time():
                 async with self._pool.acquire() as conn:
-                    blocked = await self._before_first_chunk(conn, event.import_id)
+                    # One read per chunk: its import's attempts, and the backup it asked for.
+                    found = await repository.import_settings(conn, event.import_id)
+                    attempts = 1 if found is None else found["auto_retry"]
+                    blocked = None
+                    if found is not None and found["backup_operation"] is not None:
+                        blocked = await self._before_first_chunk(
+                            conn, event.import_id, found["backup_operation"]
+                        )
                     if blocked is not None:
                         outcome = await self.load(conn, event, give_up=blocked)
                     else:
-                        outcome = await self._attempt(conn, event)
+                        outcome = await self._attempt(conn, event, attempts)
         except NotAdmitted as exc:
             if exc.reason != "import_finished":
                 raise
@@ -116,17 +123,9 @@ class ChunkLoader:
             return []
         return [(topics.CHUNK_LOADED, outcome, str(event.import_id))]
 
-    async def _attempt(self, conn: Conn, event: ChunkValidated) -> ChunkLoaded:
+    async def _attempt(self, conn: Conn, event: ChunkValidated, attempts: int) -> ChunkLoaded:
         """Load, trying again while the database refuses for a passing reason."""
-        state = await imports.import_state(conn, event.import_id)
-        attempts = 1 if state is None else state.auto_retry
-
-        async def refused(attempt: int, exc: BaseException) -> None:
-            await journal.note(
-                conn, event.import_id, "loader", "attempt_refused", event.seq,
-                attempt=attempt, of=attempts, error=repr(exc),
-            )  # fmt: skip
-
+        refused = journal.refusals(conn, event.import_id, "loader", event.seq, attempts)
         try:
             return await with_attempts(
                 lambda: self.load(conn, event), attempts, self._backoff, "loader", refused

@@ -57,24 +57,19 @@ class OperationRunner:
         finished = operations.finished_event(op)
         return [(topics.OPERATION_FINISHED, finished, str(finished.import_id))]
 
-    async def before_first_chunk(self, conn: Conn, import_id: uuid.UUID) -> str | None:
+    async def before_first_chunk(
+        self, conn: Conn, import_id: uuid.UUID, operation_id: uuid.UUID
+    ) -> str | None:
         """The backup an import asked for (`?backup=true`), taken before its first chunk is
-        loaded; returns why the chunk must not be loaded if the backup failed."""
-        op = await conn.fetchrow(
-            "SELECT o.id, o.status, o.error FROM tidegate.imports i JOIN tidegate.operations o"
-            " ON o.backup_id = i.backup_id AND o.kind = 'backup' WHERE i.id = $1",
-            import_id,
+        loaded (once: later chunks find it done); returns why the chunk must not be loaded
+        if the backup failed."""
+        await self.handle(
+            OperationRequested(import_id=import_id, operation_id=operation_id, kind="backup")
         )
-        if op is None:
-            return None
-        if op["status"] == "pending":
-            await self.handle(
-                OperationRequested(import_id=import_id, operation_id=op["id"], kind="backup")
-            )
-            op = await conn.fetchrow(
-                "SELECT status, error FROM tidegate.operations WHERE id = $1", op["id"]
-            )
-            assert op is not None
+        op = await conn.fetchrow(
+            "SELECT status, error FROM tidegate.operations WHERE id = $1", operation_id
+        )
+        assert op is not None
         if op["status"] != "completed":
             return f"the backup taken before the import failed: {op['error']}"
         return None

@@ -55,6 +55,18 @@ async def admission(conn: Conn, import_id: uuid.UUID, seq: int) -> tuple[bool, b
     return None if row is None else (bool(row["finished"]), row["digest"])
 
 
+async def import_settings(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
+    """What loading a chunk of the import needs first: its `auto_retry`, and the operation
+    of the backup it asked for (None when it asked for none, or the backup is done)."""
+    return await conn.fetchrow(
+        "SELECT i.auto_retry, o.id AS backup_operation FROM tidegate.imports i"
+        " LEFT JOIN tidegate.operations o ON o.backup_id = i.backup_id AND o.kind = 'backup'"
+        "  AND o.status <> 'completed'"
+        " WHERE i.id = $1",
+        import_id,
+    )
+
+
 async def record_outcome(conn: Conn, outcome: ChunkLoaded) -> None:
     await conn.execute(
         "UPDATE tidegate.chunk_ledger SET loaded_rows = $3, failed_rows = $4, updated_rows = $5,"

@@ -86,12 +86,7 @@ class ChunkValidator:
                 )
             attempts = state.auto_retry if state is not None else 1
 
-            async def refused(attempt: int, exc: BaseException) -> None:
-                await journal.note(
-                    conn, event.import_id, "validator", "attempt_refused", event.seq,
-                    attempt=attempt, of=attempts, error=repr(exc),
-                )  # fmt: skip
-
+            refused = journal.refusals(conn, event.import_id, "validator", event.seq, attempts)
             try:
                 result = await with_attempts(
                     lambda: self.validate(conn, event),
