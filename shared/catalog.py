@@ -14,6 +14,7 @@ import msgspec
 from shared.db import Conn
 
 MAX_NAME_LENGTH = 63  # PostgreSQL's NAMEDATALEN - 1
+TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "citext", "name"})
 
 
 class Column(msgspec.Struct, frozen=True, kw_only=True):

@@ -257,7 +257,7 @@ class ConsumerLoop(Generic[E]):
         self.service = service
         self._on_dead_letter = on_dead_letter
         self._bootstrap = bootstrap
-        self._group = group
+        self.group = group
         self._topics = tuple(topics)
         self._handler = handler
         self._decode_payload = decode
@@ -304,7 +304,7 @@ class ConsumerLoop(Generic[E]):
         consumer = AIOKafkaConsumer(
             *self._topics,
             bootstrap_servers=self._bootstrap,
-            group_id=self._group,
+            group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
@@ -315,7 +315,7 @@ class ConsumerLoop(Generic[E]):
             heartbeat_interval_ms=1000,
             request_timeout_ms=int(BROKER_CALL_SECONDS * 1000),
         )
-        await _until_broker_answers(consumer.start, f"consumer {self._group}")
+        await _until_broker_answers(consumer.start, f"consumer {self.group}")
         self.running = True
         self._progressed_at = time.monotonic()
         try:
@@ -344,14 +344,14 @@ class ConsumerLoop(Generic[E]):
             end = consumer.highwater(tp)
             if end is not None:
                 behind = max(end - await consumer.position(tp), 0)
-                PARTITION_LAG.labels(self.service, self._group, tp.topic, str(tp.partition)).set(
+                PARTITION_LAG.labels(self.service, self.group, tp.topic, str(tp.partition)).set(
                     behind
                 )
                 lag += behind
         self.lag = lag
         if lag == 0:
             self._progressed_at = now
-        CONSUMER_LAG.labels(self.service, self._group).set(lag)
+        CONSUMER_LAG.labels(self.service, self.group).set(lag)
 
     async def _apply_batch(
         self,
@@ -472,7 +472,7 @@ class ConsumerLoop(Generic[E]):
             ("tg_source_topic", record.topic.encode()),
             ("tg_source_partition", str(record.partition).encode()),
             ("tg_source_offset", str(record.offset).encode()),
-            ("tg_consumer_group", self._group.encode()),
+            ("tg_consumer_group", self.group.encode()),
         ]
         log.error("dead-lettered", reason=reason[:500])
         record_to_dlq = (topics.DEAD_LETTER, record.value or b"", record.key, headers)

@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from shared.catalog import TableDef
+from shared.catalog import TEXT_TYPES, TableDef
 
 FORMAT = "tidegate.rules/v1"
 
@@ -65,11 +65,20 @@ class Association(_Strict, frozen=True):
     to: tuple[str, ...]
 
 
+class UniqueKey(_Strict, frozen=True):
+    """Values of `columns` that no two rows may share; `case_insensitive` compares text
+    columns by `lower()` (PostgreSQL's, as the table's collation has it)."""
+
+    columns: tuple[str, ...]
+    case_insensitive: bool = False
+
+
 class TableRules(_Strict, frozen=True):
     format: str
     columns: dict[str, ColumnRules] = msgspec.field(default_factory=dict)
     content: ContentRules = msgspec.field(default_factory=ContentRules)
     associations: tuple[Association, ...] = ()
+    keys: tuple[UniqueKey, ...] = ()
     # `import` is a Python keyword: the TOML table [import] is read into `options`.
     options: ImportRules = msgspec.field(default_factory=ImportRules, name="import")
 
@@ -133,6 +142,13 @@ def check_against(rules: TableRules, table: TableDef, source: str) -> None:
             faults.append(
                 f"[[associations]] #{i + 1}: columns must be columns of the table, as many as `to`"
             )
+    for i, key in enumerate(rules.keys):
+        if not key.columns or set(key.columns) - names:
+            faults.append(f"[[keys]] #{i + 1}: columns must be columns of the table")
+        elif key.case_insensitive and any(
+            table.column(c).type_name not in TEXT_TYPES for c in key.columns
+        ):
+            faults.append(f"[[keys]] #{i + 1}: case_insensitive applies to text columns only")
     faults += [
         f"[import] match_on: the table has no column {name!r}"
         for name in rules.options.match_on
@@ -142,6 +158,12 @@ def check_against(rules: TableRules, table: TableDef, source: str) -> None:
         faults.append("[content] max_field_length must be positive")
     if faults:
         raise RuleFileError(f"rule file {source}: " + "; ".join(faults))
+
+
+def unique_keys(table: TableDef, rules: TableRules) -> tuple[UniqueKey, ...]:
+    """The keys duplicates are checked on: the table's primary key and UNIQUE constraints
+    (exact), then the rule file's. A key's position is its stable number (`key_no`)."""
+    return tuple(UniqueKey(columns=key) for key in table.unique_keys) + rules.keys
 
 
 def match_key(table: TableDef, rules: TableRules) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -95,40 +95,59 @@ async def broker(app: web.Application) -> AsyncIterator[None]:
 def worker_app(
     settings: Settings,
     *,
-    topics: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
     decode: Decode[E],
     make_handler: Callable[
         [web.Application], Callable[[E, Delivery], Awaitable[Sequence[Outgoing]]]
     ],
     max_records: int = 20,
 ) -> web.Application:
-    """A service that applies the events of `topics` in consumer group `tidegate-<service>`.
-    On stop, its consumer loop finishes the event in hand and commits before exiting."""
+    """A service that applies the events of its consumer `groups` (group → topics), one
+    consumer loop per group, all with the one handler. On stop, each loop finishes the
+    event in hand and commits before exiting."""
     app = service_app(settings)
 
     async def consumer(app: web.Application) -> AsyncIterator[None]:
-        loop = ConsumerLoop(
-            service=settings.service_name,
-            bootstrap=settings.kafka_bootstrap_servers,
-            group=f"tidegate-{settings.service_name}",
-            topics=topics,
-            handler=make_handler(app),
-            decode=decode,
-            publisher=app[PUBLISHER],
-            max_records=max_records,
-            partitions=settings.topic_partitions,
-            retry_seconds=settings.transient_retry_seconds,
-            on_dead_letter=lambda import_id, reason: _journal_dead_letter(app, import_id, reason),
-        )
-        app[CONSUMERS].append(loop)
-        task = asyncio.create_task(loop.run(), name=f"consumer-{settings.service_name}")
-        app[CONSUMER_TASKS].append(task)
+        handler = make_handler(app)
+        loops = [
+            _loop(app, settings, group, names, handler, decode, max_records)
+            for group, names in groups.items()
+        ]
+        for loop in loops:
+            app[CONSUMERS].append(loop)
+            task = asyncio.create_task(loop.run(), name=f"consumer-{loop.group}")
+            app[CONSUMER_TASKS].append(task)
         yield
-        loop.stop()
-        await task
+        for loop in loops:
+            loop.stop()
+        await asyncio.gather(*app[CONSUMER_TASKS])
 
     app.cleanup_ctx.append(consumer)
     return app
+
+
+def _loop(
+    app: web.Application,
+    settings: Settings,
+    group: str,
+    topics: Sequence[str],
+    handler: Callable[[E, Delivery], Awaitable[Sequence[Outgoing]]],
+    decode: Decode[E],
+    max_records: int,
+) -> ConsumerLoop[E]:
+    return ConsumerLoop(
+        service=settings.service_name,
+        bootstrap=settings.kafka_bootstrap_servers,
+        group=group,
+        topics=topics,
+        handler=handler,
+        decode=decode,
+        publisher=app[PUBLISHER],
+        max_records=max_records,
+        partitions=settings.topic_partitions,
+        retry_seconds=settings.transient_retry_seconds,
+        on_dead_letter=lambda import_id, reason: _journal_dead_letter(app, import_id, reason),
+    )
 
 
 def tidegate_version() -> str:
@@ -142,6 +161,7 @@ def _consumers(app: web.Application) -> list[dict[str, Any]]:
     return [
         {
             "service": loop.service,
+            "group": loop.group,
             "running": loop.running,
             "lag": loop.lag,
             "stalled_seconds": round(loop.stalled_for(), 1),
@@ -236,7 +256,7 @@ async def readyz(request: web.Request) -> web.Response:
     for loop in app[CONSUMERS]:
         stalled = loop.stalled_for()
         ok = loop.running and stalled < stall
-        checks[f"consumer:{loop.service}"] = {
+        checks[f"consumer:{loop.group}"] = {
             "ok": ok,
             "running": loop.running,
             "lag": loop.lag,

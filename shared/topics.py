@@ -20,9 +20,17 @@ ALL = (
     VERIFICATIONS,
 )
 
-# The topics each worker's consumer group reads (group `tidegate-<service>`).
-CONSUMED_BY: dict[str, tuple[str, ...]] = {
-    "validator": (CHUNK_SUBMITTED, VERIFICATIONS),
-    "loader": (CHUNK_VALIDATED, OPERATIONS),
-    "auditor": (CHUNK_SUBMITTED, CHUNK_VALIDATED, CHUNK_LOADED),
+# The consumer groups of each worker and the topics each reads. A worker's commands
+# (verify-data; rollback, backup, restore) have a group, and a consumer loop, of their own,
+# so a long one never holds up chunks.
+CONSUMER_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "validator": {
+        "tidegate-validator": (CHUNK_SUBMITTED,),
+        "tidegate-validator-commands": (VERIFICATIONS,),
+    },
+    "loader": {
+        "tidegate-loader": (CHUNK_VALIDATED,),
+        "tidegate-loader-commands": (OPERATIONS,),
+    },
+    "auditor": {"tidegate-auditor": (CHUNK_SUBMITTED, CHUNK_VALIDATED, CHUNK_LOADED)},
 }

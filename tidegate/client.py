@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,9 @@ async def follow(
             await asyncio.sleep(poll)
 
 
+Measure = Callable[[dict[str, Any]], tuple[int, int, str] | None]
+
+
 async def wait(
     session: aiohttp.ClientSession,
     url: str,
@@ -104,16 +107,27 @@ async def wait(
     *,
     poll: float = 1.0,
     progress: bool = True,
+    measure: Measure | None = None,
 ) -> dict[str, Any]:
     """GET `url` until the resource (an operation, a backup, a verification) is no longer
-    pending; a spinner with the seconds waited meanwhile."""
-    with tqdm(
-        total=None, desc=resource.get("kind", "waiting"), unit="s", disable=not progress
-    ) as bar:
+    pending. Meanwhile a progress bar: of what `measure` reports (done, total, what),
+    with rate and ETA, else a spinner with the seconds waited."""
+    unit = "rows" if measure else "s"
+    desc = resource.get("kind", "waiting")
+    with tqdm(total=None, desc=desc, unit=unit, disable=not progress) as bar:
         while resource["status"] == "pending":
             await asyncio.sleep(poll)
-            bar.update(poll)
             resource = await _get_json(session, url)
+            measured = measure(resource) if measure else None
+            if measured is None:
+                bar.update(poll if measure is None else 0)
+                continue
+            done, total, what = measured
+            if what != bar.desc:  # the next table: a bar of its own
+                bar.reset(total=total)
+                bar.set_description_str(what)
+            bar.total = max(total, done)
+            bar.update(done - bar.n)
         bar.set_postfix_str(resource["status"])
     return resource
 

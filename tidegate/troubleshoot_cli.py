@@ -23,9 +23,26 @@ STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=120)
 
 
 def cmd_debug_record(args: argparse.Namespace) -> int:
+    """The row's history, and (unless --no-verify) whether it passes verification now: a
+    verification of that one row, its result under `verification`."""
+
     async def work(session: Any) -> int:
         params = {"table": args.table, "id": args.id}
         history = await client.call(session, "GET", f"{args.api}{DB}/records", params=params)
+        if history["current"] is not None and args.verify:
+            body = {"tables": [history["table"]], "key": history["key"]}
+            url = f"{args.api}{DB}/verifications"
+            verification = await client.call(session, "POST", url, json=body)
+            verification = await client.wait(
+                session, f"{args.api}{verification['links']['self']}", verification
+            )
+            report = (verification["result"] or [{}])[0]
+            history["verification"] = {
+                "id": verification["id"],
+                "passes": verification["passed"],
+                "findings": report.get("sample", []),
+                "error": verification["error"],
+            }
         print(client.show(history))
         return 0 if history["current"] is not None or history["history"] else 1
 
@@ -155,13 +172,26 @@ def markdown(verification: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def rows_checked(verification: dict[str, Any]) -> tuple[int, int, str] | None:
+    """For the progress bar: rows checked of the table in hand, of about how many."""
+    progress = verification.get("progress")
+    if not progress:
+        return None
+    what = f"{progress['table_name']} ({progress['tables_done'] + 1}/"
+    what += f"{len(verification['tables'])})"
+    return progress["rows_checked"], progress["rows_estimated"], what
+
+
 def cmd_verify_data(args: argparse.Namespace) -> int:
     async def work(session: aiohttp.ClientSession) -> int:
         url = f"{args.api}{DB}/verifications"
         body = {"tables": args.table} if args.table else {}
         verification = await client.call(session, "POST", url, json=body)
         verification = await client.wait(
-            session, f"{args.api}{verification['links']['self']}", verification
+            session,
+            f"{args.api}{verification['links']['self']}",
+            verification,
+            measure=rows_checked,
         )
         if args.report:
             path = Path(args.report)
@@ -202,5 +232,11 @@ def add_parsers(sub: Any) -> None:
     record = tools.add_parser("record", help="a row's history: the imports that wrote it")
     record.add_argument("--table", required=True)
     record.add_argument("--id", required=True, help="the primary key (comma-separated)")
+    record.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="do not check whether the row passes verification now",
+    )
     add_api_options(record)
     record.set_defaults(run=cmd_debug_record)

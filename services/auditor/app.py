@@ -16,7 +16,7 @@ from shared.service import POOL, worker_app
 def create_app(settings: Settings) -> web.Application:
     app = worker_app(
         settings,
-        topics=topics.CONSUMED_BY["auditor"],
+        groups=topics.CONSUMER_GROUPS["auditor"],
         decode=view.decode,
         make_handler=lambda app: ImportAuditor(app[POOL]).handle,
         max_records=100,

@@ -469,7 +469,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                         "headers": {"Location": {"schema": STR}},
                     }
                 },
-                (404, 409, 422),
+                (400, 404, 409, 422),
                 requestBody={
                     "required": False,
                     "content": {
@@ -483,7 +483,15 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                                             "minItems": 1,
                                             "maxItems": verifications.MAX_TABLES,
                                         }
-                                    )
+                                    ),
+                                    key=nullable(
+                                        {
+                                            "type": "object",
+                                            "additionalProperties": STR,
+                                            "description": "one row of the one table, by its"
+                                            " primary key's columns (text values)",
+                                        }
+                                    ),
                                 ),
                                 "additionalProperties": False,
                             }

@@ -122,7 +122,11 @@ async def sync_status(request: web.Request) -> web.Response:
         )
         running = await _imports_running(conn)
         failures = await _failures(conn)
-    groups = {f"tidegate-{name}": list(t) for name, t in topics.CONSUMED_BY.items()}
+    groups = {
+        group: list(names)
+        for per_service in topics.CONSUMER_GROUPS.values()
+        for group, names in per_service.items()
+    }
     lag: dict[str, Any]
     try:
         measured = await group_lag(settings.kafka_bootstrap_servers, groups)
@@ -132,7 +136,7 @@ async def sync_status(request: web.Request) -> web.Response:
         lag = {"ok": False, "error": repr(exc), "groups": {}}
     assert outbox is not None and dead is not None
     live = {i["service"] for i in instances if i["up"]}
-    down = sorted({"gateway", *topics.CONSUMED_BY} - live)  # no instance is up
+    down = sorted({"gateway", *topics.CONSUMER_GROUPS} - live)  # no instance is up
     return web.json_response(
         {
             "healthy": lag["ok"] and not down,

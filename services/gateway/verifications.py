@@ -4,7 +4,8 @@ resource), `GET /verifications` (newest first, `?table=` for one table's history
 request and its command are written in one transaction, through the outbox.
 
 Without `tables`, every table that imports have loaded into or that has a rule file (in
-the key's scope) is verified.
+the key's scope) is verified. With `key` (one table, its primary key's values by column),
+only that row is: the checks of `debug record`'s "does it pass verification now?".
 """
 
 from __future__ import annotations
@@ -31,13 +32,32 @@ from shared.service import POOL
 
 routes = web.RouteTableDef()
 MAX_TABLES = 100
-COLUMNS = "id, tables, status, passed, result, error, key_id, created_at, finished_at"
+COLUMNS = (
+    "v.id, v.tables, v.row_key, v.status, v.passed, v.result, v.error, v.key_id,"
+    " v.created_at, v.finished_at, to_jsonb(p) - 'verification_id' AS progress"
+)
+FROM = (
+    "tidegate.verifications v LEFT JOIN tidegate.verification_progress p"
+    " ON p.verification_id = v.id AND v.status = 'pending'"
+)
 
 
 class VerificationRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The body of POST /verifications (optional)."""
 
     tables: list[str] | None = None
+    key: dict[str, str] | None = None  # one row of the one table, by its primary key
+
+
+class VerificationProgress(msgspec.Struct, frozen=True):
+    """How far a pending verification is: rows checked of the table in hand, of about
+    how many (the planner's estimate), after `tables_done` tables."""
+
+    table_name: str
+    tables_done: int
+    rows_checked: int
+    rows_estimated: int
+    updated_at: datetime
 
 
 class Verification(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,10 +65,12 @@ class Verification(msgspec.Struct, frozen=True, kw_only=True):
 
     id: uuid.UUID
     tables: list[str]
+    key: dict[str, str] | None  # the one row verified, by its primary key
     status: Literal["pending", "completed", "failed"]
     passed: bool | None  # every check of every table found nothing
     result: list[dict[str, Any]] | None
     error: str | None
+    progress: VerificationProgress | None  # while pending
     created_by: uuid.UUID | None
     created_at: datetime
     finished_at: datetime | None
@@ -63,10 +85,14 @@ def render(row: asyncpg.Record) -> dict[str, Any]:
     body = Verification(
         id=row["id"],
         tables=list(row["tables"]),
+        key=msgspec.json.decode(row["row_key"]) if row["row_key"] else None,
         status=row["status"],
         passed=row["passed"],
         result=msgspec.json.decode(row["result"]) if row["result"] else None,
         error=row["error"],
+        progress=msgspec.json.decode(row["progress"], type=VerificationProgress)
+        if row["progress"]
+        else None,
         created_by=row["key_id"],
         created_at=row["created_at"],
         finished_at=row["finished_at"],
@@ -95,6 +121,25 @@ async def _default_tables(request: web.Request, conn: Conn) -> list[str]:
     return names
 
 
+async def _check_row_key(request: web.Request, names: list[str], key: dict[str, str]) -> None:
+    """A row's key: one table, its primary key's columns, values of their types."""
+    if len(names) != 1:
+        raise invalid("key", "key names a row of one table: give exactly one table.")
+    table = await find_table(request, names[0])
+    if not table.primary_key or set(key) != set(table.primary_key):
+        raise invalid("key", f"key must give the primary key's columns {list(table.primary_key)}.")
+    casts = ", ".join(
+        f"${i + 1}::text::{table.column(c).cast_sql}" for i, c in enumerate(table.primary_key)
+    )
+    try:
+        async with request.app[POOL].acquire() as conn:
+            await conn.fetchval(
+                f"SELECT ROW({casts}) IS NOT NULL", *(key[c] for c in table.primary_key)
+            )
+    except asyncpg.DataError as exc:
+        raise invalid("key", f"key is not a value of the key's type: {exc}") from None
+
+
 @routes.post(f"{API}/verifications", name="verifications.create")
 async def create_verification(request: web.Request) -> web.Response:
     who = require(request, "validate")
@@ -117,14 +162,18 @@ async def create_verification(request: web.Request) -> web.Response:
             raise Problem(
                 409, "nothing-to-verify", "Nothing to verify", "No table was imported into yet."
             )
+    if body.key is not None:
+        await _check_row_key(request, names, body.key)
     verification_id = uuid.uuid4()
     command = VerificationRequested(verification_id=verification_id)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "INSERT INTO tidegate.verifications (id, tables, key_id, team)"
-            f" VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}",
+            "WITH v AS (INSERT INTO tidegate.verifications (id, tables, row_key, key_id, team)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING *)"
+            f" SELECT {COLUMNS} FROM v LEFT JOIN tidegate.verification_progress p ON false",
             verification_id,
             names,
+            None if body.key is None else msgspec.json.encode(body.key).decode(),
             who.id,
             who.team,
         )
@@ -153,10 +202,10 @@ async def list_verifications(request: web.Request) -> web.Response:
     table = request.query.get("table")
     async with request.app[POOL].acquire() as conn:
         rows = await conn.fetch(
-            f"SELECT {COLUMNS} FROM tidegate.verifications"
-            " WHERE ($1::uuid IS NULL OR key_id = $1 OR team = $2)"
-            " AND ($3::text IS NULL OR tables @> ARRAY[$3::text])"
-            " ORDER BY created_at DESC, id DESC LIMIT $4",
+            f"SELECT {COLUMNS} FROM {FROM}"
+            " WHERE ($1::uuid IS NULL OR v.key_id = $1 OR v.team = $2)"
+            " AND ($3::text IS NULL OR v.tables @> ARRAY[$3::text])"
+            " ORDER BY v.created_at DESC, v.id DESC LIMIT $4",
             *repository.visibility(principal_of(request)),
             table,
             limit,
@@ -172,8 +221,8 @@ async def read_verification(request: web.Request) -> web.Response:
     request[TARGET] = str(verification_id)
     async with request.app[POOL].acquire() as conn:
         row = await conn.fetchrow(
-            f"SELECT {COLUMNS} FROM tidegate.verifications WHERE id = $1"
-            " AND ($2::uuid IS NULL OR key_id = $2 OR team = $3)",
+            f"SELECT {COLUMNS} FROM {FROM} WHERE v.id = $1"
+            " AND ($2::uuid IS NULL OR v.key_id = $2 OR v.team = $3)",
             verification_id,
             *repository.visibility(principal_of(request)),
         )

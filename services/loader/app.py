@@ -37,7 +37,7 @@ def create_app(settings: Settings) -> web.Application:
 
     return worker_app(
         settings,
-        topics=topics.CONSUMED_BY["loader"],
+        groups=topics.CONSUMER_GROUPS["loader"],
         decode=events.decode,
         make_handler=make_handler,
     )

@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> web.Application:
 
     return worker_app(
         settings,
-        topics=topics.CONSUMED_BY["validator"],
+        groups=topics.CONSUMER_GROUPS["validator"],
         decode=events.decode,
         make_handler=handler,
     )

@@ -11,10 +11,9 @@ from decimal import Decimal, InvalidOperation
 
 from services.validator.content import Finding, scan_text
 from services.validator.rules import cell_check
-from shared.catalog import Column
+from shared.catalog import TEXT_TYPES, Column
 from shared.rulebook import ColumnRules, ContentRules
 
-TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "citext", "name"})
 ValueCheck = Callable[[str], tuple[str, str] | None]
 
 _EMAIL = re.compile(r"[^@\s\"(),:;<>\[\\\]]+@[^@\s\"(),:;<>\[\\\]]+\.[^@\s\"(),:;<>\[\\\].]+")

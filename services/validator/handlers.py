@@ -200,7 +200,7 @@ class ChunkValidator:
         column_rules = [
             ColumnRule(table.column(name), rules.column(name), rules.content) for name in columns
         ]
-        keys = key_specs(table, columns)
+        keys = key_specs(table, rules, columns)
         # Foreign keys, then the rule file's required associations: (referenced table, the
         # schemas it may be in, own columns, referenced columns, required).
         wanted = [
@@ -223,7 +223,7 @@ class ChunkValidator:
                 )
         compiled = Compiled(
             column_rules,
-            RelationCheck(table, keys, [r for r in refs if r is not None], self._claims),
+            RelationCheck(table, columns, keys, [r for r in refs if r is not None], self._claims),
         )
         self._compiled[key] = (rules, compiled)
         return compiled

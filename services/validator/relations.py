@@ -20,18 +20,23 @@ from services.validator.keys import Canon, canon_for, digest
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
 from shared.events import DuplicatePolicy, RowError
+from shared.rulebook import TableRules, unique_keys
 
 
 @dataclass(frozen=True)
 class KeySpec:
-    """A unique key of the target table whose columns are all in the file."""
+    """A unique key (the table's, or one its rule file declares) whose columns are all in
+    the file."""
 
     key_no: int
     columns: tuple[str, ...]
+    typed: tuple[tuple[str, str], ...]  # (column, type to cast input text to)
     positions: tuple[int, ...]
     canons: tuple[Canon, ...]
     lookup_sql: str  # positions of tuples already in the table
     own_rows_sql: str | None  # of those, the rows this import loaded (None: no primary key)
+    declared: bool  # only the rule file declares it: the database does not enforce it
+    fold: bool  # compared case-insensitively
 
 
 @dataclass(frozen=True)
@@ -55,25 +60,37 @@ class Outcome:
     errors: list[RowError] = field(default_factory=list)
 
 
-def key_specs(table: TableDef, columns: Sequence[str]) -> list[KeySpec]:
+def _folded(canon: Canon) -> Canon:
+    return lambda value: canon(value).lower()
+
+
+def key_specs(table: TableDef, rules: TableRules, columns: Sequence[str]) -> list[KeySpec]:
     specs = []
-    for key_no, key in enumerate(table.unique_keys):
-        if not all(name in columns for name in key):
+    for key_no, key in enumerate(unique_keys(table, rules)):
+        if not all(name in columns for name in key.columns):
             continue  # a key the file does not set (e.g. an identity column)
-        cols = [table.column(name) for name in key]
-        typed = [(c.name, c.cast_sql) for c in cols]
+        cols = [table.column(name) for name in key.columns]
+        typed = tuple((c.name, c.cast_sql) for c in cols)
+        declared = key_no >= len(table.unique_keys)
+        fold = key.case_insensitive
+        canons = tuple(canon_for(c) for c in cols)
         specs.append(
             KeySpec(
                 key_no=key_no,
-                columns=key,
-                positions=tuple(columns.index(name) for name in key),
-                canons=tuple(canon_for(c) for c in cols),
-                lookup_sql=repository.lookup_sql(table.sql_name, typed, present=True),
+                columns=key.columns,
+                typed=typed,
+                positions=tuple(columns.index(name) for name in key.columns),
+                canons=tuple(_folded(c) for c in canons) if fold else canons,
+                lookup_sql=repository.declared_key_sql(table.sql_name, typed, fold=fold)
+                if declared
+                else repository.lookup_sql(table.sql_name, typed, present=True),
                 own_rows_sql=repository.loaded_by_import_sql(
-                    table.sql_name, typed, table.primary_key
+                    table.sql_name, typed, table.primary_key, fold=fold
                 )
                 if table.primary_key
                 else None,
+                declared=declared,
+                fold=fold,
             )
         )
     return specs
@@ -128,9 +145,15 @@ class _Chunk:
 
 class RelationCheck:
     def __init__(
-        self, table: TableDef, keys: list[KeySpec], refs: list[RefSpec], claims: KeyClaims
+        self,
+        table: TableDef,
+        columns: Sequence[str],
+        keys: list[KeySpec],
+        refs: list[RefSpec],
+        claims: KeyClaims,
     ) -> None:
         self.table = table
+        self.columns = tuple(columns)
         self.keys = keys
         self.refs = refs
         self._claims = claims
@@ -160,7 +183,7 @@ class RelationCheck:
     def _duplicate(chunk: _Chunk, index: int, spec: KeySpec, code: str, where: str) -> None:
         out = chunk.out
         out.duplicates.add(index)
-        if chunk.policy == "update" and code == "duplicate_in_table":
+        if chunk.policy == "update" and code == "duplicate_in_table" and not spec.declared:
             return  # the loader updates the existing row
         skip = chunk.policy == "skip"
         values = [chunk.rows[index][p] for p in spec.positions]
@@ -209,9 +232,21 @@ class RelationCheck:
 
     async def _in_table(self, conn: Conn, chunk: _Chunk) -> None:
         rows, out = chunk.rows, chunk.out
+        extra: tuple[int, ...]
         for spec in self.keys:
-            if chunk.policy == "update" and set(spec.columns) != set(chunk.match_on):
-                continue  # other keys: a conflicting update is refused by the database
+            sql, extra = spec.lookup_sql, ()
+            if chunk.policy == "update" and not spec.declared:
+                if set(spec.columns) != set(chunk.match_on):
+                    continue  # other keys: a conflicting update is refused by the database
+            elif chunk.policy == "update":
+                # A declared key: the row being updated may keep its own value.
+                extra = tuple(self.columns.index(name) for name in chunk.match_on)
+                sql = repository.declared_key_sql(
+                    self.table.sql_name,
+                    spec.typed,
+                    fold=spec.fold,
+                    other_than=[(n, self.table.column(n).cast_sql) for n in chunk.match_on],
+                )
             candidates = [
                 i
                 for i, row in enumerate(rows)
@@ -219,17 +254,18 @@ class RelationCheck:
                 and i not in out.skipped
                 and self._key_values(spec, row) is not None
             ]
-            tuples = [[rows[i][p] for p in spec.positions] for i in candidates]
-            hits = await repository.lookup(conn, spec.lookup_sql, tuples)
+            tuples = [[rows[i][p] for p in spec.positions + extra] for i in candidates]
+            hits = await repository.lookup(conn, sql, tuples)
             if hits and spec.own_rows_sql is not None:
                 # Validated again after it was loaded: its own rows are no duplicates.
-                own = await repository.lookup(
-                    conn, spec.own_rows_sql, [tuples[h] for h in hits], chunk.import_id
-                )
+                keys = [tuples[h][: len(spec.positions)] for h in hits]
+                own = await repository.lookup(conn, spec.own_rows_sql, keys, chunk.import_id)
                 loaded = set(own)
                 hits = [h for k, h in enumerate(hits) if k not in loaded]
             for hit in hits:
                 where = f"already exists in {self.table.qualified_name}"
+                if spec.fold:
+                    where = f"already exists in {self.table.qualified_name} (ignoring case)"
                 self._duplicate(chunk, candidates[hit], spec, "duplicate_in_table", where)
 
     async def _references(self, conn: Conn, chunk: _Chunk) -> None:

@@ -50,39 +50,73 @@ async def record_verdict(conn: Conn, import_id: uuid.UUID, seq: int, digest: byt
     )
 
 
+def _match(columns: Sequence[tuple[str, str]], *, fold: bool, first: int = 0) -> str:
+    """`t.column = u.cN::type` for each column (`lower()` of both sides when `fold`)."""
+    sides = [
+        (f"t.{quote_ident(name)}", f"u.c{first + i}::{cast}")
+        for i, (name, cast) in enumerate(columns)
+    ]
+    if fold:
+        sides = [(f"lower({a})", f"lower({b})") for a, b in sides]
+    return " AND ".join(f"{a} = {b}" for a, b in sides)
+
+
+def _source(n: int) -> str:
+    """The input tuples: `n` text arrays as columns c0…, with their 1-based position i."""
+    aliases = ", ".join(f"c{i}" for i in range(n))
+    arrays = ", ".join(f"${i + 1}::text[]" for i in range(n))
+    return f"unnest({arrays}) WITH ORDINALITY AS u({aliases}, i)"
+
+
 def lookup_sql(table_sql: str, columns: Sequence[tuple[str, str]], *, present: bool) -> str:
     """Positions (1-based) of the input tuples that are (`present`) or are not in the
     table. `columns`: (column name in the table, type to cast the input to). One probe
-    per tuple (a lateral subquery with LIMIT 1), never a scan of the whole table."""
-    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
-    arrays = ", ".join(f"${i + 1}::text[]" for i in range(len(columns)))
-    match = " AND ".join(
-        f"t.{quote_ident(name)} = u.c{i}::{cast}" for i, (name, cast) in enumerate(columns)
-    )
+    per tuple (a lateral subquery with LIMIT 1) on the table's index, never a scan of the
+    whole table."""
+    match = _match(columns, fold=False)
     probe = f"LATERAL (SELECT true AS found FROM {table_sql} t WHERE {match} LIMIT 1) AS hit"
-    source = f"unnest({arrays}) WITH ORDINALITY AS u({aliases}, i)"
+    source = _source(len(columns))
     if present:
         return f"SELECT u.i FROM {source} CROSS JOIN {probe}"
     return f"SELECT u.i FROM {source} LEFT JOIN {probe} ON true WHERE hit.found IS NULL"
 
 
+def declared_key_sql(
+    table_sql: str,
+    columns: Sequence[tuple[str, str]],
+    *,
+    fold: bool,
+    other_than: Sequence[tuple[str, str]] = (),
+) -> str:
+    """Positions (1-based) of the input tuples that a row of the table already has, for a
+    key only a rule file declares (so likely without an index: one semi-join per chunk,
+    not a probe per tuple). With `other_than` (more arrays follow the key's), a row whose
+    `other_than` columns equal the tuple's does not count: the row an update will change."""
+    match = _match(columns, fold=fold)
+    if other_than:
+        theirs = ", ".join(f"t.{quote_ident(name)}" for name, _ in other_than)
+        ours = ", ".join(f"u.c{len(columns) + i}::{cast}" for i, (_, cast) in enumerate(other_than))
+        match += f" AND ({theirs}) IS DISTINCT FROM ({ours})"
+    source = _source(len(columns) + len(other_than))
+    return f"SELECT u.i FROM {source} WHERE EXISTS (SELECT 1 FROM {table_sql} t WHERE {match})"
+
+
 def loaded_by_import_sql(
-    table_sql: str, columns: Sequence[tuple[str, str]], primary_key: Sequence[str]
+    table_sql: str,
+    columns: Sequence[tuple[str, str]],
+    primary_key: Sequence[str],
+    *,
+    fold: bool = False,
 ) -> str:
     """Positions (1-based) of the input tuples whose row in the table this import itself
     inserted (its primary key is in the import's lineage; the import id follows the
     arrays): such a row is the chunk's own, loaded before it was validated again."""
     n = len(columns)
-    aliases = ", ".join(f"c{i}" for i in range(n))
-    arrays = ", ".join(f"${i + 1}::text[]" for i in range(n))
-    match = " AND ".join(
-        f"t.{quote_ident(name)} = u.c{i}::{cast}" for i, (name, cast) in enumerate(columns)
-    )
     pk = ", ".join(f"t.{quote_ident(c)}" for c in primary_key)
     return (
-        f"SELECT u.i FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, i)"
+        f"SELECT u.i FROM {_source(n)}"
         f" CROSS JOIN LATERAL (SELECT jsonb_build_array(jsonb_build_array({pk})) AS pk"
-        f" FROM {table_sql} t WHERE {match} LIMIT 1) AS hit"
+        f" FROM {table_sql} t WHERE {_match(columns, fold=fold)} LIMIT 1) AS hit"
         f" WHERE EXISTS (SELECT 1 FROM tidegate.load_lineage l"
         f" WHERE l.import_id = ${n + 1} AND l.keys @> hit.pk)"
     )

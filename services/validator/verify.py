@@ -12,7 +12,9 @@ import wrote last and that are gone or changed since.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -28,12 +30,13 @@ from shared.error_codes import FORMAT, REQUIRED, codes_in
 from shared.errors import InvalidEvent
 from shared.events import VerificationRequested
 from shared.kafka import Outgoing
-from shared.rulebook import RuleBook, RuleFileError, TableRules
+from shared.rulebook import RuleBook, RuleFileError, TableRules, unique_keys
 
 log = structlog.get_logger(__name__)
 
 BATCH = 5_000
 SAMPLE = 20  # offending rows kept per check
+CHECKS = ("rules", "duplicates", "associations", "lineage")
 
 _REQUIRED, _FORMAT = frozenset(codes_in(REQUIRED)), frozenset(codes_in(FORMAT))
 
@@ -65,24 +68,74 @@ class TableReport(msgspec.Struct, kw_only=True):
         self.sample += findings[: max(room, 0)]
 
 
-def _key(table: TableDef, row: list[str | None]) -> dict[str, Any] | None:
-    if not table.primary_key:
+class Scope(msgspec.Struct, frozen=True):
+    """The rows a verification looks at: the whole table, or one row by its primary key
+    (values as text, in the key's order)."""
+
+    key: tuple[str, ...] | None = None
+
+    def where(self, table: TableDef, first: int) -> str:
+        """SQL: `t` is the row (true for the whole table); parameters from $first."""
+        if self.key is None:
+            return "true"
+        return " AND ".join(
+            f"t.{quote_ident(c)} = ${first + i}::text::{table.column(c).cast_sql}"
+            for i, c in enumerate(table.primary_key)
+        )
+
+    def key_match(self, table: TableDef, first: int) -> str:
+        """SQL: `key`, a key as lineage records it (a jsonb array of typed values), is the
+        row's (true for the whole table)."""
+        if self.key is None:
+            return "true"
+        values = ", ".join(
+            f"${first + i}::text::{table.column(c).cast_sql}"
+            for i, c in enumerate(table.primary_key)
+        )
+        return f"key = jsonb_build_array({values})"
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return self.key or ()
+
+
+WHOLE = Scope()
+
+
+def _key(table: TableDef, values: str | None) -> dict[str, Any] | None:
+    """The primary key of a row, from its `jsonb_build_array` (None: no primary key)."""
+    if values is None:
         return None
-    names = [c.name for c in table.columns]
-    return {c: row[names.index(c)] for c in table.primary_key}
+    return dict(zip(table.primary_key, msgspec.json.decode(values), strict=True))
 
 
-async def check_rows(conn: Conn, table: TableDef, rules: TableRules, report: TableReport) -> None:
-    """Stream the rows through the column rules (inside the caller's snapshot)."""
+async def _no_progress(rows_checked: int) -> None:
+    return None
+
+
+async def check_rows(
+    conn: Conn,
+    table: TableDef,
+    rules: TableRules,
+    report: TableReport,
+    scope: Scope = WHOLE,
+    progress: Callable[[int], Awaitable[None]] = _no_progress,
+) -> None:
+    """Stream the rows through the column rules (inside the caller's snapshot), telling
+    `progress` the rows checked after each batch."""
     column_rules = [ColumnRule(c, rules.column(c.name), rules.content) for c in table.columns]
     cells = ", ".join(f"to_jsonb(t.{quote_ident(c.name)}) #>> '{{}}'" for c in table.columns)
+    pk = ", ".join(f"t.{quote_ident(c)}" for c in table.primary_key)
+    cells += f", jsonb_build_array({pk})" if pk else ", NULL"  # the row's key, typed
     failed: set[int] = set()
     missing: Counter[str] = Counter()
     invalid: Counter[str] = Counter()
     seen = 0
-    cursor = await conn.cursor(f"SELECT {cells} FROM {table.sql_name} t")
+    cursor = await conn.cursor(
+        f"SELECT {cells} FROM {table.sql_name} t WHERE {scope.where(table, 1)}", *scope.params
+    )
     while batch := await cursor.fetch(BATCH):
-        rows = [["" if v is None else v for v in r] for r in batch]
+        rows = [["" if v is None else v for v in r[:-1]] for r in batch]
         numbers = range(seen + 1, seen + 1 + len(rows))
         result = validate_rows(column_rules, rows, numbers)
         findings = []
@@ -98,7 +151,7 @@ async def check_rows(conn: Conn, table: TableDef, rules: TableRules, report: Tab
             findings.append(
                 Finding(
                     check="rules",
-                    key=_key(table, list(batch[error.line - seen - 1])),
+                    key=_key(table, batch[error.line - seen - 1][-1]),
                     column=error.column,
                     code=error.code,
                     message=error.message,
@@ -106,33 +159,45 @@ async def check_rows(conn: Conn, table: TableDef, rules: TableRules, report: Tab
             )
         report.found("rules", len(findings), findings)
         seen += len(rows)
+        await progress(seen)
     report.total_records = seen
     report.failed_records = len(failed)
     report.missing_required_fields = dict(sorted(missing.items()))
     report.invalid_format_fields = dict(sorted(invalid.items()))
 
 
-async def check_keys(conn: Conn, table: TableDef, report: TableReport) -> None:
-    """Rows beyond the first with the same value of a unique key (NULLs never collide)."""
-    for key in table.unique_keys:
-        names = ", ".join(quote_ident(c) for c in key)
+async def check_keys(
+    conn: Conn, table: TableDef, rules: TableRules, report: TableReport, scope: Scope = WHOLE
+) -> None:
+    """Rows beyond the first with the same value of a unique key, the table's or one its
+    rule file declares (case-insensitive ones compared by `lower()`; NULLs never collide)."""
+    for key in unique_keys(table, rules):
+        cols = [quote_ident(c) for c in key.columns]
+        values = ", ".join(f"lower({c})" if key.case_insensitive else c for c in cols)
+        of_row = ""  # the whole table, else only the row's value of the key
+        if scope.key is not None:
+            of_row = f" AND ({values}) IN (SELECT {values} FROM {table.sql_name} t"
+            of_row += f" WHERE {scope.where(table, 1)})"
         groups = await conn.fetch(
-            f"SELECT jsonb_build_array({names}) AS value, count(*) AS n FROM {table.sql_name}"
-            f" WHERE ({' AND '.join(f'{quote_ident(c)} IS NOT NULL' for c in key)})"
-            f" GROUP BY {names} HAVING count(*) > 1 ORDER BY count(*) DESC"
+            f"SELECT jsonb_build_array({values}) AS value, count(*) AS n FROM {table.sql_name}"
+            f" WHERE ({' AND '.join(f'{c} IS NOT NULL' for c in cols)})"
+            f"{of_row}"
+            f" GROUP BY {values} HAVING count(*) > 1 ORDER BY count(*) DESC",
+            *scope.params,
         )
         extra = sum(g["n"] - 1 for g in groups)
         report.duplicate_count += extra
+        shown = ", ".join(key.columns) + (", ignoring case" if key.case_insensitive else "")
         report.found(
             "duplicates",
             extra,
             [
                 Finding(
                     check="duplicates",
-                    key=dict(zip(key, msgspec.json.decode(g["value"]), strict=True)),
-                    column=",".join(key),
+                    key=dict(zip(key.columns, msgspec.json.decode(g["value"]), strict=True)),
+                    column=",".join(key.columns),
                     code="duplicate_in_table",
-                    message=f"{g['n']} rows share this value of ({', '.join(key)})",
+                    message=f"{g['n']} rows share this value of ({shown})",
                 )
                 for g in groups[:SAMPLE]
             ],
@@ -140,7 +205,12 @@ async def check_keys(conn: Conn, table: TableDef, report: TableReport) -> None:
 
 
 async def check_associations(
-    conn: Conn, table: TableDef, rules: TableRules, allowed: tuple[str, ...], report: TableReport
+    conn: Conn,
+    table: TableDef,
+    rules: TableRules,
+    allowed: tuple[str, ...],
+    report: TableReport,
+    scope: Scope = WHOLE,
 ) -> None:
     """Rows whose rule-file associations match no row of the referenced table."""
     for assoc in rules.associations:
@@ -156,7 +226,9 @@ async def check_associations(
         shown = ", ".join(f"t.{quote_ident(c)}" for c in key)
         orphans = await conn.fetch(
             f"SELECT jsonb_build_array({shown}) AS key FROM {table.sql_name} t WHERE {set_}"
-            f" AND NOT EXISTS (SELECT 1 FROM {ref.sql_name} r WHERE {match})"
+            f" AND {scope.where(table, 1)}"
+            f" AND NOT EXISTS (SELECT 1 FROM {ref.sql_name} r WHERE {match})",
+            *scope.params,
         )
         where = f"{', '.join(assoc.columns)} → {ref.qualified_name}({', '.join(assoc.to)})"
         report.found(
@@ -175,7 +247,9 @@ async def check_associations(
         )
 
 
-async def check_lineage(conn: Conn, table: TableDef, report: TableReport) -> None:
+async def check_lineage(
+    conn: Conn, table: TableDef, report: TableReport, scope: Scope = WHOLE
+) -> None:
     """Rows an import wrote last (not rolled back since) that are gone or changed."""
     if not table.primary_key:
         return
@@ -201,11 +275,12 @@ async def check_lineage(conn: Conn, table: TableDef, report: TableReport) -> Non
         " AND NOT EXISTS (SELECT 1 FROM tidegate.operations o WHERE o.import_id = r.import_id"
         "  AND o.kind = 'rollback' AND o.status = 'completed' AND NOT o.dry_run)),"
         " latest AS (SELECT DISTINCT ON (key) key, digest FROM written"
-        "  ORDER BY key, loaded_at DESC)"
+        f"  WHERE {scope.key_match(table, 2)} ORDER BY key, loaded_at DESC)"
         " SELECT w.key, CASE WHEN t IS NULL THEN 'deleted' ELSE 'changed' END AS now"
         f" FROM latest w LEFT JOIN {table.sql_name} t ON {key_match}"
         " WHERE t IS NULL OR (w.digest IS NOT NULL AND hashtextextended(t::text, 0) <> w.digest)",
         table.qualified_name,
+        *scope.params,
     )
     report.found(
         "lineage",
@@ -223,6 +298,52 @@ async def check_lineage(conn: Conn, table: TableDef, report: TableReport) -> Non
     )
 
 
+class Progress:
+    """Rows checked of the table in hand, written (at most once a second, beside the
+    verification's row, which stays locked until the result) for the CLI's progress bar."""
+
+    EVERY = 1.0
+
+    def __init__(
+        self, pool: asyncpg.Pool, verification_id: uuid.UUID, table: str, tables_done: int
+    ) -> None:
+        self._pool = pool
+        self._id = verification_id
+        self._table = table
+        self._done = tables_done
+        self._estimated = 0
+        self._written_at = 0.0
+
+    async def start(self, conn: Conn, oid: int | None) -> None:
+        """`oid`: the table, whose size the planner's statistics estimate (None: one row)."""
+        estimate = (
+            1
+            if oid is None
+            else await conn.fetchval(
+                "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1", oid
+            )
+        )
+        self._estimated = int(estimate or 0)
+        await self(0, force=True)
+
+    async def __call__(self, rows_checked: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._written_at < self.EVERY:
+            return
+        self._written_at = now
+        await self._pool.execute(
+            "INSERT INTO tidegate.verification_progress AS p (verification_id, table_name,"
+            " tables_done, rows_checked, rows_estimated) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (verification_id) DO UPDATE SET table_name = $2, tables_done = $3,"
+            " rows_checked = $4, rows_estimated = greatest($5, $4), updated_at = now()",
+            self._id,
+            self._table,
+            self._done,
+            rows_checked,
+            max(self._estimated, rows_checked),
+        )
+
+
 class Verifier:
     """verification-requested → every named table checked → the verification's result.
 
@@ -237,7 +358,8 @@ class Verifier:
     async def handle(self, event: VerificationRequested) -> list[Outgoing]:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "SELECT tables, status FROM tidegate.verifications WHERE id = $1 FOR UPDATE",
+                "SELECT tables, row_key, status FROM tidegate.verifications"
+                " WHERE id = $1 FOR NO KEY UPDATE",  # progress rows may still refer to it
                 event.verification_id,
             )
             if row is None:
@@ -246,8 +368,10 @@ class Verifier:
                 return []
             reports, error = [], None
             try:
-                for name in row["tables"]:
-                    reports.append(await self.verify_table(name))
+                key = msgspec.json.decode(row["row_key"]) if row["row_key"] else None
+                for done, name in enumerate(row["tables"]):
+                    progress = Progress(self._pool, event.verification_id, name, done)
+                    reports.append(await self.verify_table(name, key, progress))
             except RuleFileError as exc:
                 error = str(exc)
             await conn.execute(
@@ -262,8 +386,11 @@ class Verifier:
         log.info("verification finished", tables=list(row["tables"]), error=error)
         return []
 
-    async def verify_table(self, name: str) -> TableReport:
-        """Every check of one table, from one snapshot."""
+    async def verify_table(
+        self, name: str, key: dict[str, str] | None = None, progress: Progress | None = None
+    ) -> TableReport:
+        """Every check of one table (or of its row with the primary key `key`), from one
+        snapshot."""
         report = TableReport(table=name)
         started = time.perf_counter()
         async with (
@@ -275,10 +402,19 @@ class Verifier:
                 report.found("table_missing", 1, [])
                 return report
             rules = self._rulebook.rules_for(table)
-            await check_rows(conn, table, rules, report)
-            await check_keys(conn, table, report)
-            await check_associations(conn, table, rules, self._allowed, report)
-            await check_lineage(conn, table, report)
+            report.checks = dict.fromkeys(CHECKS, 0)  # each reported, even with nothing to do
+            scope = WHOLE
+            if key is not None:
+                if set(key) != set(table.primary_key):  # the table changed since
+                    report.found("key_mismatch", 1, [])
+                    return report
+                scope = Scope(tuple(key[c] for c in table.primary_key))
+            if progress is not None:
+                await progress.start(conn, table.oid if scope.key is None else None)
+            await check_rows(conn, table, rules, report, scope, progress or _no_progress)
+            await check_keys(conn, table, rules, report, scope)
+            await check_associations(conn, table, rules, self._allowed, report, scope)
+            await check_lineage(conn, table, report, scope)
         seconds = time.perf_counter() - started
         report.rows_per_second = round(report.total_records / seconds, 1) if seconds else 0.0
         VERIFIED_ROWS.inc(report.total_records)

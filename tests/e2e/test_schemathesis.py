@@ -54,6 +54,10 @@ checks.positive_data_acceptance.expected-statuses = [202, 404, 409, 422]
 
 # The key's values must be of the key columns' types, which a schema cannot say.
 [[operations]]
+include-operation-id = "verifications.create"
+checks.positive_data_acceptance.expected-statuses = [202, 400, 404, 409, 422]
+
+[[operations]]
 include-operation-id = "records.read"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 404, 409]
 

@@ -47,6 +47,18 @@ async def test_a_rows_history_shows_both_imports_and_its_previous_values(
     ]
     assert writes[0]["before"] == {"id": 42, "name": "Old", "score": 2}
     assert writes[0]["uploaded_by"]["prefix"] is not None
+    assert history["verification"]["passes"] is True  # the update is the row as it is now
+
+    await db.execute(f"UPDATE {table} SET score = 4 WHERE id = 42")
+    code, out, err = await _cli(
+        "debug", "record", "--table", table, "--id", "42", "--api", services.api, key=key
+    )
+    assert code == 0, err
+    verdict = first_json(out)["verification"]
+    assert verdict["passes"] is False
+    assert [(f["check"], f["code"], f["key"]) for f in verdict["findings"]] == [
+        ("lineage", "changed_since_import", {"id": 42})
+    ]
     async with http.get(
         "/api/v1/database/records", params={"table": table, "id": "nope"}
     ) as response:
@@ -107,6 +119,9 @@ RULES = """format = "tidegate.rules/v1"
 format = "email"
 [columns.name]
 required = true
+[[keys]]
+columns = ["email"]
+case_insensitive = true
 [[associations]]
 columns = ["team"]
 references = "{teams}"
@@ -142,6 +157,7 @@ async def test_verify_data_finds_each_planted_problem_and_passes_a_clean_table(
     await db.execute(f"UPDATE {members} SET email = 'not-an-email' WHERE id = 3")  # format
     await db.execute(f"UPDATE {members} SET team = 99 WHERE id = 4")  # orphan association
     await db.execute(f"DELETE FROM {members} WHERE id = 5")  # gone since its import
+    await db.execute(f"UPDATE {members} SET email = 'M6@Example.COM' WHERE id = 7")  # key
 
     key = await make_key("viewer", requests_per_minute=10_000)
     report = tmp_path / "verify.json"
@@ -154,15 +170,16 @@ async def test_verify_data_finds_each_planted_problem_and_passes_a_clean_table(
     assert verification["passed"] is False
     found, tidy = verification["result"]
     assert (found["table"], tidy["table"]) == (members, clean)
-    assert (found["total_records"], found["failed_records"], found["duplicate_count"]) == (9, 2, 0)
+    assert (found["total_records"], found["failed_records"], found["duplicate_count"]) == (9, 2, 1)
     assert found["missing_required_fields"] == {"name": 1}
     assert found["invalid_format_fields"] == {"email": 1}
-    # lineage: rows 2, 3 and 4 changed since their import, row 5 deleted
-    assert found["checks"] == {"rules": 2, "duplicates": 0, "associations": 1, "lineage": 4}
+    # lineage: rows 2, 3, 4 and 7 changed since their import, row 5 deleted
+    assert found["checks"] == {"rules": 2, "duplicates": 1, "associations": 1, "lineage": 5}
     by_check = {(f["check"], f["code"], str(f["key"])) for f in found["sample"]}
     assert ("associations", "missing_reference", "{'id': 4}") in by_check
     assert ("lineage", "deleted_since_import", "{'id': 5}") in by_check
-    assert ("rules", "invalid_email", "{'id': '3'}") in by_check
+    assert ("rules", "invalid_email", "{'id': 3}") in by_check
+    assert ("duplicates", "duplicate_in_table", "{'email': 'm6@example.com'}") in by_check
     assert tidy["total_records"] == 2 and not any(tidy["checks"].values())
     assert report.with_suffix(".md").read_text().count("## public.") == 2
     assert json.loads(report.read_text())["id"] == verification["id"]
@@ -172,3 +189,38 @@ async def test_verify_data_finds_each_planted_problem_and_passes_a_clean_table(
     async with http.get("/api/v1/database/verifications", params={"table": clean}) as response:
         history = (await response.json())["items"]
     assert [v["passed"] for v in history[:2]] == [True, False]  # the table's history
+
+
+async def test_a_long_verification_does_not_hold_up_imports(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, database_url: str
+) -> None:
+    """verify-data has a consumer group of its own: while a verification waits (here on a
+    lock another session holds on its table), an import into another table completes."""
+    suffix = uuid.uuid4().hex[:8]
+    held, other = f"public.held_{suffix}", f"public.other_{suffix}"
+    await db.execute(f"CREATE TABLE {held} (id integer PRIMARY KEY)")
+    await db.execute(f"CREATE TABLE {other} (id integer PRIMARY KEY)")
+    locker = await asyncpg.connect(database_url)
+    try:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute(f"LOCK TABLE {held} IN ACCESS EXCLUSIVE MODE")
+        async with http.post("/api/v1/database/verifications", json={"tables": [held]}) as r:
+            assert r.status == 202
+            verification = await r.json()
+        await asyncio.sleep(1)  # the validator is now waiting on the lock
+        status, answer, _ = await post_csv(http, other, "id\n1\n2\n")
+        assert status == 202
+        assert (await wait_final(db, answer["id"], 30))["status"] == "completed"
+        async with http.get(verification["links"]["self"]) as r:
+            assert (await r.json())["status"] == "pending"
+        await transaction.rollback()
+    finally:
+        await locker.close()
+    for _ in range(100):
+        async with http.get(verification["links"]["self"]) as r:
+            verification = await r.json()
+        if verification["status"] != "pending":
+            break
+        await asyncio.sleep(0.2)
+    assert (verification["status"], verification["passed"]) == ("completed", True)

@@ -133,3 +133,61 @@ async def test_the_same_verdict_after_the_chunk_was_loaded(
         (3, "id", "duplicate_in_table"),
         (4, "id", "duplicate_in_table"),
     ]
+
+
+CASE_INSENSITIVE_EMAIL = """format = "tidegate.rules/v1"
+[[keys]]
+columns = ["email"]
+case_insensitive = true
+"""
+
+
+async def test_a_case_insensitive_key_declared_in_a_rule_file(
+    pool: asyncpg.Pool, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """The database enforces nothing on `email`; the rule file's key is checked within
+    the file (across chunks) and against the table, ignoring case; an update may keep the
+    value its own row already has."""
+    table = f"public.people_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, email text)")
+    await db.execute(f"INSERT INTO {table} VALUES (100, 'Ann@Example.com')")
+    (tmp_path / f"{table}.toml").write_text(CASE_INSENSITIVE_EMAIL)
+    validator = ChunkValidator(
+        pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100, 0.01
+    )
+
+    def chunk(
+        import_id: uuid.UUID, seq: int, rows: list[list[str]], first: int, policy: str = "reject"
+    ) -> ChunkSubmitted:
+        return msgspec.convert(
+            {
+                "import_id": str(import_id), "seq": seq, "table": table,
+                "columns": ["id", "email"], "rows": rows, "first_line": first,
+                "on_duplicate": policy,
+            },
+            ChunkSubmitted,
+        )  # fmt: skip
+
+    one_import, own_import, taken_import = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with pool.acquire() as conn:
+        one = await validator.validate(
+            conn,
+            chunk(one_import, 0, [["1", "a@x.com"], ["2", "A@X.COM"], ["3", "ann@example.com"]], 2),
+        )
+        two = await validator.validate(
+            conn, chunk(one_import, 1, [["4", "a@X.com"], ["5", "b@x.com"]], 5)
+        )
+        own = await validator.validate(
+            conn,
+            chunk(own_import, 0, [["100", "ANN@example.com"], ["7", "c@x.com"]], 2, "update"),
+        )
+        taken = await validator.validate(
+            conn, chunk(taken_import, 0, [["6", "ann@EXAMPLE.com"]], 2, "update")
+        )
+    assert verdict(one) == [(3, "email", "duplicate_in_file"), (4, "email", "duplicate_in_table")]
+    assert "(ignoring case)" in one.errors[1].message
+    assert verdict(two) == [(5, "email", "duplicate_in_file")]
+    assert "repeats line 2 of this file" in two.errors[0].message
+    assert verdict(own) == []  # 100 keeps its own email, written another way
+    assert [row[0] for row in own.rows] == ["100", "7"]
+    assert verdict(taken) == [(2, "email", "duplicate_in_table")]  # 6 would take 100's

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from shared.catalog import TableDef
-from shared.rulebook import NO_RULES, RuleBook, RuleFileError, check_against, parse_rules
+from shared.rulebook import (
+    NO_RULES,
+    RuleBook,
+    RuleFileError,
+    UniqueKey,
+    check_against,
+    parse_rules,
+    unique_keys,
+)
 from shared.spreadsheet import escape_cell
 from tests.unit.columns import column
 
@@ -34,6 +42,9 @@ aliases = ["E-mail"]
 format = "email"
 [columns.joined]
 date_formats = ["%d/%m/%Y"]
+[[keys]]
+columns = ["email"]
+case_insensitive = true
 """
 
 
@@ -44,6 +55,10 @@ def test_a_good_file_parses_and_fits() -> None:
     assert rules.content.markup == "reject"
     assert rules.content.formulas == "reject"  # the default
     assert rules.aliases() == {"E-mail": "email"}
+    assert unique_keys(table(), rules) == (
+        UniqueKey(columns=("id",)),
+        UniqueKey(columns=("email",), case_insensitive=True),
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,6 +86,12 @@ def test_files_that_do_not_parse(text: str, fault: str) -> None:
         ('format = "tidegate.rules/v1"\n[columns.email]\npattern = "(["', "does not compile"),
         ('format = "tidegate.rules/v1"\n[columns.email]\naliases = ["ID"]', "another column"),
         ('format = "tidegate.rules/v1"\n[import]\nmatch_on = ["x"]', "match_on"),
+        ('format = "tidegate.rules/v1"\n[[keys]]\ncolumns = ["x"]', "keys"),
+        ('format = "tidegate.rules/v1"\n[[keys]]\ncolumns = []', "keys"),
+        (
+            'format = "tidegate.rules/v1"\n[[keys]]\ncolumns = ["id"]\ncase_insensitive = true',
+            "text columns only",
+        ),
     ],
 )
 def test_files_that_do_not_fit_the_table(text: str, fault: str) -> None:
