@@ -1,10 +1,20 @@
 """`make bench`: raw COPY against the whole pipeline on the same file, in one run.
 
 Generates a reproducible 1,000,000-row CSV (about 110 MB) and a 10,000-row one, starts the
-stack as separate processes (embedded PostgreSQL and broker unless DATABASE_URL /
-KAFKA_BOOTSTRAP_SERVERS are set), and prints rows/s, the ratio to COPY, each process's peak
-RSS and the busy time of each stage (the validator's rows/s on the clean file and on one
-with 2 % bad rows: bad rows must not slow it down). Not part of the test run.
+stack as separate processes (embedded PostgreSQL, with pg_stat_statements, and broker unless
+DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set), and prints, as ratios to raw COPY measured
+in the same run:
+
+- the big file, clean and with 2 % bad rows: upload → final, each stage's busy seconds and
+  rows/s, how much the stages overlapped, and PostgreSQL's time per statement kind;
+- the 10,000-row file, upload → completed, median of 5;
+- 8 keys importing a 10,000-row file each at once (the seed's workload): aggregate rows/s;
+- recovery on the clean import: verify-data, backup, rollback, restore;
+- each process's peak RSS.
+
+`--profile` samples every service with py-spy during the clean run and prints where each
+spends its time (collapsed stacks in bench/profiles/, for speedscope or flamegraph.pl).
+Not part of the test run.
 """
 
 from __future__ import annotations
@@ -12,7 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import statistics
+import subprocess
+import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +44,9 @@ from tidegate.sample_data import TABLE_SQL, write_file
 from tidegate.stack import SERVICES, Stack
 
 DATA = Path(__file__).parent / "data"
+PROFILES = Path(__file__).parent / "profiles"
+CONCURRENT_KEYS = 8
+SPY = str(Path(sys.executable).with_name("py-spy"))
 
 
 def dataset(rows: int, bad_every: int = 0) -> Path:
@@ -56,7 +76,7 @@ async def raw_copy(database_url: str, path: Path) -> float:
 
 
 async def pipeline(
-    database_url: str, api: str, path: Path, table: str
+    database_url: str, api: str, path: Path, table: str, poll: float = 0.1
 ) -> tuple[float, dict[str, Any]]:
     key = await create_key(
         database_url, f"bench {table}", "data_manager", requests_per_minute=1_000_000
@@ -71,7 +91,7 @@ async def pipeline(
         started = time.perf_counter()
         accepted = await client.upload(session, api, path, f"public.{table}", progress=False)
         uploaded = time.perf_counter() - started
-        final = await client.follow(session, api, accepted["id"], progress=False, poll=0.1)
+        final = await client.follow(session, api, accepted["id"], progress=False, poll=poll)
         elapsed = time.perf_counter() - started
     final["upload_seconds"] = uploaded
     return elapsed, final
@@ -115,6 +135,96 @@ async def recovery(database_url: str, api: str, import_id: str, table: str) -> d
     }
 
 
+async def concurrent(database_url: str, api: str, path: Path) -> float:
+    """Seconds for CONCURRENT_KEYS keys to import `path` each, at once, into tables of
+    their own (one import per key, as the seed's limits have it)."""
+    tasks = [
+        pipeline(database_url, api, path, f"bench_concurrent_{n}", poll=0.05)
+        for n in range(CONCURRENT_KEYS)
+    ]
+    started = time.perf_counter()
+    finals = await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    bad = [f["status"] for _, f in finals if f["status"] != "completed"]
+    if bad:
+        raise RuntimeError(f"concurrent imports ended {bad}")
+    return elapsed
+
+
+async def reset_statements(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()
+
+
+def statement_kind(query: str) -> str:
+    """A statement's kind: its first words, with the table it touches."""
+    words = " ".join(query.split())
+    for cut in (" FROM unnest", " VALUES", " SELECT u.", " WHERE"):
+        if cut in words[20:]:
+            words = words[: words.index(cut, 20)]
+    return words[:90]
+
+
+async def statement_times(database_url: str, top: int = 10) -> list[tuple[str, int, float]]:
+    """PostgreSQL's execution time per statement kind since the reset: (kind, calls, s)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT query, calls, total_exec_time FROM pg_stat_statements"
+            " WHERE query NOT LIKE '%pg_stat_statements%'"
+        )
+    finally:
+        await conn.close()
+    calls: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
+    for row in rows:
+        kind = statement_kind(row["query"])
+        calls[kind] += row["calls"]
+        seconds[kind] += row["total_exec_time"] / 1000
+    return [(kind, calls[kind], s) for kind, s in seconds.most_common(top)]
+
+
+@contextmanager
+def profiling(stack: Stack, enabled: bool) -> Iterator[dict[str, Path]]:
+    """py-spy sampling each service while the block runs (nothing unless `enabled`)."""
+    outputs: dict[str, Path] = {}
+    spies = []
+    if enabled:
+        PROFILES.mkdir(exist_ok=True)
+        for name, process in stack.processes.items():
+            outputs[name] = PROFILES / f"{name}.collapsed.txt"
+            spies.append(
+                subprocess.Popen(
+                    [SPY, "record", "--pid", str(process.pid), "--rate", "40",
+                     "--format", "raw", "--nonblocking", "-o", str(outputs[name])],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+    try:
+        yield outputs
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            spy.wait(timeout=60)
+
+
+def profile_summary(path: Path, top: int = 6) -> list[tuple[str, float]]:
+    """The functions a service spent most samples in (its own time), as shares."""
+    own: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            own[stack.split(";")[-1]] += int(count)
+    total = sum(own.values()) or 1
+    return [(frame, n / total) for frame, n in own.most_common(top)]
+
+
 def peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -152,46 +262,62 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--clean-only", action="store_true", help="skip the file with 2%% bad rows")
+    parser.add_argument("--profile", action="store_true", help="py-spy each service (clean run)")
     args = parser.parse_args()
     big, small = dataset(args.rows), dataset(10_000)
     bad = None if args.clean_only else dataset(args.rows, bad_every=50)
     os.environ.setdefault("TIDEGATE_MAX_FILE_BYTES", str(1 << 30))
     os.environ.setdefault("TIDEGATE_MAX_RECORDS_PER_IMPORT", str(args.rows))
-    stack = Stack(Path(".tidegate") / "bench")
+    stack = Stack(Path(".tidegate") / "bench", pg_preload=("pg_stat_statements",))
     stack.start()
+    url, api = stack.database_url, stack.api_url
     try:
-        copy_s = asyncio.run(raw_copy(stack.database_url, big))
+        copy_s = asyncio.run(raw_copy(url, big))
         runs = [("clean", big, "bench_pipeline")]
         if bad is not None:
             runs.append(("2% bad", bad, "bench_pipeline_bad"))
         results = []
         for label, path, table in runs:
             before = asyncio.run(busy_seconds(stack))
-            elapsed, final = asyncio.run(pipeline(stack.database_url, stack.api_url, path, table))
+            asyncio.run(reset_statements(url))
+            with profiling(stack, args.profile and label == "clean") as profiles:
+                elapsed, final = asyncio.run(pipeline(url, api, path, table))
             after = asyncio.run(busy_seconds(stack))
-            results.append(
-                (label, elapsed, final, {k: after[k] - before.get(k, 0.0) for k in after})
-            )
+            busy = {k: after[k] - before.get(k, 0.0) for k in after}
+            statements = asyncio.run(statement_times(url))
+            results.append((label, elapsed, final, busy, statements, profiles))
         clean = results[0][2]
-        undo = asyncio.run(
-            recovery(stack.database_url, stack.api_url, clean["id"], "public.bench_pipeline")
-        )
-        small_s, small_final = asyncio.run(
-            pipeline(stack.database_url, stack.api_url, small, "bench_small")
-        )
+        undo = asyncio.run(recovery(url, api, clean["id"], "public.bench_pipeline"))
+        small_runs = [
+            asyncio.run(pipeline(url, api, small, f"bench_small_{n}", poll=0.01))[0]
+            for n in range(5)
+        ]
+        concurrent_s = asyncio.run(concurrent(url, api, small))
         rss = {name: peak_rss_mb(p.pid) for name, p in stack.processes.items()}
         if stack._broker is not None and stack._broker._process is not None:
             rss["broker (tansu)"] = peak_rss_mb(stack._broker._process.pid)
     finally:
         stack.stop()
+    report(args.rows, big, copy_s, results, undo, small_runs, concurrent_s, rss)
 
-    rows = args.rows
+
+def report(
+    rows: int,
+    big: Path,
+    copy_s: float,
+    results: list[Any],
+    undo: dict[str, float],
+    small_runs: list[float],
+    concurrent_s: float,
+    rss: dict[str, float],
+) -> None:
+    copy_rate = rows / copy_s
     print(
         f"\nfile: {big.name}, {big.stat().st_size / 1e6:.1f} MB, {rows:,} rows, "
         f"{psutil.cpu_count()} cores"
     )
-    print(f"raw COPY (asyncpg, same table shape) : {copy_s:7.2f}s  {rows / copy_s:10,.0f} rows/s")
-    for label, elapsed, final, busy in results:
+    print(f"raw COPY (asyncpg, same table shape) : {copy_s:7.2f}s  {copy_rate:10,.0f} rows/s")
+    for label, elapsed, final, busy, statements, profiles in results:
         counts = final["counts"]
         print(
             f"pipeline, {label:<7} upload→final     : {elapsed:7.2f}s  "
@@ -199,20 +325,47 @@ def main() -> None:
             f"[{final['status']}, loaded {counts['loaded']:,}, failed {counts['failed']:,}; "
             f"upload+parse {final['upload_seconds']:.1f}s]"
         )
+        stages = {k: v for k, v in busy.items() if not k.startswith(" ")}
         for name, seconds in busy.items():
             if seconds:
                 print(
                     f"    {name:<9} busy {seconds:7.2f}s  {rows / seconds:10,.0f} rows/s"
                     f"  = {copy_s / seconds:.2f} of COPY's rate"
                 )
+        print(
+            f"    overlap: stages busy {sum(stages.values()):.1f}s in {elapsed:.1f}s of wall"
+            f" time = {sum(stages.values()) / elapsed:.2f} stages at work on average; the"
+            f" busiest ({max(stages, key=stages.__getitem__)}) alone is"
+            f" {max(stages.values()) / elapsed:.0%} of the wall time"
+        )
+        print("    PostgreSQL execution time by statement kind (pg_stat_statements):")
+        for kind, calls, seconds in statements:
+            print(f"      {seconds:7.2f}s {calls:8,} calls  {kind}")
+        for name, path in profiles.items():
+            print(f"    profile of {name} (own time; all of it: {path}):")
+            for frame, share in profile_summary(path):
+                print(f"      {share:6.1%}  {frame[:110]}")
     clean_s = results[0][1]
     for name, seconds in undo.items():
         print(
             f"{name + ' of the clean import':<38}: {seconds:7.2f}s  {rows / seconds:10,.0f} rows/s"
             f"  = {seconds / clean_s:.2f} of the import's time, {seconds / copy_s:.2f} of COPY's"
         )
-    print(f"10,000-row file, upload→completed      : {small_s:7.2f}s  [{small_final['status']}]")
-    print("peak RSS (VmHWM): " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
+    print(
+        f"10,000-row file, upload→completed      : {statistics.median(small_runs):7.2f}s"
+        f" median of 5 ({', '.join(f'{s:.2f}' for s in small_runs)})"
+    )
+    total = CONCURRENT_KEYS * 10_000
+    print(
+        f"{CONCURRENT_KEYS} keys x 10,000 rows at once           : {concurrent_s:7.2f}s"
+        f"  {total / concurrent_s:10,.0f} rows/s  = {total / concurrent_s / copy_rate:.2f}"
+        " of COPY's rate"
+    )
+    print(
+        "peak RSS (VmHWM): "
+        + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items())
+        + f"; the stack {sum(rss.values()):.0f} MB"
+    )
 
 
 if __name__ == "__main__":

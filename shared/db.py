@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 
@@ -14,6 +14,26 @@ log = structlog.get_logger(__name__)
 
 # A connection, whether opened directly or borrowed from a pool.
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+def text_array(values: Sequence[str]) -> str:
+    """`values` as one PostgreSQL array literal, for a parameter written `$n::text::text[]`.
+    Sending a chunk's column this way costs a few C-level string passes; as a list,
+    asyncpg's array codec inspects every element (about half the time of a 1,000-row
+    insert). Text never holds NUL in PostgreSQL, so NUL can stand between the elements
+    while they are escaped."""
+    if not values:
+        return "{}"
+    joined = "\x00".join(values)
+    if joined.count("\x00") != len(values) - 1:
+        raise ValueError("a text value holds NUL, which PostgreSQL cannot store")
+    joined = joined.replace("\\", "\\\\").replace('"', '\\"')
+    return '{"' + joined.replace("\x00", '","') + '"}'
+
+
+def int_array(values: Iterable[int]) -> str:
+    """Integers as one array literal, for `$n::text::bigint[]` (see `text_array`)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
 
 # Any fixed number: serialises migrations when several services start at once.
 _MIGRATION_LOCK = 0x7469_6465

@@ -46,6 +46,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SPEC_VERSION = b"1.0"
 # How long one broker call may take; past it the call fails as transient (a consumer is
 # then rebuilt, the relay tries again).
+FETCH_WAIT_MS = 50  # an empty fetch returns after this: events move on within it
 BROKER_CALL_SECONDS = 15.0
 
 Headers = list[tuple[str, bytes]]
@@ -312,6 +313,7 @@ class ConsumerLoop(Generic[E]):
             # A member that died is noticed within 4 s, so its successor is not kept
             # waiting long (aiokafka's default is 10 s); a clean stop leaves the group.
             session_timeout_ms=4000,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
             heartbeat_interval_ms=1000,
             request_timeout_ms=int(BROKER_CALL_SECONDS * 1000),
         )

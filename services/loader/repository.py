@@ -1,6 +1,7 @@
 """SQL of the loader: the chunk ledger and inserting rows with their lineage.
 
-Rows are inserted with one statement per chunk: the columns travel as text arrays,
+Rows are inserted with one statement per chunk: the columns travel as text arrays (each
+one array literal, `shared.db.text_array`),
 `unnest` turns them back into rows and PostgreSQL's own input functions convert them
 (as COPY would). Data-modifying CTEs record, in the same statement, the primary keys of
 the inserted rows (lineage) and the previous state of updated rows, each with a digest of
@@ -17,7 +18,7 @@ import msgspec
 
 from shared import ledger
 from shared.catalog import TableDef, quote_ident
-from shared.db import Conn
+from shared.db import Conn, text_array
 from shared.events import ChunkLoaded
 
 
@@ -86,7 +87,7 @@ def _input(table: TableDef, columns: tuple[str, ...]) -> tuple[str, str]:
     """(column list, SELECT of the typed rows from the text arrays $1..$n)."""
     names = ", ".join(quote_ident(c) for c in columns)
     aliases = ", ".join(f"c{i}" for i in range(len(columns)))
-    arrays = ", ".join(f"${i + 1}::text[]" for i in range(len(columns)))
+    arrays = ", ".join(f"${i + 1}::text::text[]" for i in range(len(columns)))
     values = ", ".join(
         f"NULLIF(u.c{i}, '')::{table.column(c).cast_sql} AS {quote_ident(c)}"
         for i, c in enumerate(columns)
@@ -178,7 +179,7 @@ async def insert_rows(
     part: int,
 ) -> tuple[int, int]:
     """(rows loaded, of which updated)."""
-    columns = [list(values) for values in zip(*rows, strict=True)]
+    columns = [text_array(values) for values in zip(*rows, strict=True)]
     row = await conn.fetchrow(statement, *columns, import_id, seq, part, table.qualified_name)
     assert row is not None
     return int(row["loaded"]), int(row["updated"])

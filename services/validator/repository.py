@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from shared.catalog import quote_ident
-from shared.db import Conn
+from shared.db import Conn, int_array, text_array
 
 
 async def claimed_chunks(conn: Conn, import_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -32,8 +32,11 @@ async def record_claims(
     if claims:
         await conn.executemany(
             "INSERT INTO tidegate.import_key_chunks (import_id, seq, key_no, digests, lines)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            [(import_id, seq, key_no, d, lines) for key_no, (d, lines) in claims.items()],
+            " VALUES ($1, $2, $3, $4::text::bigint[], $5::text::int[]) ON CONFLICT DO NOTHING",
+            [
+                (import_id, seq, key_no, int_array(d), int_array(lines))
+                for key_no, (d, lines) in claims.items()
+            ],
         )
 
 
@@ -64,7 +67,7 @@ def _match(columns: Sequence[tuple[str, str]], *, fold: bool, first: int = 0) ->
 def _source(n: int) -> str:
     """The input tuples: `n` text arrays as columns c0…, with their 1-based position i."""
     aliases = ", ".join(f"c{i}" for i in range(n))
-    arrays = ", ".join(f"${i + 1}::text[]" for i in range(n))
+    arrays = ", ".join(f"${i + 1}::text::text[]" for i in range(n))
     return f"unnest({arrays}) WITH ORDINALITY AS u({aliases}, i)"
 
 
@@ -129,5 +132,5 @@ async def lookup(
     follow the arrays)."""
     if not tuples:
         return []
-    arrays = [list(values) for values in zip(*tuples, strict=True)]
+    arrays = [text_array(values) for values in zip(*tuples, strict=True)]
     return [int(r["i"]) - 1 for r in await conn.fetch(sql, *arrays, *params)]
