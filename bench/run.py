@@ -225,6 +225,42 @@ def profile_summary(path: Path, top: int = 6) -> list[tuple[str, float]]:
     return [(frame, n / total) for frame, n in own.most_common(top)]
 
 
+def processes(stack: Stack) -> dict[str, list[psutil.Process]]:
+    """Each part of the stack and its processes: the services, the broker, and PostgreSQL
+    (the postmaster and its backends)."""
+    found = {name: [psutil.Process(p.pid)] for name, p in stack.processes.items()}
+    if stack._broker is not None and stack._broker._process is not None:
+        found["broker"] = [psutil.Process(stack._broker._process.pid)]
+    pidfile = Path(".tidegate") / "bench" / "pgdata" / "postmaster.pid"
+    if pidfile.exists():
+        postmaster = psutil.Process(int(pidfile.read_text().split()[0]))
+        found["postgres"] = [postmaster, *postmaster.children(recursive=True)]
+    return found
+
+
+def cpu_seconds(stack: Stack) -> dict[tuple[str, int], float]:
+    """CPU time (user + system) used so far by each process of the stack."""
+    used = {}
+    for name, procs in processes(stack).items():
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            used[(name, proc.pid)] = times.user + times.system
+    return used
+
+
+def cpu_used(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float]
+) -> dict[str, float]:
+    """CPU seconds per part of the stack between two `cpu_seconds` readings."""
+    spent: dict[str, float] = {}
+    for (name, pid), seconds in after.items():
+        spent[name] = spent.get(name, 0.0) + seconds - before.get((name, pid), 0.0)
+    return dict(sorted(spent.items(), key=lambda item: -item[1]))
+
+
 def peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -280,12 +316,14 @@ def main() -> None:
         for label, path, table in runs:
             before = asyncio.run(busy_seconds(stack))
             asyncio.run(reset_statements(url))
+            cpu_before = cpu_seconds(stack)
             with profiling(stack, args.profile and label == "clean") as profiles:
                 elapsed, final = asyncio.run(pipeline(url, api, path, table))
+            cpu = cpu_used(cpu_before, cpu_seconds(stack))
             after = asyncio.run(busy_seconds(stack))
             busy = {k: after[k] - before.get(k, 0.0) for k in after}
             statements = asyncio.run(statement_times(url))
-            results.append((label, elapsed, final, busy, statements, profiles))
+            results.append((label, elapsed, final, busy, statements, profiles, cpu))
         clean = results[0][2]
         undo = asyncio.run(recovery(url, api, clean["id"], "public.bench_pipeline"))
         small_runs = [
@@ -317,7 +355,7 @@ def report(
         f"{psutil.cpu_count()} cores"
     )
     print(f"raw COPY (asyncpg, same table shape) : {copy_s:7.2f}s  {copy_rate:10,.0f} rows/s")
-    for label, elapsed, final, busy, statements, profiles in results:
+    for label, elapsed, final, busy, statements, profiles, cpu in results:
         counts = final["counts"]
         print(
             f"pipeline, {label:<7} upload→final     : {elapsed:7.2f}s  "
@@ -337,6 +375,11 @@ def report(
             f" time = {sum(stages.values()) / elapsed:.2f} stages at work on average; the"
             f" busiest ({max(stages, key=stages.__getitem__)}) alone is"
             f" {max(stages.values()) / elapsed:.0%} of the wall time"
+        )
+        print(
+            f"    CPU seconds ({sum(cpu.values()):.1f} in all,"
+            f" of {elapsed * psutil.cpu_count():.1f} available): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
         )
         print("    PostgreSQL execution time by statement kind (pg_stat_statements):")
         for kind, calls, seconds in statements:

@@ -15,6 +15,7 @@ log = structlog.get_logger(__name__)
 # A connection, whether opened directly or borrowed from a pool.
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
+
 def text_array(values: Sequence[str]) -> str:
     """`values` as one PostgreSQL array literal, for a parameter written `$n::text::text[]`.
     Sending a chunk's column this way costs a few C-level string passes; as a list,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from services.validator import repository
 from shared.db import Conn
 
-Claim = tuple[int, int, int]  # key number, digest, line
+Claims = dict[int, tuple[list[int], list[int]]]  # key number → (digests, lines), file order
 
 
 @dataclass
@@ -50,22 +50,28 @@ class KeyClaims:
         return book
 
     async def claim(
-        self, conn: Conn, import_id: uuid.UUID, seq: int, claims: Sequence[Claim]
+        self, conn: Conn, import_id: uuid.UUID, seq: int, claims: Claims
     ) -> list[tuple[int, int, int, int]]:
         """Claim this chunk's first occurrences; returns (key number, line, owner seq,
         owner line) for each key value an earlier line already holds."""
         book = await self._book(conn, import_id, seq)
         lost: list[tuple[int, int, int, int]] = []
-        mine: dict[int, tuple[list[int], list[int]]] = {}
-        for key_no, digest, line in claims:
-            me = seq << 32 | line
-            owner = book.owners.setdefault(key_no, {}).setdefault(digest, me)
-            if owner == me:
-                digests, lines = mine.setdefault(key_no, ([], []))
-                digests.append(digest)
-                lines.append(line)
-            else:
-                lost.append((key_no, line, owner >> 32, owner & 0xFFFFFFFF))
+        mine: Claims = {}
+        base = seq << 32
+        for key_no, (digests, lines) in claims.items():
+            owners = book.owners.setdefault(key_no, {})
+            won_digests: list[int] = []
+            won_lines: list[int] = []
+            for digest, line in zip(digests, lines, strict=True):
+                me = base | line
+                owner = owners.setdefault(digest, me)
+                if owner == me:
+                    won_digests.append(digest)
+                    won_lines.append(line)
+                else:
+                    lost.append((key_no, line, owner >> 32, owner & 0xFFFFFFFF))
+            if won_digests:
+                mine[key_no] = (won_digests, won_lines)
         book.last_seq = max(book.last_seq, seq)
         await repository.record_claims(conn, import_id, seq, mine)
         return lost

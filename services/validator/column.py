@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from services.validator.content import Finding, scan_text
-from services.validator.rules import cell_check
+from services.validator.rules import cell_check, column_check
 from shared.catalog import TEXT_TYPES, Column
 from shared.rulebook import ColumnRules, ContentRules
 
@@ -131,6 +131,12 @@ class ColumnRule:
         if rules.min is not None or rules.max is not None:
             checks.append(_range(rules.min, rules.max))
         self._checks = checks
+        # The type check alone: a clean column is accepted whole, without a look at each.
+        self._clean = (
+            column_check(column)
+            if len(checks) == 1 and type_check is not None and self._coercion is None
+            else None
+        )
         # varchar(n) with no other rule: only values over n need a look.
         self._length_only = (
             column.type_name in ("varchar", "bpchar")
@@ -157,8 +163,13 @@ class ColumnRule:
             ]
         if self._coercion is not None:
             findings += self._coerce(current)
-        if self._checks and not (
-            self._length_only and max(map(len, current), default=0) <= (self.column.max_length or 0)
+        if (
+            self._checks
+            and not (
+                self._length_only
+                and max(map(len, current), default=0) <= (self.column.max_length or 0)
+            )
+            and not (self._clean is not None and self._clean(current))
         ):
             failed = {f.row for f in findings if f.fatal}
             for i, value in enumerate(current):

@@ -45,5 +45,22 @@ def digest(parts: Sequence[str]) -> int:
     """A signed 64-bit digest of a (possibly composite) canonical key. Two different key
     values of one import share a digest with odds of about n²/2⁶⁵ (1 in 10 million for two
     million values); the later one would be reported as a duplicate."""
-    raw = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return digest_text("\x1f".join(parts))
+
+
+def digest_text(text: str) -> int:
+    """`digest` of a one-column key (the same number)."""
+    raw = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(raw, "big", signed=True)
+
+
+def digests(canons: Sequence[Canon], cells: Sequence[tuple[str, ...] | None]) -> list[int | None]:
+    """The digest of each row's key (None where the key is not set), column at a time."""
+    if len(canons) == 1:
+        canon = canons[0]
+        if canon is str:
+            return [None if c is None else digest_text(c[0]) for c in cells]
+        return [None if c is None else digest_text(canon(c[0])) for c in cells]
+    return [
+        None if c is None else digest([f(v) for f, v in zip(canons, c, strict=True)]) for c in cells
+    ]

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from services.validator import repository
 from services.validator.chunk import report_value
-from services.validator.claims import Claim, KeyClaims
-from services.validator.keys import Canon, canon_for, digest
+from services.validator.claims import Claims, KeyClaims
+from services.validator.keys import Canon, canon_for, digest, digests
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
 from shared.events import DuplicatePolicy, RowError
@@ -175,9 +175,14 @@ class RelationCheck:
         await self._references(conn, chunk)
         return chunk.out
 
-    def _key_values(self, spec: KeySpec, row: Sequence[str]) -> tuple[str, ...] | None:
-        values = tuple(row[p] for p in spec.positions)
-        return None if "" in values else values
+    @staticmethod
+    def _key_cells(spec: KeySpec, rows: Sequence[Sequence[str]]) -> list[tuple[str, ...] | None]:
+        """Each row's key values (None where one is empty: NULLs never collide)."""
+        if len(spec.positions) == 1:
+            (p,) = spec.positions
+            return [(row[p],) if row[p] else None for row in rows]
+        keyed = [tuple(row[p] for p in spec.positions) for row in rows]
+        return [None if "" in values else values for values in keyed]
 
     @staticmethod
     def _duplicate(chunk: _Chunk, index: int, spec: KeySpec, code: str, where: str) -> None:
@@ -205,22 +210,24 @@ class RelationCheck:
         )
 
     async def _in_file(self, conn: Conn, chunk: _Chunk) -> None:
-        rows, lines = chunk.rows, chunk.lines
-        claims: list[Claim] = []
+        lines = chunk.lines
+        claims: Claims = {}
         index_of_line = {line: i for i, line in enumerate(lines)}
         for spec in self.keys:
             first: dict[int, int] = {}
-            for i, row in enumerate(rows):
-                values = self._key_values(spec, row)
-                if values is None:
+            claimed_digests: list[int] = []
+            claimed_lines: list[int] = []
+            for i, key in enumerate(digests(spec.canons, self._key_cells(spec, chunk.rows))):
+                if key is None:
                     continue
-                key = digest([c(v) for c, v in zip(spec.canons, values, strict=True)])
                 if key in first:
                     where = f"repeats line {lines[first[key]]} of this file"
                     self._duplicate(chunk, i, spec, "duplicate_in_file", where)
                 else:
                     first[key] = i
-                    claims.append((spec.key_no, key, lines[i]))
+                    claimed_digests.append(key)
+                    claimed_lines.append(lines[i])
+            claims[spec.key_no] = (claimed_digests, claimed_lines)
         by_no = {spec.key_no: spec for spec in self.keys}
         for key_no, line, owner_seq, owner_line in await self._claims.claim(
             conn, chunk.import_id, chunk.seq, claims
@@ -247,12 +254,11 @@ class RelationCheck:
                     fold=spec.fold,
                     other_than=[(n, self.table.column(n).cast_sql) for n in chunk.match_on],
                 )
+            dropped = out.rejected | out.skipped
             candidates = [
                 i
-                for i, row in enumerate(rows)
-                if i not in out.rejected
-                and i not in out.skipped
-                and self._key_values(spec, row) is not None
+                for i, cells in enumerate(self._key_cells(spec, rows))
+                if cells is not None and i not in dropped
             ]
             tuples = [[rows[i][p] for p in spec.positions + extra] for i in candidates]
             hits = await repository.lookup(conn, sql, tuples)

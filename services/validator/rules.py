@@ -8,7 +8,7 @@ is a row the loader can insert (constraints aside). An empty cell is NULL.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 
 import msgspec
@@ -16,6 +16,7 @@ import msgspec
 from shared.catalog import Column
 
 CellCheck = Callable[[str], tuple[str, str] | None]  # value -> (code, message) or None
+ColumnCheck = Callable[[Sequence[str]], bool]  # values -> True if every one surely passes
 
 _INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
 _INT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
@@ -166,3 +167,84 @@ def cell_check(column: Column) -> CellCheck | None:
     if name in ("varchar", "bpchar") and column.max_length is not None:
         return _length(column.max_length)
     return None  # text and types PostgreSQL checks itself (the loader isolates its refusals)
+
+
+# Whole-column fast paths: one regex over the column (values joined by NUL, which no value
+# can hold) and C-level conversions. Each accepts a column only if its cell check would
+# accept every non-empty value; anything else is looked at value by value, so the errors
+# reported are the cell checks' own.
+
+
+def _joined(pattern: str) -> Callable[[Sequence[str]], bool]:
+    whole = re.compile(rf"(?:{pattern})?(?:\x00(?:{pattern})?)*", re.ASCII)
+
+    def matches(values: Sequence[str]) -> bool:
+        text = "\x00".join(values)
+        return text.count("\x00") == len(values) - 1 and whole.fullmatch(text) is not None
+
+    return matches
+
+
+def _converts(
+    matches: Callable[[Sequence[str]], bool], parse: Callable[[str], object]
+) -> ColumnCheck:
+    def check(values: Sequence[str]) -> bool:
+        if not matches(values):
+            return False
+        try:
+            for _ in map(parse, map(str.strip, filter(None, values))):
+                pass
+        except ValueError:
+            return False
+        return True
+
+    return check
+
+
+def _integers(type_name: str) -> ColumnCheck:
+    bound = _INT_RANGES[type_name]
+    matches = _joined(_INT.pattern)
+
+    def check(values: Sequence[str]) -> bool:
+        if not matches(values):
+            return False
+        numbers = list(map(int, filter(None, values)))
+        return not numbers or (-bound <= min(numbers) and max(numbers) < bound)
+
+    return check
+
+
+def _decimals(column: Column) -> ColumnCheck:
+    precision, scale = column.precision, column.scale
+    if precision is None or scale is None:
+        return _joined(_DECIMAL.pattern)
+    # At most precision-scale digits before the point (leading zeros aside) and scale
+    # after it (trailing zeros aside); no exponent.
+    return _joined(rf"\s*[+-]?(?=\.?\d)0*\d{{0,{precision - scale}}}(?:\.\d{{0,{scale}}}0*)?\s*")
+
+
+def _booleans(values: Sequence[str]) -> bool:
+    return set(map(str.lower, map(str.strip, filter(None, values)))) <= _BOOLEANS
+
+
+def column_check(column: Column) -> ColumnCheck | None:
+    """A whole-column check that says True only when `cell_check` would accept every
+    non-empty value (None: the column's type has no such fast path)."""
+    name = column.type_name
+    if name in _INT_RANGES:
+        return _integers(name)
+    if name == "numeric":
+        return _decimals(column)
+    if name in ("float4", "float8"):
+        return _joined(_DECIMAL.pattern)
+    if name == "bool":
+        return _booleans
+    if name == "date":
+        return _converts(_joined(_DATE.pattern), date.fromisoformat)
+    if name == "timestamp":
+        return _converts(_joined(_TIMESTAMP.pattern), datetime.fromisoformat)
+    if name == "timestamptz":
+        return _converts(_joined(_TIMESTAMPTZ.pattern), datetime.fromisoformat)
+    if name == "uuid":
+        return _joined(_UUID.pattern)
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.validator.column import ColumnRule
+from services.validator.rules import cell_check, column_check
 from shared.catalog import Column
 from shared.rulebook import ColumnRules, ContentRules
 from tests.unit.columns import column
@@ -102,3 +103,41 @@ def test_required_and_nul() -> None:
     assert codes(required, "x", "") == [None, "required"]
     assert codes(col("text"), "ok", "bad\x00") == [None, "control_character"]
     assert codes(col("int4"), "") == [None]  # empty is NULL, allowed when nullable
+
+
+# Values of each type, good and bad, for the whole-column fast paths.
+SAMPLES = {
+    "int2": ["1", " -32768 ", "32767", "32768", "+5", "1.0", "", "٣", "1\n2", "0x10"],
+    "int8": ["9223372036854775807", "-9223372036854775808", "9223372036854775808", "7 "],
+    "numeric": ["1234.56", "-0.5", ".5", "0001234.50", "12", "12345.6", "1.005", "1.0050",
+                "100000", "1e3", ".", "+", "5.", "1.10", "--1", "1,5", " 3.25 ", "1234.567"],
+    "float8": ["1.5", "-2e10", "1,5", ".", "3."],
+    "bool": ["true", "FALSE", " yes ", "0", "1", "maybe", "t", "Y"],
+    "date": ["2024-02-29", "2023-02-29", "2024-13-01", " 2024-01-01 ", "24-01-01", "2024-1-1"],
+    "timestamp": ["2024-01-01 10:00", "2024-01-01T10:00:00.5", "2024-01-01 25:00", "2024-01-01"],
+    "timestamptz": ["2024-01-01T10:00:00Z", "2024-01-01 10:00+02:00", "2024-02-30T00:00Z",
+                    "2024-01-01T10:00:00+0530", "2024-01-01T10:00:00 CET"],
+    "uuid": ["8f14e45f-ceea-467a-9af8-2f2d4c6f3a10", "8F14E45F-CEEA-467A-9AF8-2F2D4C6F3A10",
+             "8f14e45fceea467a9af82f2d4c6f3a10", "nope"],
+}  # fmt: skip
+
+
+def test_a_column_passed_whole_has_no_value_its_cell_check_refuses() -> None:
+    """The fast path never accepts what the cell check would refuse; a clean column of
+    each type is accepted whole."""
+    for type_name, samples in SAMPLES.items():
+        column = col(type_name, precision=6, scale=2) if type_name == "numeric" else col(type_name)
+        whole, each = column_check(column), cell_check(column)
+        assert whole is not None and each is not None
+        good = [v for v in samples if v and each(v) is None]
+        assert good and whole([*good, ""]), type_name
+        for value in samples:
+            if value and each(value) is not None:
+                assert not whole([*good, value]), (type_name, value)
+        for n in range(1, len(samples) + 1):  # mixtures keep the same answer
+            mixture = samples[:n]
+            assert whole(mixture) == all(each(v) is None for v in mixture if v), (type_name, n)
+    # A fast path may leave a column to the cell check (which accepts it): never the reverse.
+    floats = col("float8")
+    assert not column_check(floats)(["nan", "Infinity"])  # type: ignore[misc]
+    assert codes(floats, "nan", "Infinity") == [None, None]
