@@ -7,6 +7,7 @@ can recognise a redelivery.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from typing import Annotated, Any, Literal
@@ -201,8 +202,10 @@ def digest(event: Event) -> bytes:
     return hashlib.blake2b(encode(event), digest_size=16).digest()
 
 
+@functools.cache
 def type_tag(cls: type[msgspec.Struct]) -> str:
-    """The versioned type name of an event class (its tag)."""
+    """The versioned type name of an event class (its tag); asked of every event sent or
+    received, so kept once found (msgspec.inspect is slow)."""
     info = msgspec.inspect.type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
     assert isinstance(info.tag, str)
