@@ -76,6 +76,28 @@ def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
     return None
 
 
+T = TypeVar("T")
+_ABANDONED: set[asyncio.Future[Any]] = set()  # kept referenced until they end
+
+
+async def within(aw: Awaitable[T], seconds: float, what: str) -> T:
+    """`aw`'s result if it comes within `seconds`; else it is cancelled and left behind and
+    TimeoutError raised. Unlike `asyncio.wait_for`, this never waits for the cancellation
+    itself: a Kafka client call that swallows it cannot hold the caller forever."""
+    task = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task in done:
+        return task.result()
+    task.cancel()
+    _ABANDONED.add(task)
+    task.add_done_callback(_ABANDONED.discard)
+    raise TimeoutError(f"{what}: no answer in {seconds:.0f} s")
+
+
 async def _until_broker_answers(start: Callable[[], Awaitable[None]], what: str) -> None:
     """Start a client, waiting for the broker for up to a minute (it may start after us)."""
     delay = 0.1
@@ -93,8 +115,19 @@ async def _until_broker_answers(start: Callable[[], Awaitable[None]], what: str)
             return
 
 
+_CREATING_TOPICS = asyncio.Lock()  # one CreateTopics at a time per process
+
+
 async def ensure_topics(bootstrap: str, partitions: int) -> None:
-    """Create tidegate's topics with the intended partition counts if they do not exist."""
+    """Create tidegate's topics with the intended partition counts if they do not exist.
+    The consumer loops of a service reconnect together after a broker loss: they ask one
+    after the other rather than race the same CreateTopics (a suspect in a reconnect that
+    never finished in the fault suite)."""
+    async with _CREATING_TOPICS:
+        await _create_missing_topics(bootstrap, partitions)
+
+
+async def _create_missing_topics(bootstrap: str, partitions: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await _until_broker_answers(admin.start, "admin")
     try:
@@ -303,8 +336,10 @@ class ConsumerLoop(Generic[E]):
                     delay = min(delay * 2, 5.0)
 
     async def _consume(self) -> None:
-        await asyncio.wait_for(
-            ensure_topics(self._bootstrap, self._partitions), BROKER_CALL_SECONDS * 4
+        await within(
+            ensure_topics(self._bootstrap, self._partitions),
+            BROKER_CALL_SECONDS * 4,
+            "creating the topics",
         )
         consumer = AIOKafkaConsumer(
             *self._topics,
@@ -321,23 +356,36 @@ class ConsumerLoop(Generic[E]):
             heartbeat_interval_ms=1000,
             request_timeout_ms=int(BROKER_CALL_SECONDS * 1000),
         )
-        await _until_broker_answers(consumer.start, f"consumer {self.group}")
+        try:
+            await within(
+                _until_broker_answers(consumer.start, f"consumer {self.group}"),
+                BROKER_CALL_SECONDS * 5,
+                f"starting consumer {self.group}",
+            )
+        except BaseException:
+            await self._stop(consumer)  # a half-started client keeps background tasks
+            raise
         self.running = True
         self._progressed_at = time.monotonic()
         try:
             while not self._stopping.is_set():
-                batch = await asyncio.wait_for(
+                batch = await within(
                     consumer.getmany(timeout_ms=200, max_records=self._max_records),
                     BROKER_CALL_SECONDS,
+                    "fetching",
                 )
                 await self._apply_batch(consumer, batch)
-                await asyncio.wait_for(self._measure_lag(consumer), BROKER_CALL_SECONDS)
+                await within(self._measure_lag(consumer), BROKER_CALL_SECONDS, "measuring lag")
         finally:
             self.running = False
-            try:
-                await asyncio.wait_for(consumer.stop(), BROKER_CALL_SECONDS)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning("consumer did not stop cleanly", error=repr(exc))
+            await self._stop(consumer)
+
+    @staticmethod
+    async def _stop(consumer: AIOKafkaConsumer) -> None:
+        try:
+            await within(consumer.stop(), BROKER_CALL_SECONDS, "stopping the consumer")
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("consumer did not stop cleanly", error=repr(exc))
 
     async def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Records between this member's positions and the partitions' ends, once a second."""
@@ -396,7 +444,7 @@ class ConsumerLoop(Generic[E]):
         await asyncio.wait_for(asyncio.gather(*acks), BROKER_CALL_SECONDS)
         self._progressed_at = time.monotonic()
         try:
-            await asyncio.wait_for(consumer.commit(done), BROKER_CALL_SECONDS)
+            await within(consumer.commit(done), BROKER_CALL_SECONDS, "committing offsets")
         except CommitFailedError as exc:
             # A rebalance moved the partitions: their new owner gets these records again,
             # and applying them twice changes nothing.
