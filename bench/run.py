@@ -231,7 +231,7 @@ def processes(stack: Stack) -> dict[str, list[psutil.Process]]:
     found = {name: [psutil.Process(p.pid)] for name, p in stack.processes.items()}
     if stack._broker is not None and stack._broker._process is not None:
         found["broker"] = [psutil.Process(stack._broker._process.pid)]
-    pidfile = Path(".tidegate") / "bench" / "pgdata" / "postmaster.pid"
+    pidfile = stack.home / "pgdata" / "postmaster.pid"
     if pidfile.exists():
         postmaster = psutil.Process(int(pidfile.read_text().split()[0]))
         found["postgres"] = [postmaster, *postmaster.children(recursive=True)]

@@ -73,6 +73,13 @@ class TableDef(msgspec.Struct, frozen=True, kw_only=True):
                 return col
         raise KeyError(name)
 
+    def key_params(self, first: int) -> list[str]:
+        """SQL: the primary key's values as parameters $first.. of text, each cast to its
+        column's type (so PostgreSQL's own equality compares them)."""
+        return [
+            f"${first + i}::text::{self.column(c).cast_sql}" for i, c in enumerate(self.primary_key)
+        ]
+
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'

@@ -50,16 +50,13 @@ def _key(request: web.Request, table: TableDef) -> list[str]:
 def _typed_key(table: TableDef, first: int) -> str:
     """SQL: the key as the loader records it in lineage (a jsonb array of typed values),
     from the text parameters $first.."""
-    values = ", ".join(
-        f"${first + i}::text::{table.column(c).cast_sql}" for i, c in enumerate(table.primary_key)
-    )
-    return f"jsonb_build_array({values})"
+    return f"jsonb_build_array({', '.join(table.key_params(first))})"
 
 
 def _where(table: TableDef) -> str:
     return " AND ".join(
-        f"t.{quote_ident(c)} = ${i + 1}::text::{table.column(c).cast_sql}"
-        for i, c in enumerate(table.primary_key)
+        f"t.{quote_ident(c)} = {param}"
+        for c, param in zip(table.primary_key, table.key_params(1), strict=True)
     )
 
 

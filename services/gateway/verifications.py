@@ -128,9 +128,7 @@ async def _check_row_key(request: web.Request, names: list[str], key: dict[str, 
     table = await find_table(request, names[0])
     if not table.primary_key or set(key) != set(table.primary_key):
         raise invalid("key", f"key must give the primary key's columns {list(table.primary_key)}.")
-    casts = ", ".join(
-        f"${i + 1}::text::{table.column(c).cast_sql}" for i, c in enumerate(table.primary_key)
-    )
+    casts = ", ".join(table.key_params(1))
     try:
         async with request.app[POOL].acquire() as conn:
             await conn.fetchval(

@@ -141,6 +141,7 @@ class _Chunk:
     policy: DuplicatePolicy
     match_on: tuple[str, ...]
     out: Outcome
+    cells: dict[int, list[tuple[str, ...] | None]]  # key number → each row's key values
 
 
 class RelationCheck:
@@ -169,7 +170,8 @@ class RelationCheck:
         policy: DuplicatePolicy,
         match_on: tuple[str, ...],
     ) -> Outcome:
-        chunk = _Chunk(import_id, seq, rows, lines, policy, match_on, Outcome())
+        cells = {spec.key_no: self._key_cells(spec, rows) for spec in self.keys}
+        chunk = _Chunk(import_id, seq, rows, lines, policy, match_on, Outcome(), cells)
         await self._in_file(conn, chunk)
         await self._in_table(conn, chunk)
         await self._references(conn, chunk)
@@ -217,7 +219,7 @@ class RelationCheck:
             first: dict[int, int] = {}
             claimed_digests: list[int] = []
             claimed_lines: list[int] = []
-            for i, key in enumerate(digests(spec.canons, self._key_cells(spec, chunk.rows))):
+            for i, key in enumerate(digests(spec.canons, chunk.cells[spec.key_no])):
                 if key is None:
                     continue
                 if key in first:
@@ -257,7 +259,7 @@ class RelationCheck:
             dropped = out.rejected | out.skipped
             candidates = [
                 i
-                for i, cells in enumerate(self._key_cells(spec, rows))
+                for i, cells in enumerate(chunk.cells[spec.key_no])
                 if cells is not None and i not in dropped
             ]
             tuples = [[rows[i][p] for p in spec.positions + extra] for i in candidates]

@@ -79,8 +79,8 @@ class Scope(msgspec.Struct, frozen=True):
         if self.key is None:
             return "true"
         return " AND ".join(
-            f"t.{quote_ident(c)} = ${first + i}::text::{table.column(c).cast_sql}"
-            for i, c in enumerate(table.primary_key)
+            f"t.{quote_ident(c)} = {param}"
+            for c, param in zip(table.primary_key, table.key_params(first), strict=True)
         )
 
     def key_match(self, table: TableDef, first: int) -> str:
@@ -88,11 +88,7 @@ class Scope(msgspec.Struct, frozen=True):
         row's (true for the whole table)."""
         if self.key is None:
             return "true"
-        values = ", ".join(
-            f"${first + i}::text::{table.column(c).cast_sql}"
-            for i, c in enumerate(table.primary_key)
-        )
-        return f"key = jsonb_build_array({values})"
+        return f"key = jsonb_build_array({', '.join(table.key_params(first))})"
 
     @property
     def params(self) -> tuple[str, ...]:
