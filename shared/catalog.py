@@ -244,6 +244,20 @@ def match_header(
     Every required column (and every one in `also_required`) must be present; no name may
     be unknown or repeated.
     """
+    columns, _ = map_header(header, table, aliases=aliases, also_required=also_required)
+    return columns
+
+
+def map_header(
+    header: Sequence[str],
+    table: TableDef,
+    *,
+    aliases: Mapping[str, str] | None = None,
+    also_required: Collection[str] = (),
+    ignore_unknown: bool = False,
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """As `match_header`, and the positions in `header` of the columns returned; with
+    `ignore_unknown`, names the table does not have are left out instead of refused."""
     exact = {c.name: c.name for c in table.columns}
     folded: dict[str, list[str]] = {}
     for c in table.columns:
@@ -251,8 +265,9 @@ def match_header(
     for alias, target in (aliases or {}).items():
         folded.setdefault(alias.strip().casefold(), []).append(target)
     mapped: list[str] = []
+    positions: list[int] = []
     unexpected: list[str] = []
-    for raw in header:
+    for position, raw in enumerate(header):
         name = raw.strip()
         if name in exact:
             mapped.append(name)
@@ -260,6 +275,8 @@ def match_header(
             mapped.append(folded[name.casefold()][0])
         else:
             unexpected.append(raw)
+            continue
+        positions.append(position)
     seen: set[str] = set()
     repeated: set[str] = set()
     for name in mapped:
@@ -270,9 +287,11 @@ def match_header(
         for c in table.columns
         if (c.required or c.name in also_required) and c.name not in seen
     ]
+    if ignore_unknown:
+        unexpected = []
     if missing or unexpected or duplicated:
         raise HeaderMismatch(missing, unexpected, duplicated)
-    return tuple(mapped)
+    return tuple(mapped), tuple(positions)
 
 
 class TableCache:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from services.gateway import openapi
 from services.gateway.access import access_middleware, add_headers, record
+from services.gateway.console import routes as console
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.gateway.problems import problem_middleware
 from services.gateway.relay import relay_context
@@ -58,6 +59,6 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(add_headers)
     app.cleanup_ctx.append(relay_context)
     app.cleanup_ctx.append(retention_context)
-    for table in (*openapi.API_ROUTES, openapi.routes):
+    for table in (*openapi.API_ROUTES, openapi.routes, console.routes):
         app.add_routes(table)
     return app

@@ -177,6 +177,7 @@ class CsvChunker:
         self._next_line = 1  # file line number of the first carried line
         self._bytes_in = 0
         self._current = ParsedChunk()
+        self.empty_rows = 0  # records whose every field is empty (",,,"): passed over
 
     def feed(self, data: bytes) -> list[ParsedChunk]:
         if self._decoder is None:
@@ -274,6 +275,9 @@ class CsvChunker:
                 consumed = reader.line_num
                 if not record:
                     continue  # blank line
+                if len(record) > 1 and not any(record):
+                    self.empty_rows += 1  # a spreadsheet's empty row: like a blank line
+                    continue
                 if self.header is None:
                     self.header = record
                     continue

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import asyncpg
 import msgspec
@@ -69,7 +69,9 @@ def render_import(row: dict[str, Any] | asyncpg.Record) -> dict[str, Any]:
             "skipped": row["skipped_rows"],
             "failed": row["failed_rows"],
             "duplicates": row["duplicate_rows"],
+            "empty_rows": row["empty_rows"],
         },
+        "ignored_columns": list(row["ignored_columns"]),
         "chunks": {
             "total": chunks_total,
             "validated": row["chunks_validated"],
@@ -209,7 +211,20 @@ def import_options(
         rollback_on_failure=flag(query, "rollback_on_failure", settings.rollback_on_failure),
         atomic=atomic,
         backup=backup,
+        ignore_extra_columns=_extra_columns(query) == "ignore",
     )
+
+
+ExtraColumns = Literal["refuse", "ignore"]
+
+
+def _extra_columns(query: Query) -> ExtraColumns:
+    """What to do with header names the table does not have: refuse the file (default)
+    or leave those columns out."""
+    value = query.get("extra_columns", "refuse")
+    if value not in get_args(ExtraColumns):
+        raise invalid("extra_columns", "extra_columns must be refuse or ignore.")
+    return "ignore" if value == "ignore" else "refuse"
 
 
 def _csv_problem(exc: CsvInputError) -> Problem:

@@ -18,7 +18,7 @@ from services.gateway import repository
 from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 from services.gateway.metrics import CHUNKS_SUBMITTED, IMPORT_BYTES, ROWS_RECEIVED
 from shared import events, imports, operations
-from shared.catalog import TableDef, match_header
+from shared.catalog import TableDef, map_header
 from shared.db import Conn
 from shared.rulebook import NO_RULES, TableRules
 
@@ -65,6 +65,7 @@ class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
     atomic: bool = False
     backup: bool = False  # back the table up before the first chunk is loaded
     parent_id: uuid.UUID | None = None  # the import this one retries
+    ignore_extra_columns: bool = False  # leave out header names the table does not have
 
 
 class Diagnostics:
@@ -122,9 +123,28 @@ async def receive_import(
 
     diagnostics = Diagnostics(track=options.parent_id is not None)
 
+    kept: tuple[int, ...] = ()  # positions of the header's names the import keeps
+    width = 0  # the header's fields (without diagnostics)
+
     def header_columns(header: list[str]) -> tuple[str, ...]:
+        nonlocal kept, width
         header = diagnostics.header(header)
-        return match_header(header, table, aliases=aliases, also_required=required)
+        names, kept = map_header(
+            header,
+            table,
+            aliases=aliases,
+            also_required=required,
+            ignore_unknown=options.ignore_extra_columns,
+        )
+        width = len(header)
+        return names
+
+    def cut(rows: list[list[str]]) -> list[list[str]]:
+        """Rows without the ignored columns' fields (a row of the wrong width keeps its
+        surplus, so the validator still refuses it)."""
+        if len(kept) == width:
+            return rows
+        return [[row[i] for i in kept if i < len(row)] + row[width:] for row in rows]
 
     columns: tuple[str, ...] | None = None
     held: ParsedChunk | None = None  # one chunk is held back: only the last one says `last`
@@ -138,7 +158,7 @@ async def receive_import(
             seq=seq,
             table=table.qualified_name,
             columns=columns,
-            rows=diagnostics.rows(chunk),
+            rows=cut(diagnostics.rows(chunk)),
             first_line=chunk.lines[0] if chunk.lines else 2,
             lines=chunk.lines,
             last=last,
@@ -182,7 +202,9 @@ async def receive_import(
         owner=owner,
         file_rows=rows,
         chunks_total=seq,
-        header=chunker.header[: len(columns)],
+        header=[chunker.header[i] for i in kept],
+        ignored_columns=[name for i, name in enumerate(chunker.header[:width]) if i not in kept],
+        empty_rows=chunker.empty_rows,
     )
     record = await _recovery_records(conn, record, options, owner, table, diagnostics.retried)
     IMPORT_BYTES.inc(received)

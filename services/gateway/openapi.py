@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from aiohttp import web
@@ -18,9 +18,11 @@ from services.gateway import (
     handlers,
     interventions,
     keystore,
+    live,
     records,
     recovery,
     status,
+    targets,
     timeline,
     verifications,
 )
@@ -132,6 +134,11 @@ IMPORT_PARAMS = [
     param("dry_run", FLAG, "load in transactions that are rolled back"),
     param("on_duplicate", {"type": "string", "enum": ["reject", "skip", "update"]}, "policy"),
     param(
+        "extra_columns",
+        {"type": "string", "enum": list(get_args(handlers.ExtraColumns))},
+        "header names the table does not have: refuse the file (default) or ignore them",
+    ),
+    param(
         "checkpoint_interval",
         {"type": "integer", "minimum": 1, "maximum": 10_000},
         "the seed's name for chunk_size (wins if both): records committed at once",
@@ -167,12 +174,14 @@ COUNTS = obj(
     skipped=INT,
     failed=INT,
     duplicates=INT,
+    empty_rows=INT,  # rows whose every field was empty: passed over like blank lines
 )
 IMPORT = obj(
     ["id", "table", "status", "counts", "links"],
     id=UUID,
     table=STR,
     columns={"type": "array", "items": STR},
+    ignored_columns={"type": "array", "items": STR},
     status={
         "type": "string",
         "enum": [
@@ -301,6 +310,7 @@ _, DERIVED = msgspec.json.schema_components(
         rollback.Plan,
         timeline.TimelineEvent,
         verifications.Verification,
+        targets.TargetTables,
     ],
     ref_template="#/components/schemas/{name}",
 )
@@ -697,6 +707,29 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         },
+        "/api/v1/tables": {
+            "get": operation(
+                "The tables this key may import into: columns, keys, references, aliases",
+                {200: json_body(ref("TargetTables"), "the tables")},
+            )
+        },
+        f"{DB}/imports/stream": {
+            "get": operation(
+                "Live changes to the imports this key sees, as Server-Sent Events",
+                {
+                    200: {
+                        "description": "an `import` event (data: the Import) per change, its "
+                        "id the change's time; a comment line every 15 s when quiet",
+                        "content": {"text/event-stream": {"schema": STR}},
+                    }
+                },
+                (400,),
+                params=[
+                    param("import_id", UUID, "only this import"),
+                    param("since", TIME, "changes from (default: now); or Last-Event-ID"),
+                ],
+            )
+        },
         "/api/v1/me": {
             "get": operation(
                 "The calling key: role, permissions, limits",
@@ -783,6 +816,7 @@ def _paths() -> dict[str, Schema]:
 
 # The API's route tables: the gateway serves them, this document describes them.
 API_ROUTES = (
+    live.routes,  # before handlers': /imports/stream is not an import's id
     handlers.routes,
     interventions.routes,
     recovery.routes,
@@ -793,6 +827,7 @@ API_ROUTES = (
     verifications.routes,
     export.routes,
     admin.routes,
+    targets.routes,
 )
 
 

@@ -21,6 +21,7 @@ encoding, delimiter, file_rows, total_rows, valid_rows, loaded_rows, failed_rows
 skipped_rows, updated_rows, duplicate_rows, chunks_total, chunks_validated, chunks_loaded,
 error, created_at, updated_at, finished_at, key_id, team, producer, redrives, last_redrive_at,
 header, parent_id, auto_retry, rollback_on_failure, atomic, backup_id, chunks_failed,
+ignored_columns, empty_rows,
 (SELECT jsonb_build_object('chunks', count(*), 'rows',
         coalesce(sum(l.loaded_rows + l.failed_rows + l.skipped_rows), 0), 'at', max(l.loaded_at))
    FROM tidegate.chunk_ledger l WHERE l.import_id = imports.id) AS checkpoint,
@@ -52,13 +53,15 @@ async def insert_import(
     file_rows: int,
     chunks_total: int,
     header: list[str],
+    ignored_columns: list[str],
+    empty_rows: int,
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
         "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, filename,"
         " file_rows, chunks_total, mode, on_duplicate, encoding, delimiter, key_id, team, slot,"
-        " header, parent_id, auto_retry, rollback_on_failure, atomic)"
-        " VALUES ($1, $2, $3, $4, 'http', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-        f" $16, $17, $18, $19) RETURNING {IMPORT_COLUMNS}",
+        " header, parent_id, auto_retry, rollback_on_failure, atomic, ignored_columns,"
+        " empty_rows) VALUES ($1, $2, $3, $4, 'http', $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+        f" $14, $15, $16, $17, $18, $19, $20, $21) RETURNING {IMPORT_COLUMNS}",
         import_id,
         table,
         list(columns),
@@ -78,6 +81,8 @@ async def insert_import(
         options.auto_retry,
         options.rollback_on_failure,
         options.atomic,
+        ignored_columns,
+        empty_rows,
     )
     assert row is not None
     return row
@@ -180,4 +185,19 @@ async def mark_published(conn: Conn, ids: list[int]) -> None:
 async def count_unpublished(conn: Conn) -> int:
     return int(
         await conn.fetchval("SELECT count(*) FROM tidegate.outbox WHERE published_at IS NULL")
+    )
+
+
+async def changed_imports(
+    conn: Conn, viewer: Principal, *, since: datetime, import_id: uuid.UUID | None
+) -> list[asyncpg.Record]:
+    """The imports `viewer` may see whose row changed at or after `since`, oldest change
+    first (at most 2000)."""
+    return await conn.fetch(
+        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports"
+        f" WHERE {VISIBLE.format(k=1, t=2)} AND updated_at >= $3"
+        " AND ($4::uuid IS NULL OR id = $4) ORDER BY updated_at, id LIMIT 2000",
+        *visibility(viewer),
+        since,
+        import_id,
     )

@@ -1,0 +1,205 @@
+// Screen 1, validation: pick a file and a target table; see the file's encoding, delimiter
+// and header mapped onto the table before anything is uploaded; validate it (or dry-run,
+// or import it) and see the seed's five metrics and a grid of the bad rows, each bad cell
+// marked with its reason.
+
+import { api, download, subscribe } from "../api.js";
+import { count, FINAL, h, problemText, statusBadge, toast } from "../dom.js";
+import { delimiterName, mapHeader, recordsAt, sniff } from "../csv.js";
+import { progressBar } from "../progress.js";
+
+const IMPORTS = "/api/v1/database/imports";
+const GRID_ROWS = 200;
+
+export function render(root, { can }) {
+  const stop = new AbortController();
+  let tables = [];
+  let looked = null; // what sniff() found in the chosen file
+
+  const table = h("select", { id: "target-table", name: "table", required: true });
+  const file = h("input", { id: "csv-file", name: "file", type: "file", accept: ".csv,.tsv,.txt,text/csv", required: true });
+  const ignore = h("input", { id: "extra-ignore", type: "checkbox", name: "extra_columns" });
+  const preview = h("section", { class: "card", id: "preview", "aria-labelledby": "preview-title", hidden: true });
+  const result = h("section", { class: "card", id: "result", "aria-labelledby": "result-title", hidden: true });
+  const message = h("p", { class: "error", role: "alert", id: "validate-error" });
+  const actions = [
+    can("validate") && h("button", { type: "button", id: "run-validate", onclick: () => run("validate_only") }, "Validate"),
+    can("import") && h("button", { type: "button", id: "run-dry-run", class: "secondary", onclick: () => run("dry_run") }, "Dry run"),
+    can("import") && h("button", { type: "button", id: "run-import", class: "secondary", onclick: () => run("import") }, "Import"),
+  ];
+
+  root.append(
+    h("section", { class: "card" },
+      h("h1", {}, "Validate a file"),
+      h("form", { id: "validate-form", onsubmit: (e) => e.preventDefault() },
+        h("div", { class: "fields" },
+          h("div", {}, h("label", { for: "target-table" }, "Target table"), table),
+          h("div", {}, h("label", { for: "csv-file" }, "CSV file"), file)),
+        h("div", { class: "check" }, ignore,
+          h("label", { for: "extra-ignore" }, "Ignore columns the table does not have (otherwise the file is refused)")),
+        h("div", { class: "actions" }, actions),
+        message)),
+    preview,
+    result,
+  );
+
+  const chosen = () => tables.find((t) => t.name === table.value);
+
+  function showPreview() {
+    const target = chosen();
+    if (!looked || !target) { preview.hidden = true; return; }
+    const { mapped, missing, unknown } = mapHeader(looked.header, target);
+    const known = new Set(mapped.map((m) => m.column));
+    preview.hidden = false;
+    preview.replaceChildren(
+      h("h2", { id: "preview-title" }, `${file.files[0].name} → ${target.name}`),
+      h("dl", { class: "facts" },
+        h("dt", {}, "Encoding"), h("dd", { id: "detected-encoding" }, looked.encoding.toUpperCase()),
+        h("dt", {}, "Delimiter"), h("dd", { id: "detected-delimiter" }, delimiterName(looked.delimiter)),
+        h("dt", {}, "Columns"), h("dd", {}, `${mapped.length} in the file, ${mapped.length - unknown.length} matched`)),
+      target.rule_file_error ? h("p", { class: "error" }, `The table's rule file is invalid: ${target.rule_file_error}`) : "",
+      h("h3", {}, "Header"),
+      h("div", { class: "scroll" }, h("table", { class: "grid", id: "mapping" },
+        h("caption", { class: "visually-hidden" }, "How the file's header maps onto the table"),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "In the file"), h("th", { scope: "col" }, "Table column"), h("th", { scope: "col" }, "Match"))),
+        h("tbody", {},
+          mapped.map((m) => h("tr", { class: m.column ? "" : "warn" },
+            h("td", {}, m.raw), h("td", {}, m.column || "–"),
+            h("td", {}, m.column ? "matched" : ignore.checked ? "not in the table: ignored" : "not in the table: refused"))),
+          missing.map((name) => h("tr", { class: "bad" }, h("td", {}, "–"), h("td", {}, name), h("td", {}, "missing, required"))),
+          target.columns.filter((c) => !c.required && !known.has(c.name)).map((c) =>
+            h("tr", { class: "muted" }, h("td", {}, "–"), h("td", {}, c.name), h("td", {}, c.has_default ? "not in the file: default" : "not in the file: empty"))),
+        ))),
+      h("h3", {}, `First ${looked.rows.length} rows`),
+      h("div", { class: "scroll" }, h("table", { class: "grid", id: "first-rows" },
+        h("caption", { class: "visually-hidden" }, "The file's first rows"),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Line"), looked.header.map((name) => h("th", { scope: "col" }, name)))),
+        h("tbody", {}, looked.rows.map((r) => h("tr", {}, h("th", { scope: "row" }, r.line), r.cells.map((c) => h("td", {}, c))))))),
+    );
+  }
+
+  async function look() {
+    message.textContent = "";
+    looked = file.files[0] ? await sniff(file.files[0]) : null;
+    showPreview();
+  }
+
+  async function run(mode) {
+    message.textContent = "";
+    if (!file.files[0] || !table.value) { message.textContent = "Choose a table and a file first."; return; }
+    const form = new FormData();
+    form.append("file", file.files[0], file.files[0].name);
+    const query = { table: table.value, extra_columns: ignore.checked ? "ignore" : undefined };
+    if (mode !== "import") query[mode] = "true";
+    let imp;
+    try {
+      imp = await api("/api/v1/database/import", { method: "POST", query, body: form, signal: stop.signal });
+    } catch (error) {
+      message.textContent = problemText(error);
+      return;
+    }
+    toast(`${mode.replace("_", " ")} started`);
+    watch(imp);
+  }
+
+  function watch(imp) {
+    const done = new AbortController();
+    stop.signal.addEventListener("abort", () => done.abort());
+    const show = (current) => {
+      result.hidden = false;
+      result.replaceChildren(
+        h("h2", { id: "result-title" }, `${current.mode.replace("_", " ")} of ${current.filename || "the file"}`),
+        h("p", {}, statusBadge(current.status), current.error ? ` — ${current.error}` : ""),
+        progressBar(current, "Progress"),
+      );
+      if (FINAL.has(current.status)) {
+        done.abort();
+        outcome(current).catch((e) => { message.textContent = problemText(e); });
+      }
+    };
+    show(imp);
+    if (!FINAL.has(imp.status)) {
+      subscribe(`${IMPORTS}/stream`, { import_id: imp.id, since: imp.created_at }, (type, data) => {
+        if (type === "import" && !done.signal.aborted) show(data);
+      }, done.signal);
+    }
+  }
+
+  async function outcome(imp) {
+    const [report, errors] = await Promise.all([
+      api(`${IMPORTS}/${imp.id}/report`),
+      api(`${IMPORTS}/${imp.id}/errors`, { query: { limit: 1000 } }),
+    ]);
+    const fields = (list) => (list?.length ? list.map((f) => `${f.field} (${count(f.count)})`).join(", ") : "none");
+    result.append(
+      h("h3", {}, "Metrics"),
+      h("dl", { class: "metrics", id: "metrics" },
+        h("div", {}, h("dt", {}, "Total records"), h("dd", {}, count(report.total_records))),
+        h("div", {}, h("dt", {}, "Failed records"), h("dd", {}, count(report.failed_records))),
+        h("div", {}, h("dt", {}, "Duplicates"), h("dd", {}, count(report.duplicate_count))),
+        h("div", {}, h("dt", {}, "Missing required fields"), h("dd", {}, fields(report.missing_required_fields))),
+        h("div", {}, h("dt", {}, "Invalid format fields"), h("dd", {}, fields(report.invalid_format_fields)))),
+    );
+    if (errors.total) {
+      result.append(
+        h("button", { type: "button", class: "quiet", id: "download-errors", onclick: () =>
+          download(`${IMPORTS}/${imp.id}/errors`, { format: "csv" }, `errors-${imp.id}.csv`).catch((e) => { message.textContent = problemText(e); }) },
+        `Download all ${count(errors.total)} errors (CSV)`),
+        await errorGrid(imp, errors.items),
+      );
+    }
+    if (imp.mode === "validate_only" && can("import")) {
+      result.append(h("div", { class: "actions" },
+        h("button", { type: "button", class: "secondary", onclick: () => run("dry_run") }, "Dry run this file"),
+        h("button", { type: "button", onclick: () => run("import") }, "Import this file")));
+    }
+  }
+
+  /** The bad rows as the file has them, each bad cell marked, its reasons on hover/focus. */
+  async function errorGrid(imp, items) {
+    const byLine = new Map();
+    for (const e of items) {
+      if (!byLine.has(e.line)) byLine.set(e.line, []);
+      byLine.get(e.line).push(e);
+    }
+    const lines = [...byLine.keys()].filter((l) => l > 1).slice(0, GRID_ROWS);
+    const header = looked?.header || imp.columns;
+    const target = tables.find((t) => t.name === imp.table);
+    const names = looked && target ? mapHeader(looked.header, target).mapped.map((m) => m.column) : imp.columns;
+    const records = lines.length && file.files[0] && looked
+      ? await recordsAt(file.files[0], looked.encoding, looked.delimiter, lines) : new Map();
+    let tip = 0;
+    const row = (line) => {
+      const problems = byLine.get(line);
+      const whole = problems.filter((p) => !p.column);
+      const cells = records.get(line) || [];
+      return h("tr", {},
+        h("th", { scope: "row", class: whole.length ? "bad" : "" }, line,
+          whole.length ? h("span", { class: "reason" }, whole.map((p) => `${p.code}: ${p.message}`).join("; ")) : ""),
+        header.map((name, i) => {
+          const mine = problems.filter((p) => p.column && p.column === names[i]);
+          const text = cells[i] ?? (mine[0]?.value ?? "");
+          if (!mine.length) return h("td", {}, text);
+          const id = `reason-${imp.id.slice(0, 8)}-${tip++}`;
+          return h("td", { class: "bad", tabindex: "0", "aria-describedby": id },
+            text, h("span", { class: "reason", id, role: "tooltip" }, mine.map((p) => `${p.code}: ${p.message}`).join("; ")));
+        }));
+    };
+    return h("div", { class: "scroll" }, h("table", { class: "grid", id: "error-grid" },
+      h("caption", {}, `Rows with errors${lines.length < byLine.size ? ` (first ${lines.length})` : ""}; focus or hover a marked cell for its reason`),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Line"), header.map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, lines.map(row))));
+  }
+
+  file.addEventListener("change", () => look().catch((e) => { message.textContent = problemText(e); }));
+  table.addEventListener("change", showPreview);
+  ignore.addEventListener("change", showPreview);
+  api("/api/v1/tables", { signal: stop.signal })
+    .then((answer) => {
+      tables = answer.items;
+      table.replaceChildren(...tables.map((t) => h("option", { value: t.name }, t.name)));
+      showPreview();
+    })
+    .catch((e) => { if (!stop.signal.aborted) message.textContent = problemText(e); });
+  return () => stop.abort();
+}
