@@ -61,6 +61,7 @@ async def test_extra_columns_are_refused_unless_ignored(
     final = await wait_final(db, answer["id"])
     assert (final["status"], final["loaded_rows"]) == ("completed", 1)
     stored = await db.fetchrow(f"SELECT name, notes FROM {customers} WHERE id = 1")
+    assert stored is not None
     assert tuple(stored) == ("Ann", "note")
 
 
@@ -69,7 +70,10 @@ async def test_an_ignored_column_in_the_middle_and_a_short_row(
 ) -> None:
     """The ignored field is cut from each row; a row with too many fields still fails."""
     header = "id,junk,name,email,signup_date,active"
-    body = f"{header}\n1,x,Ann,ann@example.com,2024-01-02,true\n2,y,Bob,bob@example.com,2024-01-02,true,extra\n"
+    body = (
+        f"{header}\n1,x,Ann,ann@example.com,2024-01-02,true\n"
+        "2,y,Bob,bob@example.com,2024-01-02,true,extra\n"
+    )
     status, answer, _ = await post_csv(http, customers, body, extra_columns="ignore")
     assert status == 202, answer
     final = await wait_final(db, answer["id"])
@@ -98,7 +102,7 @@ async def test_rows_of_empty_fields_are_passed_over_like_blank_lines(
 async def _events(response: aiohttp.ClientResponse, until: Any) -> list[tuple[str, dict[str, Any]]]:
     """SSE events until `until(events)` holds."""
     seen: list[tuple[str, dict[str, Any]]] = []
-    kind, data = "message", []
+    kind, data = "message", list[str]()
     async for raw in response.content:
         line = raw.decode().rstrip("\n")
         if not line:
@@ -106,7 +110,7 @@ async def _events(response: aiohttp.ClientResponse, until: Any) -> list[tuple[st
                 seen.append((kind, json.loads("\n".join(data))))
                 if until(seen):
                     return seen
-            kind, data = "message", []
+            kind, data = "message", list[str]()
         elif line.startswith("event: "):
             kind = line[7:]
         elif line.startswith("data: "):
@@ -139,9 +143,9 @@ async def test_the_stream_sends_each_change_of_an_import_live(
 async def test_the_stream_resumes_from_last_event_id_and_filters(
     http: aiohttp.ClientSession, db: asyncpg.Connection, customers: str
 ) -> None:
-    status, first, _ = await post_csv(http, customers, f"{HEADER}\n{ROW}")
+    _, first, _ = await post_csv(http, customers, f"{HEADER}\n{ROW}")
     final = await wait_final(db, first["id"])
-    status, second, _ = await post_csv(
+    _, second, _ = await post_csv(
         http, customers, f"{HEADER}\n" + ROW.replace("1,Ann,ann", "2,Bo,bo")
     )
     await wait_final(db, second["id"])

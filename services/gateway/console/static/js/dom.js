@@ -14,6 +14,11 @@ export function h(tag, attrs = {}, ...children) {
   return element;
 }
 
+/** A wide table in a box that scrolls sideways on narrow screens (reachable by keyboard). */
+export function scroller(label, table) {
+  return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": label }, table);
+}
+
 export function append(element, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;

@@ -2,7 +2,7 @@
 // state, a live progress bar (Server-Sent Events), rows/s, time left, counts and timeline.
 
 import { api, download, subscribe } from "../api.js";
-import { count, h, problemText, statusBadge, when } from "../dom.js";
+import { count, h, problemText, scroller, statusBadge, when } from "../dom.js";
 import { progressBar, rateText } from "../progress.js";
 
 const LIST = "/api/v1/database/imports";
@@ -22,7 +22,7 @@ export function render(root, { args }) {
     h("section", { class: "card" },
       h("h1", {}, "Imports"),
       status,
-      h("div", { class: "scroll" },
+      scroller("Imports",
         h("table", { class: "grid", id: "imports" },
           h("caption", { class: "visually-hidden" }, "Imports, newest first, updated live"),
           h("thead", {}, h("tr", {},

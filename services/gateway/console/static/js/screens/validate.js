@@ -4,7 +4,7 @@
 // marked with its reason.
 
 import { api, download, subscribe } from "../api.js";
-import { count, FINAL, h, problemText, statusBadge, toast } from "../dom.js";
+import { count, FINAL, h, problemText, scroller, statusBadge, toast } from "../dom.js";
 import { delimiterName, mapHeader, recordsAt, sniff } from "../csv.js";
 import { progressBar } from "../progress.js";
 
@@ -59,7 +59,7 @@ export function render(root, { can }) {
         h("dt", {}, "Columns"), h("dd", {}, `${mapped.length} in the file, ${mapped.length - unknown.length} matched`)),
       target.rule_file_error ? h("p", { class: "error" }, `The table's rule file is invalid: ${target.rule_file_error}`) : "",
       h("h3", {}, "Header"),
-      h("div", { class: "scroll" }, h("table", { class: "grid", id: "mapping" },
+      scroller("Header mapping", h("table", { class: "grid", id: "mapping" },
         h("caption", { class: "visually-hidden" }, "How the file's header maps onto the table"),
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "In the file"), h("th", { scope: "col" }, "Table column"), h("th", { scope: "col" }, "Match"))),
         h("tbody", {},
@@ -71,7 +71,7 @@ export function render(root, { can }) {
             h("tr", { class: "muted" }, h("td", {}, "–"), h("td", {}, c.name), h("td", {}, c.has_default ? "not in the file: default" : "not in the file: empty"))),
         ))),
       h("h3", {}, `First ${looked.rows.length} rows`),
-      h("div", { class: "scroll" }, h("table", { class: "grid", id: "first-rows" },
+      scroller("First rows", h("table", { class: "grid", id: "first-rows" },
         h("caption", { class: "visually-hidden" }, "The file's first rows"),
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Line"), looked.header.map((name) => h("th", { scope: "col" }, name)))),
         h("tbody", {}, looked.rows.map((r) => h("tr", {}, h("th", { scope: "row" }, r.line), r.cells.map((c) => h("td", {}, c))))))),
@@ -185,7 +185,7 @@ export function render(root, { can }) {
             text, h("span", { class: "reason", id, role: "tooltip" }, mine.map((p) => `${p.code}: ${p.message}`).join("; ")));
         }));
     };
-    return h("div", { class: "scroll" }, h("table", { class: "grid", id: "error-grid" },
+    return scroller("Rows with errors", h("table", { class: "grid", id: "error-grid" },
       h("caption", {}, `Rows with errors${lines.length < byLine.size ? ` (first ${lines.length})` : ""}; focus or hover a marked cell for its reason`),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Line"), header.map((name) => h("th", { scope: "col" }, name)))),
       h("tbody", {}, lines.map(row))));
