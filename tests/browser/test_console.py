@@ -38,7 +38,7 @@ async def test_sign_in_offers_what_the_role_may_do(console: Console, make_key: M
     viewer = await make_key("viewer")
     await console.sign_in(viewer)
     nav = page.get_by_role("navigation", name="Screens")
-    await expect(nav.get_by_role("link")).to_have_text(["Validation", "Imports"])
+    await expect(nav.get_by_role("link")).to_have_text(["Validation", "Imports", "Verification"])
     await expect(page.get_by_role("button", name="Validate")).to_be_visible()
     await expect(page.get_by_role("button", name="Import")).to_have_count(0)
     await expect(page.get_by_role("button", name="Dry run")).to_have_count(0)
@@ -244,11 +244,40 @@ async def test_the_list_holds_a_hundred_imports_and_pages_back(
     await expect(page.get_by_role("button", name="Load older imports")).to_be_hidden()
 
 
+async def test_verify_a_table_and_drill_down_to_the_changed_row(
+    console: Console, make_key: MakeKey, customers: str, db: asyncpg.Connection
+) -> None:
+    token = await make_key("data_manager", tables=[customers])
+    rows = [
+        [str(i), f"N{i}", f"n{i}@example.com", "", "2024-01-02", "1", "true", "", ""]
+        for i in (1, 2, 3)
+    ]
+    async with aiohttp.ClientSession(base_url=console.base, headers=bearer(token)) as http:
+        _, answer, _ = await post_csv(http, customers, csv_file(rows))
+    await wait_final(db, answer["id"])
+    await db.execute(f"UPDATE {customers} SET name = 'changed by hand' WHERE id = 2")
+
+    page = console.page
+    await console.sign_in(token)
+    await page.get_by_role("link", name="Verification").click()
+    await page.get_by_label("Table to verify").select_option(customers)
+    await page.get_by_role("button", name="Verify").click()
+    card = page.locator(f"section[data-table='{customers}']")
+    await expect(card).to_contain_text("Findings", timeout=30_000)
+    await expect(card.locator(".metrics")).to_contain_text("Total records3")
+    finding = card.locator("table.findings tbody tr")
+    await expect(finding).to_have_count(1)
+    await expect(finding).to_contain_text("id=2")
+    await expect(finding).to_contain_text("changed_since_import")
+    await expect(card.locator("table.history tbody tr")).to_have_count(1)
+    assert await console.serious_violations() == []
+
+
 async def test_phone_width_keeps_every_screen_usable(console: Console, make_key: MakeKey) -> None:
     page = console.page
     await page.set_viewport_size({"width": 390, "height": 844})
     await console.sign_in(await make_key("data_manager"))
-    for screen in ("Validation", "Imports"):
+    for screen in ("Validation", "Imports", "Verification"):
         await page.get_by_role("link", name=screen).click()
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (screen, width)  # wide tables scroll inside their box

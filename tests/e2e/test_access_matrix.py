@@ -91,7 +91,8 @@ async def test_every_role_gets_the_expected_status_from_every_endpoint(
                 elif endpoint.get("body") == "verify":
                     kwargs["json"] = {"tables": [customers]}
                 async with session.request(endpoint["method"], path, **kwargs) as response:
-                    await response.read()
+                    if response.status != 200 or not endpoint.get("stream"):
+                        await response.read()  # a stream answers until the client leaves
                     if response.status != expected:
                         mismatches.append(
                             f"{endpoint['name']} as {role}: {response.status}, expected {expected}"

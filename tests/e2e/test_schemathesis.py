@@ -112,15 +112,16 @@ async def test_schemathesis_finds_nothing(
     values = {"table": customers, "import_id": import_id, "key_id": spare_id}
     key_operations = ("keys.rotate", "keys.revoke")
     runs = (
-        # Everything but rotating and revoking keys, with a key that stays valid.
-        ("main", token, 30, "--exclude-operation-id"),
+        # Everything but rotating and revoking keys, with a key that stays valid, and the
+        # live stream, which answers until the client leaves (test_console_api tests it).
+        ("main", token, 30, "--exclude-operation-id", (*key_operations, "imports.stream")),
         # Rotating and revoking, on a spare admin key (it may well rotate itself away).
-        ("keys", spare, 10, "--include-operation-id"),
+        ("keys", spare, 10, "--include-operation-id", key_operations),
     )
-    for name, key, examples, select in runs:
+    for name, key, examples, select, operations in runs:
         config = tmp_path / f"{name}.toml"
         config.write_text(CONFIG.format(token=key, examples=examples, **values))
-        options = [part for op in key_operations for part in (select, op)]
+        options = [part for op in operations for part in (select, op)]
         code, out = await _schemathesis(config, services.api, *options)
         assert code == 0, out
     assert await db.fetchval(f"SELECT count(*) FROM {customers}") == 0  # only validate/dry runs

@@ -53,17 +53,17 @@ def _file(path: Path) -> web.FileResponse:
     return web.FileResponse(path, headers=headers)
 
 
-@routes.get(PREFIX, name="console.root")
+@routes.get(PREFIX)
 async def root(_request: web.Request) -> web.Response:
     raise web.HTTPPermanentRedirect(f"{PREFIX}/")
 
 
-@routes.get(f"{PREFIX}/", name="console.page")
+@routes.get(f"{PREFIX}/")
 async def page(_request: web.Request) -> web.FileResponse:
     return _file(STATIC / "index.html")
 
 
-@routes.get(PREFIX + "/{path:.+}", name="console.file")
+@routes.get(PREFIX + "/{path:.+}")
 async def asset(request: web.Request) -> web.FileResponse:
     """A file under static/ (never outside it); 404 otherwise."""
     wanted = (STATIC / request.match_info["path"]).resolve()

@@ -5,11 +5,13 @@ import { api, getKey, onUnauthorized, setKey } from "./api.js";
 import { h } from "./dom.js";
 import * as imports from "./screens/imports.js";
 import * as validate from "./screens/validate.js";
+import * as verify from "./screens/verify.js";
 
 // A screen is offered when the key holds any one of `needs`.
 const SCREENS = [
   { path: "validate", title: "Validation", needs: ["validate"], module: validate },
   { path: "imports", title: "Imports", needs: ["import", "validate"], module: imports },
+  { path: "verify", title: "Verification", needs: ["validate"], module: verify },
 ];
 
 let me = null;
