@@ -10,7 +10,7 @@ import io
 
 import aiohttp
 import asyncpg
-from playwright.async_api import expect
+from playwright.async_api import FilePayload, expect
 
 from services.gateway.keys import parse_token
 from tests.browser.conftest import Console
@@ -98,15 +98,12 @@ async def test_validate_a_file_with_bad_cells_then_import_it(
         ],
         ["1", "Dup", "dup@example.com", "", "2024-01-02", "1", "false", "", ""],
     ]
-    await page.get_by_label("CSV file").set_input_files(
-        files=[
-            {
-                "name": "people.csv",
-                "mimeType": "text/csv",
-                "buffer": csv_file(rows, HEADER + ",shoe"),
-            }
-        ]
-    )
+    upload: FilePayload = {
+        "name": "people.csv",
+        "mimeType": "text/csv",
+        "buffer": csv_file(rows, HEADER + ",shoe"),
+    }
+    await page.get_by_label("CSV file").set_input_files(files=upload)
     await expect(page.locator("#detected-encoding")).to_have_text("UTF-8")
     await expect(page.locator("#detected-delimiter")).to_have_text("comma")
     mapping = page.locator("#mapping")
