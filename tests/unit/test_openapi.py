@@ -10,6 +10,7 @@ from pathlib import Path
 from services.gateway import openapi
 from services.gateway.access import PUBLIC_PATHS, ROUTE_PERMISSIONS
 from services.gateway.app import create_app
+from services.gateway.console import routes as console
 from shared.config import load_settings
 
 DOC = Path(__file__).parent.parent.parent / "docs" / "openapi.json"
@@ -23,6 +24,8 @@ def _routes() -> set[tuple[str, str]]:
     for route in app.router.routes():
         if route.method == "HEAD" or route.resource is None:
             continue
+        if route.resource.canonical.startswith(console.PREFIX):
+            continue  # the console's files: pages, not API
         found.add((route.method.lower(), route.resource.canonical))
     return found
 
