@@ -38,7 +38,9 @@ async def test_sign_in_offers_what_the_role_may_do(console: Console, make_key: M
     viewer = await make_key("viewer")
     await console.sign_in(viewer)
     nav = page.get_by_role("navigation", name="Screens")
-    await expect(nav.get_by_role("link")).to_have_text(["Validation", "Imports", "Verification"])
+    await expect(nav.get_by_role("link")).to_have_text(
+        ["Validation", "Imports", "Verification", "Troubleshooting"]
+    )
     await expect(page.get_by_role("button", name="Validate")).to_be_visible()
     await expect(page.get_by_role("button", name="Import")).to_have_count(0)
     await expect(page.get_by_role("button", name="Dry run")).to_have_count(0)
@@ -274,7 +276,7 @@ async def test_phone_width_keeps_every_screen_usable(console: Console, make_key:
     page = console.page
     await page.set_viewport_size({"width": 390, "height": 844})
     await console.sign_in(await make_key("data_manager"))
-    for screen in ("Validation", "Imports", "Verification"):
+    for screen in ("Validation", "Imports", "Verification", "Troubleshooting", "Recovery"):
         await page.get_by_role("link", name=screen).click()
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (screen, width)  # wide tables scroll inside their box

@@ -64,7 +64,7 @@ export function problemText(error) {
   return (where.length ? `${where.join(", ")}: ` : "") + (error.message || String(error));
 }
 
-export const FINAL = new Set(["completed", "completed_with_errors", "failed"]);
+export const FINAL = new Set(["completed", "completed_with_errors", "failed", "cancelled", "rolled_back"]);
 
 const STATUS = {
   pending: ["◷", "Pending"],
@@ -73,10 +73,42 @@ const STATUS = {
   completed: ["✓", "Completed"],
   completed_with_errors: ["⚠", "Completed with errors"],
   failed: ["✕", "Failed"],
+  cancelled: ["⊘", "Cancelled"],
+  rolled_back: ["↶", "Rolled back"],
 };
 
 /** A status indicator: a symbol and a word, never colour alone. */
 export function statusBadge(status) {
   const [symbol, label] = STATUS[status] || ["?", status];
   return h("span", { class: `badge status-${status}` }, h("span", { "aria-hidden": "true" }, symbol), ` ${label}`);
+}
+
+/**
+ * Ask before doing something that cannot be taken back: a modal <dialog> (focus moves into
+ * it; Escape cancels). Resolves to true when confirmed.
+ */
+export function confirmDialog({ title, body = [], confirm = "Confirm", danger = false }) {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { class: "confirm", "aria-labelledby": "confirm-title" },
+      h("h2", { id: "confirm-title" }, title),
+      h("div", {}, body),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: danger ? "danger" : "", value: "yes",
+          onclick: () => dialog.close("yes") }, confirm),
+        h("button", { type: "button", class: "secondary", onclick: () => dialog.close("no") }, "Cancel")));
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      resolve(dialog.returnValue === "yes");
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+/** A small table: headers, and rows of cells (text or nodes). */
+export function table(caption, headers, rows, attrs = {}) {
+  return scroller(caption, h("table", { class: "grid", ...attrs },
+    h("caption", { class: "visually-hidden" }, caption),
+    h("thead", {}, h("tr", {}, headers.map((name) => h("th", { scope: "col" }, name)))),
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c)))))));
 }

@@ -4,6 +4,8 @@
 import { api, getKey, onUnauthorized, setKey } from "./api.js";
 import { h } from "./dom.js";
 import * as imports from "./screens/imports.js";
+import * as recovery from "./screens/recovery.js";
+import * as troubleshoot from "./screens/troubleshoot.js";
 import * as validate from "./screens/validate.js";
 import * as verify from "./screens/verify.js";
 
@@ -12,6 +14,8 @@ const SCREENS = [
   { path: "validate", title: "Validation", needs: ["validate"], module: validate },
   { path: "imports", title: "Imports", needs: ["import", "validate"], module: imports },
   { path: "verify", title: "Verification", needs: ["validate"], module: verify },
+  { path: "troubleshoot", title: "Troubleshooting", needs: ["validate"], module: troubleshoot },
+  { path: "recovery", title: "Recovery", needs: ["import"], module: recovery },
 ];
 
 let me = null;
