@@ -1,4 +1,4 @@
-.PHONY: setup demo dev test lint bench diagrams clean
+.PHONY: setup demo dev test lint bench diagrams screenshots clean
 
 setup:
 	sh scripts/setup.sh
@@ -22,6 +22,11 @@ bench: setup
 diagrams:
 	sh scripts/system-deps.sh
 	for f in docs/diagrams/*.dot; do dot -Tsvg "$$f" -o "$${f%.dot}.svg"; done
+
+# The console's five screens, on a stack of their own with realistic data (needs chromium).
+screenshots: setup
+	sh scripts/system-deps.sh
+	.venv/bin/python -m tools.screenshots docs/screenshots
 
 clean:
 	rm -rf .tidegate bench/data

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from services.gateway import audit, keystore
 from services.gateway.access import TARGET, principal_of
-from services.gateway.keys import GRANTS
+from services.gateway.keys import GRANTS, Permission, Role
 from services.gateway.params import flag, int_param, invalid, path_id, time_param, uuid_param
 from services.gateway.problems import Problem
+from services.gateway.resources import respond
 from shared.catalog import split_table_name
 from shared.service import POOL, SETTINGS
 
@@ -53,20 +53,14 @@ def _spec(request_body: bytes) -> keystore.KeySpec:
     return msgspec.structs.replace(wanted, tables=tables)
 
 
-def _with_token(row: Any, token: str) -> dict[str, Any]:
-    body = keystore.render_key(row)
-    body["key"] = token  # shown this once; only its hash is stored
-    return body
-
-
 @routes.post(KEYS, name="keys.create")
 async def create_key(request: web.Request) -> web.Response:
     spec = _spec(await request.read())
     async with request.app[POOL].acquire() as conn:
         row, token = await keystore.create_key(conn, spec, created_by=principal_of(request).id)
     request[TARGET] = str(row["id"])
-    return web.json_response(
-        _with_token(row, token), status=201, headers={"Location": key_url(row["id"])}
+    return respond(
+        keystore.render_key(row, token=token), status=201, headers={"Location": key_url(row["id"])}
     )
 
 
@@ -75,7 +69,7 @@ async def list_keys(request: web.Request) -> web.Response:
     include_revoked = flag(request, "include_revoked")
     async with request.app[POOL].acquire() as conn:
         rows = await keystore.list_keys(conn, include_revoked=include_revoked)
-    return web.json_response({"items": [keystore.render_key(r) for r in rows]})
+    return respond(keystore.Keys(items=[keystore.render_key(r) for r in rows]))
 
 
 def _key_id(request: web.Request) -> uuid.UUID:
@@ -94,7 +88,7 @@ async def get_key(request: web.Request) -> web.Response:
         row = await keystore.get_key(conn, _key_id(request))
     if row is None:
         raise _not_found()
-    return web.json_response(keystore.render_key(row))
+    return respond(keystore.render_key(row))
 
 
 @routes.post(KEYS + "/{key_id}/rotate", name="keys.rotate")
@@ -106,7 +100,8 @@ async def rotate_key(request: web.Request) -> web.Response:
         rotated = await keystore.rotate_key(conn, key_id, grace)
     if rotated is None:
         raise _not_found()
-    return web.json_response(_with_token(*rotated))
+    row, token = rotated
+    return respond(keystore.render_key(row, token=token))
 
 
 @routes.delete(KEYS + "/{key_id}", name="keys.revoke")
@@ -128,25 +123,39 @@ async def revoke_key(request: web.Request) -> web.Response:
                 )
         row = await keystore.revoke_key(conn, key_id)
     assert row is not None
-    return web.json_response(keystore.render_key(row))
+    return respond(keystore.render_key(row))
+
+
+class Me(msgspec.Struct, kw_only=True):
+    """The calling key: who it is, what it may do, its limits."""
+
+    id: uuid.UUID
+    prefix: str
+    name: str
+    role: Role
+    permissions: list[Permission]
+    team: str | None
+    tables: list[str] | None  # none: every table
+    requests_per_minute: int
+    concurrent_imports: int
 
 
 @routes.get("/api/v1/me", name="me.read")
 async def me(request: web.Request) -> web.Response:
     principal = principal_of(request)
     settings = request.app[SETTINGS]
-    return web.json_response(
-        {
-            "id": str(principal.id),
-            "prefix": f"tg_{principal.lookup}",
-            "name": principal.name,
-            "role": principal.role,
-            "permissions": sorted(p for p, roles in GRANTS.items() if principal.role in roles),
-            "team": principal.team,
-            "tables": None if principal.tables is None else list(principal.tables),
-            "requests_per_minute": principal.requests_per_minute or settings.requests_per_minute,
-            "concurrent_imports": principal.concurrent_imports or settings.concurrent_imports,
-        }
+    return respond(
+        Me(
+            id=principal.id,
+            prefix=f"tg_{principal.lookup}",
+            name=principal.name,
+            role=principal.role,
+            permissions=sorted(p for p, roles in GRANTS.items() if principal.role in roles),
+            team=principal.team,
+            tables=None if principal.tables is None else list(principal.tables),
+            requests_per_minute=principal.requests_per_minute or settings.requests_per_minute,
+            concurrent_imports=principal.concurrent_imports or settings.concurrent_imports,
+        )
     )
 
 

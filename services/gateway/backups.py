@@ -18,11 +18,11 @@ from aiohttp import web
 
 from services.gateway import repository
 from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
-from services.gateway.handlers import API
 from services.gateway.keys import Principal
 from services.gateway.params import int_param, invalid, path_id
 from services.gateway.problems import Problem
 from services.gateway.recovery import OperationKey, accepted
+from services.gateway.resources import API
 from services.gateway.tables import find_table
 from shared import imports, operations
 from shared.events import OperationKind

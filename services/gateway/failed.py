@@ -14,9 +14,11 @@ import io
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from services.gateway.intake import DIAGNOSTIC_COLUMNS
 from shared import topics
@@ -95,7 +97,26 @@ async def failed_csv(conn: Conn, imp: Row) -> tuple[bytes, int]:
     return b"".join(parts), len(parts) - 1
 
 
-async def reconciliation(conn: Conn, imp: Row) -> dict[str, Any]:
+class Retry(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    parent_id: uuid.UUID
+    depth: int  # 1: a retry of this import; 2: a retry of that retry, …
+    status: str
+    loaded: int
+    failed: int
+    created_at: datetime
+
+
+class Reconciliation(msgspec.Struct, kw_only=True):
+    """ "Verify fixes": the import's failed rows that its retries loaded since."""
+
+    failed_rows: int
+    loaded_by_retries: int
+    outstanding: int
+    retries: list[Retry]
+
+
+async def reconciliation(conn: Conn, imp: Row) -> Reconciliation:
     """How many of the import's failed rows its retries (and theirs) loaded since, which
     are still outstanding, and the chain of retries."""
     failed = set((await failed_lines(conn, imp["id"])).keys())
@@ -109,7 +130,7 @@ async def reconciliation(conn: Conn, imp: Row) -> dict[str, Any]:
         imp["id"],
     )
     if not failed and not chain:
-        return {"failed_rows": 0, "loaded_by_retries": 0, "outstanding": 0, "retries": []}
+        return Reconciliation(failed_rows=0, loaded_by_retries=0, outstanding=0, retries=[])
     # Walk from the deepest retries up: a line is resolved if its retry kept the row it
     # stood for, or a retry of that retry resolved it.
     resolved: dict[uuid.UUID, set[int]] = defaultdict(set)
@@ -122,23 +143,23 @@ async def reconciliation(conn: Conn, imp: Row) -> dict[str, Any]:
         kept |= resolved.get(retry["id"], set())
         resolved[retry["parent_id"]] |= {mapping[line] for line in kept if line in mapping}
     loaded = len(failed & resolved.get(imp["id"], set()))
-    return {
-        "failed_rows": len(failed),
-        "loaded_by_retries": loaded,
-        "outstanding": len(failed) - loaded,
-        "retries": [
-            {
-                "id": str(r["id"]),
-                "parent_id": str(r["parent_id"]),
-                "depth": r["depth"],
-                "status": r["status"],
-                "loaded": r["loaded_rows"],
-                "failed": r["failed_rows"],
-                "created_at": r["created_at"].isoformat(),
-            }
+    return Reconciliation(
+        failed_rows=len(failed),
+        loaded_by_retries=loaded,
+        outstanding=len(failed) - loaded,
+        retries=[
+            Retry(
+                id=r["id"],
+                parent_id=r["parent_id"],
+                depth=r["depth"],
+                status=r["status"],
+                loaded=r["loaded_rows"],
+                failed=r["failed_rows"],
+                created_at=r["created_at"],
+            )
             for r in chain
         ],
-    }
+    )
 
 
 async def _parent_lines(conn: Conn, import_id: uuid.UUID) -> dict[int, int]:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import asyncpg
 import msgspec
@@ -24,7 +24,8 @@ from services.gateway.keys import Principal
 from services.gateway.params import Query, flag, int_param, invalid, path_id, required_param
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
-from services.gateway.report import build_report, stream_errors_csv
+from services.gateway.report import RowError, RowErrors, build_report, stream_errors_csv
+from services.gateway.resources import API, Imports, import_of, import_url, respond
 from services.gateway.tables import RULES, find_table
 from shared.catalog import HeaderMismatch, TableDef
 from shared.config import Settings
@@ -36,90 +37,8 @@ from shared.service import POOL, SETTINGS
 log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
-API = "/api/v1/database"
 MAX_NAMES = 100  # column names listed in a header-mismatch problem
 MAX_AUTO_RETRY = 10  # as the imports table's check says
-
-
-def import_url(import_id: uuid.UUID | str) -> str:
-    return f"{API}/imports/{import_id}"
-
-
-def render_import(row: dict[str, Any] | asyncpg.Record) -> dict[str, Any]:
-    chunks_total = row["chunks_total"]
-    progress = (row["chunks_loaded"] / chunks_total) if chunks_total else None
-    return {
-        "id": str(row["id"]),
-        "table": row["target_table"],
-        "columns": list(row["columns"]),
-        "status": row["status"],
-        "mode": row["mode"],
-        "on_duplicate": row["on_duplicate"],
-        "source": row["source"],
-        "filename": row["filename"],
-        "encoding": row["encoding"],
-        "delimiter": row["delimiter"],
-        "chunk_size": row["chunk_size"],
-        "counts": {
-            "file_rows": row["file_rows"],
-            "total": row["total_rows"],
-            "valid": row["valid_rows"],
-            "loaded": row["loaded_rows"],
-            "updated": row["updated_rows"],
-            "skipped": row["skipped_rows"],
-            "failed": row["failed_rows"],
-            "duplicates": row["duplicate_rows"],
-            "empty_rows": row["empty_rows"],
-        },
-        "ignored_columns": list(row["ignored_columns"]),
-        "chunks": {
-            "total": chunks_total,
-            "validated": row["chunks_validated"],
-            "loaded": row["chunks_loaded"],
-        },
-        "progress": progress,
-        "error": row["error"],
-        "producer": row["producer"],
-        "parent_id": str(row["parent_id"]) if row["parent_id"] else None,
-        "options": {
-            "auto_retry": row["auto_retry"],
-            "rollback_on_failure": row["rollback_on_failure"],
-            "atomic": row["atomic"],
-            "checkpoint_interval": row["chunk_size"],
-            "backup_id": str(row["backup_id"]) if row["backup_id"] else None,
-        },
-        "recovery": {
-            "redrives": row["redrives"],
-            "last_redrive_at": row["last_redrive_at"].isoformat()
-            if row["last_redrive_at"]
-            else None,
-            "chunks_failed": row["chunks_failed"],
-            # The last checkpoint: chunks (of checkpoint_interval records) committed and
-            # never loaded again, the rows they held, and when the last one committed.
-            "checkpoint": msgspec.json.decode(row["checkpoint"]),
-            "rollback": _rollback_of(row["rollback"]),
-        },
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
-        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
-        "links": {
-            "self": import_url(row["id"]),
-            "report": f"{import_url(row['id'])}/report",
-            "errors": f"{import_url(row['id'])}/errors",
-            "errors_csv": f"{import_url(row['id'])}/errors?format=csv",
-            "failed": f"{import_url(row['id'])}/failed",
-            **({"parent": import_url(row["parent_id"])} if row["parent_id"] else {}),
-            **({"backup": f"{API}/backups/{row['backup_id']}"} if row["backup_id"] else {}),
-        },
-    }
-
-
-def _rollback_of(raw: str | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    found: dict[str, Any] = msgspec.json.decode(raw)
-    found["link"] = f"{API}/operations/{found['operation']}"
-    return found
 
 
 def _import_id(request: web.Request) -> uuid.UUID:
@@ -317,19 +236,17 @@ async def accept_import(
         async with request.app[POOL].acquire() as conn:
             raise await _too_many_running(conn, principal, limit) from None
     request.app[RELAY].wake()
-    body_json = render_import(received.record)
-    request[TARGET] = body_json["id"]
+    accepted = import_of(received.record)
+    request[TARGET] = str(accepted.id)
     log.info(
         "import accepted",
-        import_id=body_json["id"],
+        import_id=str(accepted.id),
         table=table.qualified_name,
         mode=options.mode,
         rows=received.rows,
         chunks=received.chunks,
     )
-    return web.json_response(
-        body_json, status=202, headers={"Location": import_url(body_json["id"])}
-    )
+    return respond(accepted, status=202, headers={"Location": import_url(accepted.id)})
 
 
 async def _too_many_running(conn: Conn, principal: Principal, limit: int) -> Problem:
@@ -368,8 +285,8 @@ async def _replay(
     row = await repository.get_import(conn, import_id, principal_of(request))
     assert row is not None  # created by this key
     request[TARGET] = str(import_id)
-    return web.json_response(
-        render_import(row),
+    return respond(
+        import_of(row),
         status=202,
         headers={"Location": import_url(import_id), "Idempotent-Replayed": "true"},
     )
@@ -379,7 +296,7 @@ async def _replay(
 async def get_import(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         row = await visible_import(conn, request)
-    return web.json_response(render_import(row))
+    return respond(import_of(row))
 
 
 def _encode_cursor(row: asyncpg.Record) -> str:
@@ -413,13 +330,13 @@ async def list_imports(request: web.Request) -> web.Response:
             conn, principal_of(request), limit=limit + 1, after=after
         )
     page, more = rows[:limit], len(rows) > limit
-    body: dict[str, Any] = {"items": [render_import(r) for r in page], "next_cursor": None}
+    body = Imports(items=[import_of(r) for r in page], next_cursor=None)
     headers = {}
     if more:
-        body["next_cursor"] = _encode_cursor(page[-1])
-        next_url = f"{API}/imports?limit={limit}&cursor={body['next_cursor']}"
+        body.next_cursor = _encode_cursor(page[-1])
+        next_url = f"{API}/imports?limit={limit}&cursor={body.next_cursor}"
         headers["Link"] = f'<{next_url}>; rel="next"'
-    return web.json_response(body, headers=headers)
+    return respond(body, headers=headers)
 
 
 @routes.get(f"{API}/imports/{{import_id}}/report", name="imports.report")
@@ -429,8 +346,8 @@ async def get_report(request: web.Request) -> web.Response:
         row = await visible_import(conn, request)
         report = await build_report(conn, row)
         # "Verify fixes": how many failed rows later retries loaded, how many are left.
-        report["reconciliation"] = await failed.reconciliation(conn, row)
-    return web.json_response(report)
+        report.reconciliation = await failed.reconciliation(conn, row)
+    return respond(report)
 
 
 @routes.get(f"{API}/imports/{{import_id}}/errors", name="imports.errors")
@@ -455,4 +372,5 @@ async def list_errors(request: web.Request) -> web.StreamResponse:
         total, items = await repository.list_row_errors(
             conn, import_id, limit=limit, offset=offset, severity=severity
         )
-    return web.json_response({"total": total, "limit": limit, "offset": offset, "items": items})
+    rows = [RowError(**item) for item in items]
+    return respond(RowErrors(total=total, limit=limit, offset=offset, items=rows))

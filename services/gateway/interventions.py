@@ -8,9 +8,9 @@ from aiohttp import web
 
 from services.gateway import repository
 from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of
-from services.gateway.handlers import API, render_import
 from services.gateway.params import invalid, path_id
 from services.gateway.problems import Problem
+from services.gateway.resources import API, render_import
 from shared import imports
 from shared.service import POOL
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated
 
 import asyncpg
 import msgspec
@@ -21,8 +21,9 @@ created_at, rotated_at, revoked_at, last_used_at, previous_valid_until
 # A key's name or team: printable text (PostgreSQL's text cannot hold NUL; control characters
 # would garble listings and logs).
 TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f]+$"
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+TABLE_PATTERN = '^[^."\\x00\\n\\r]{1,63}(\\.[^."\\x00\\n\\r]{1,63})?$'  # table or schema.table
+TableName = Annotated[str, msgspec.Meta(pattern=TABLE_PATTERN)]
 
 
 class KeySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -31,22 +32,46 @@ class KeySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     name: Label
     role: Role
     team: Label | None = None
-    tables: Annotated[list[Text], msgspec.Meta(min_length=1, max_length=1000)] | None = None
+    tables: Annotated[list[TableName], msgspec.Meta(min_length=1, max_length=1000)] | None = None
     requests_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     concurrent_imports: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
 
 
-def render_key(row: asyncpg.Record) -> dict[str, Any]:
+class Key(msgspec.Struct, kw_only=True):
     """A key as the API shows it: never the secret or its hash."""
-    body = {
-        name: (value.isoformat() if hasattr(value, "isoformat") else value)
-        for name, value in dict(row).items()
-    }
-    body["id"] = str(row["id"])
-    body["created_by"] = None if row["created_by"] is None else str(row["created_by"])
-    body["prefix"] = f"tg_{row['lookup']}"
-    body["active"] = row["revoked_at"] is None
-    return body
+
+    id: uuid.UUID
+    prefix: str  # the token's public start, `tg_<lookup>`
+    lookup: str
+    name: str
+    role: Role
+    team: str | None
+    tables: list[str] | None  # none: every table
+    requests_per_minute: int | None  # none: the gateway's default
+    concurrent_imports: int | None
+    created_by: uuid.UUID | None
+    created_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    previous_valid_until: datetime | None  # the old secret still works until then
+    active: bool
+
+
+class KeyWithSecret(Key, kw_only=True):
+    key: str  # the token: shown this once, only its hash is stored
+
+
+class Keys(msgspec.Struct, kw_only=True):
+    items: list[Key]
+
+
+def render_key(row: asyncpg.Record, *, token: str | None = None) -> Key:
+    fields = {name: row[name] for name in Key.__struct_fields__ if name not in ("prefix", "active")}
+    shown = {**fields, "prefix": f"tg_{row['lookup']}", "active": row["revoked_at"] is None}
+    if token is not None:
+        return KeyWithSecret(**shown, key=token)
+    return Key(**shown)
 
 
 async def create_key(

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from services.gateway import repository
 from services.gateway.access import principal_of
-from services.gateway.handlers import API, render_import
 from services.gateway.params import invalid
+from services.gateway.resources import API, render_import
 from shared.service import POOL
 
 routes = web.RouteTableDef()

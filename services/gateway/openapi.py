@@ -21,12 +21,13 @@ from services.gateway import (
     live,
     records,
     recovery,
+    report,
+    resources,
     status,
     targets,
     timeline,
     verifications,
 )
-from services.gateway.keys import ROLES
 from shared import rollback
 
 routes = web.RouteTableDef()
@@ -58,9 +59,8 @@ STR, INT, BOOL, NUM = (
 )
 TIME = {"type": "string", "format": "date-time"}
 UUID = {"type": "string", "format": "uuid"}
-KEY_TEXT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": keystore.TEXT_PATTERN}
 # `table` or `schema.table`, each part a PostgreSQL identifier of at most 63 characters.
-TABLE_NAME = {"type": "string", "pattern": '^[^."\\x00\\n\\r]{1,63}(\\.[^."\\x00\\n\\r]{1,63})?$'}
+TABLE_NAME = {"type": "string", "pattern": keystore.TABLE_PATTERN}
 
 PROBLEM_REASONS = {
     400: "Invalid parameter or body",
@@ -165,118 +165,6 @@ IMPORT_PARAMS = [
     ),
 ]
 
-COUNTS = obj(
-    file_rows=nullable(INT),
-    total=INT,
-    valid=INT,
-    loaded=INT,
-    updated=INT,
-    skipped=INT,
-    failed=INT,
-    duplicates=INT,
-    empty_rows=INT,  # rows whose every field was empty: passed over like blank lines
-)
-IMPORT = obj(
-    ["id", "table", "status", "counts", "links"],
-    id=UUID,
-    table=STR,
-    columns={"type": "array", "items": STR},
-    ignored_columns={"type": "array", "items": STR},
-    status={
-        "type": "string",
-        "enum": [
-            "pending",
-            "validating",
-            "loading",
-            "completed",
-            "completed_with_errors",
-            "failed",
-            "cancelled",
-            "rolled_back",
-        ],
-    },
-    mode={"type": "string", "enum": ["import", "validate_only", "dry_run"]},
-    on_duplicate=nullable({"type": "string", "enum": ["reject", "skip", "update"]}),
-    source={"type": "string", "enum": ["http", "kafka"]},
-    filename=nullable(STR),
-    encoding=nullable(STR),
-    delimiter=nullable(STR),
-    chunk_size=INT,
-    counts=COUNTS,
-    chunks=obj(total=nullable(INT), validated=INT, loaded=INT),
-    progress=nullable(NUM),
-    error=nullable(STR),
-    producer=nullable(STR),
-    parent_id=nullable(UUID),
-    options=obj(
-        auto_retry=INT,
-        rollback_on_failure=BOOL,
-        atomic=BOOL,
-        checkpoint_interval=INT,
-        backup_id=nullable(UUID),
-    ),
-    recovery=obj(
-        redrives=INT,
-        last_redrive_at=nullable(TIME),
-        chunks_failed=INT,
-        checkpoint=obj(chunks=INT, rows=INT, at=nullable(STR)),
-        rollback=nullable({"type": "object"}),
-    ),
-    created_at=TIME,
-    updated_at=TIME,
-    finished_at=nullable(TIME),
-    links={"type": "object", "additionalProperties": STR},
-)
-ROW_ERROR = obj(
-    line=INT,
-    column=nullable(STR),
-    severity={"type": "string", "enum": ["error", "warning"]},
-    code=STR,
-    message=STR,
-    value=nullable(STR),
-    stage=STR,
-)
-FIELD_COUNTS = {"type": "array", "items": obj(field=STR, count=INT)}
-REPORT = obj(
-    ["total_records", "failed_records", "duplicate_count"],
-    import_id=UUID,
-    total_records=INT,
-    failed_records=INT,
-    duplicate_count=INT,
-    missing_required_fields=FIELD_COUNTS,
-    invalid_format_fields=FIELD_COUNTS,
-)
-KEY = obj(
-    ["id", "prefix", "name", "role", "active"],
-    id=UUID,
-    prefix=STR,
-    lookup=STR,
-    name=STR,
-    role={"type": "string", "enum": list(ROLES)},
-    team=nullable(STR),
-    tables=nullable({"type": "array", "items": STR}),
-    requests_per_minute=nullable(INT),
-    concurrent_imports=nullable(INT),
-    created_by=nullable(UUID),
-    created_at=TIME,
-    rotated_at=nullable(TIME),
-    revoked_at=nullable(TIME),
-    last_used_at=nullable(TIME),
-    previous_valid_until=nullable(TIME),
-    active=BOOL,
-)
-KEY_REQUEST = {
-    **obj(
-        ["name", "role"],
-        name=KEY_TEXT,
-        role={"type": "string", "enum": list(ROLES)},
-        team=nullable(KEY_TEXT),
-        tables=nullable({"type": "array", "minItems": 1, "maxItems": 1000, "items": TABLE_NAME}),
-        requests_per_minute=nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
-        concurrent_imports=nullable({"type": "integer", "minimum": 1, "maximum": 100}),
-    ),
-    "additionalProperties": False,
-}
 AUDIT_ENTRY = obj(
     id=INT,
     at=TIME,
@@ -311,6 +199,15 @@ _, DERIVED = msgspec.json.schema_components(
         timeline.TimelineEvent,
         verifications.Verification,
         targets.TargetTables,
+        resources.Import,
+        resources.Imports,
+        report.Report,
+        report.RowErrors,
+        keystore.Key,
+        keystore.KeyWithSecret,
+        keystore.Keys,
+        keystore.KeySpec,
+        admin.Me,
     ],
     ref_template="#/components/schemas/{name}",
 )
@@ -615,15 +512,7 @@ def _paths() -> dict[str, Schema]:
         imports: {
             "get": operation(
                 "Imports this key or its team created (all, for admins), newest first",
-                {
-                    200: json_body(
-                        obj(
-                            items={"type": "array", "items": ref("Import")},
-                            next_cursor=nullable(STR),
-                        ),
-                        "a page",
-                    )
-                },
+                {200: json_body(ref("Imports"), "a page")},
                 params=[LIMIT, param("cursor", STR, "from next_cursor")],
             )
         },
@@ -669,14 +558,7 @@ def _paths() -> dict[str, Schema]:
                     200: {
                         "description": "row errors",
                         "content": {
-                            "application/json": {
-                                "schema": obj(
-                                    total=INT,
-                                    limit=INT,
-                                    offset=INT,
-                                    items={"type": "array", "items": ROW_ERROR},
-                                )
-                            },
+                            "application/json": {"schema": ref("RowErrors")},
                             **CSV,
                         },
                     }
@@ -739,7 +621,7 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/keys": {
             "get": operation(
                 "API keys (admin)",
-                {200: json_body(obj(items={"type": "array", "items": ref("Key")}), "the keys")},
+                {200: json_body(ref("Keys"), "the keys")},
                 params=[param("include_revoked", FLAG, "also revoked keys")],
             ),
             "post": operation(
@@ -748,7 +630,7 @@ def _paths() -> dict[str, Schema]:
                 (422,),
                 requestBody={
                     "required": True,
-                    "content": {"application/json": {"schema": ref("KeyRequest")}},
+                    "content": {"application/json": {"schema": ref("KeySpec")}},
                 },
             ),
         },
@@ -862,24 +744,7 @@ def document() -> Schema:
                     **obj(["type", "title", "status"], type=STR, title=STR, status=INT, detail=STR),
                     "additionalProperties": True,
                 },
-                "Import": IMPORT,
                 **DERIVED,
-                "Report": REPORT,
-                "Key": KEY,
-                "KeyWithSecret": {"allOf": [ref("Key"), obj(["key"], key=STR)]},
-                "KeyRequest": KEY_REQUEST,
-                "Me": obj(
-                    ["id", "role", "permissions"],
-                    id=UUID,
-                    prefix=STR,
-                    name=STR,
-                    role={"type": "string", "enum": list(ROLES)},
-                    permissions={"type": "array", "items": STR},
-                    team=nullable(STR),
-                    tables=nullable({"type": "array", "items": STR}),
-                    requests_per_minute=INT,
-                    concurrent_imports=INT,
-                ),
             },
         },
     }

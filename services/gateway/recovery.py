@@ -20,19 +20,13 @@ from aiohttp import web
 
 from services.gateway import failed, idempotency, repository
 from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
-from services.gateway.handlers import (
-    API,
-    accept_import,
-    import_options,
-    import_url,
-    render_import,
-    visible_import,
-)
+from services.gateway.handlers import accept_import, import_options, visible_import
 from services.gateway.keys import Principal
 from services.gateway.metrics import IMPORTS_CANCELLED
 from services.gateway.params import flag, path_id
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
+from services.gateway.resources import API, import_url, render_import
 from services.gateway.tables import TABLES, find_table
 from shared import imports, operations, rollback
 from shared.db import Conn

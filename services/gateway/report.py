@@ -7,26 +7,74 @@ import csv
 import io
 import uuid
 from collections import Counter
-from typing import Any
+from typing import Literal
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from services.gateway import repository
+from services.gateway.failed import Reconciliation
+from services.gateway.resources import State
 from shared.db import Conn
 from shared.error_codes import FORMAT, REQUIRED, codes_in
+from shared.events import Mode
 from shared.spreadsheet import escape_cell
 
 CSV_COLUMNS = ("line", "column", "severity", "code", "message", "value", "stage")
 
 
-def _by_field(counts: Counter[str]) -> list[dict[str, Any]]:
-    return [{"field": field, "count": n} for field, n in sorted(counts.items())]
+class FieldCount(msgspec.Struct, kw_only=True):
+    field: str  # a column, or "(row)" for errors of the whole row
+    count: int
 
 
-async def build_report(conn: Conn, row: asyncpg.Record) -> dict[str, Any]:
-    """`total_records`, `failed_records`, `duplicate_count`, `missing_required_fields`,
-    `invalid_format_fields` (field names with counts), and counts by code."""
+class Report(msgspec.Struct, kw_only=True):
+    """The seed's verification metrics of one import (or validation), and counts by code."""
+
+    import_id: uuid.UUID
+    table: str
+    mode: Mode
+    status: State
+    finished: bool
+    total_records: int
+    valid_records: int
+    loaded_records: int
+    updated_records: int
+    skipped_records: int
+    failed_records: int
+    duplicate_count: int
+    warning_count: int
+    missing_required_fields: list[FieldCount]
+    invalid_format_fields: list[FieldCount]
+    errors_by_code: dict[str, int]
+    error: str | None
+    links: dict[str, str]
+    reconciliation: Reconciliation | None = None  # GET /report adds it
+
+
+class RowError(msgspec.Struct, kw_only=True):
+    line: int  # the file line the row starts on (the header is line 1)
+    column: str | None  # none: the error is about the whole row
+    severity: Literal["error", "warning"]
+    code: str  # docs/problems.md lists the codes
+    message: str
+    value: str | None
+    stage: str
+
+
+class RowErrors(msgspec.Struct, kw_only=True):
+    total: int
+    limit: int
+    offset: int
+    items: list[RowError]
+
+
+def _by_field(counts: Counter[str]) -> list[FieldCount]:
+    return [FieldCount(field=field, count=n) for field, n in sorted(counts.items())]
+
+
+async def build_report(conn: Conn, row: asyncpg.Record) -> Report:
     required, formats = set(codes_in(REQUIRED)), set(codes_in(FORMAT))
     missing: Counter[str] = Counter()
     invalid: Counter[str] = Counter()
@@ -43,30 +91,30 @@ async def build_report(conn: Conn, row: asyncpg.Record) -> dict[str, Any]:
         elif entry["code"] in formats:
             invalid[field] += entry["n"]
     base = f"/api/v1/database/imports/{row['id']}"
-    return {
-        "import_id": str(row["id"]),
-        "table": row["target_table"],
-        "mode": row["mode"],
-        "status": row["status"],
-        "finished": row["finished_at"] is not None,
-        "total_records": row["total_rows"],
-        "valid_records": row["valid_rows"],
-        "loaded_records": row["loaded_rows"],
-        "updated_records": row["updated_rows"],
-        "skipped_records": row["skipped_rows"],
-        "failed_records": row["failed_rows"],
-        "duplicate_count": row["duplicate_rows"],
-        "warning_count": warnings,
-        "missing_required_fields": _by_field(missing),
-        "invalid_format_fields": _by_field(invalid),
-        "errors_by_code": dict(sorted(by_code.items())),
-        "error": row["error"],
-        "links": {
+    return Report(
+        import_id=row["id"],
+        table=row["target_table"],
+        mode=row["mode"],
+        status=row["status"],
+        finished=row["finished_at"] is not None,
+        total_records=row["total_rows"],
+        valid_records=row["valid_rows"],
+        loaded_records=row["loaded_rows"],
+        updated_records=row["updated_rows"],
+        skipped_records=row["skipped_rows"],
+        failed_records=row["failed_rows"],
+        duplicate_count=row["duplicate_rows"],
+        warning_count=warnings,
+        missing_required_fields=_by_field(missing),
+        invalid_format_fields=_by_field(invalid),
+        errors_by_code=dict(sorted(by_code.items())),
+        error=row["error"],
+        links={
             "import": base,
             "errors": f"{base}/errors",
             "errors_csv": f"{base}/errors?format=csv",
         },
-    }
+    )
 
 
 async def stream_errors_csv(

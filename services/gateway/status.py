@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from services.gateway.handlers import import_url
+from services.gateway.resources import import_url
 from shared import topics
 from shared.db import Conn
 from shared.kafka import group_lag

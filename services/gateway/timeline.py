@@ -20,8 +20,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.gateway.handlers import API, visible_import
+from services.gateway.handlers import visible_import
 from services.gateway.params import int_param
+from services.gateway.resources import API
 from shared.db import Conn
 from shared.service import POOL
 

@@ -20,10 +20,10 @@ from aiohttp import web
 
 from services.gateway import repository
 from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
-from services.gateway.handlers import API
 from services.gateway.params import int_param, invalid, path_id
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
+from services.gateway.resources import API
 from services.gateway.tables import RULES, TABLES, find_table
 from shared import topics
 from shared.db import Conn
