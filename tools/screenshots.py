@@ -119,7 +119,7 @@ async def shoot(stack: Stack, token: str, bad_import: str, out: Path) -> None:
         await page.screenshot(path=out / "3-verification.png", full_page=True)
         await page.goto(f"{stack.api_url}/console/#/troubleshoot/{bad_import}")
         await page.locator("#trouble-errors").wait_for()
-        await page.get_by_label("Key: id").fill("2040")
+        await page.get_by_label("Key: id").fill("2041")
         await page.get_by_role("button", name="Look up").click()
         await page.locator("#record-current").wait_for()
         await page.locator("#status-instances").wait_for()

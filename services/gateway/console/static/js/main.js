@@ -54,6 +54,7 @@ function route() {
   const screen = offered.find((s) => s.path === name) || offered[0];
   leave?.();
   leave = null;
+  $("toast").classList.remove("shown");
   const root = $("screen");
   root.replaceChildren();
   for (const link of $("nav").querySelectorAll("a")) {

@@ -61,6 +61,7 @@ export function render(root, { args }) {
       rows.set(imp.id, { imp, tr });
       if (prepend) body.prepend(tr);
       else body.append(tr);
+      status.textContent = `${rows.size} imports shown; progress updates live.`;
     }
     rows.get(imp.id).tr.dataset.status = imp.status;
     if (args[0] === imp.id) showDetail(imp);
@@ -71,7 +72,7 @@ export function render(root, { args }) {
     for (const imp of answer.items) show(imp);
     cursor = answer.next_cursor;
     more.hidden = !cursor;
-    status.textContent = rows.size ? `${rows.size} imports shown; progress updates live.` : "No imports yet.";
+    if (!rows.size) status.textContent = "No imports yet.";
   }
 
   async function showDetail(imp) {

@@ -181,12 +181,13 @@ export function render(root, { can }) {
           const text = cells[i] ?? (mine[0]?.value ?? "");
           if (!mine.length) return h("td", {}, text);
           const id = `reason-${imp.id.slice(0, 8)}-${tip++}`;
-          return h("td", { class: "bad", tabindex: "0", "aria-describedby": id },
+          const kind = mine.some((p) => p.severity === "error") ? "bad" : "bad warning";
+          return h("td", { class: kind, tabindex: "0", "aria-describedby": id },
             text, h("span", { class: "reason", id, role: "tooltip" }, mine.map((p) => `${p.code}: ${p.message}`).join("; ")));
         }));
     };
     return scroller("Rows with errors", h("table", { class: "grid", id: "error-grid" },
-      h("caption", {}, `Rows with errors${lines.length < byLine.size ? ` (first ${lines.length})` : ""}; focus or hover a marked cell for its reason`),
+      h("caption", {}, `Rows with errors${lines.length < byLine.size ? ` (first ${lines.length})` : ""}; focus or hover a marked cell for its reason (red: refused, amber: a warning, loaded as is)`),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Line"), header.map((name) => h("th", { scope: "col" }, name)))),
       h("tbody", {}, lines.map(row))));
   }
