@@ -178,6 +178,4 @@ async def audit_log(request: web.Request) -> web.Response:
         rows = await audit.list_entries(conn, where, limit + 1)
     page = rows[:limit]
     cursor = str(page[-1]["id"]) if len(rows) > limit else None
-    return web.json_response(
-        {"items": [audit.render_entry(r) for r in page], "next_cursor": cursor}
-    )
+    return respond(audit.AuditPage(items=[audit.render_entry(r) for r in page], next_cursor=cursor))

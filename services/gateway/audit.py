@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import asyncpg
 import msgspec
@@ -14,7 +14,8 @@ import msgspec
 from services.gateway.keys import Principal
 from shared.db import Conn
 
-OUTCOMES = ("success", "denied", "rejected", "error")
+Outcome = Literal["success", "denied", "rejected", "error"]
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
 
 def outcome(status: int) -> str:
@@ -88,9 +89,29 @@ async def list_entries(conn: Conn, where: AuditFilter, limit: int) -> list[async
     )
 
 
-def render_entry(row: asyncpg.Record) -> dict[str, Any]:
-    body = dict(row)
-    body["at"] = row["at"].isoformat()
-    body["key_id"] = None if row["key_id"] is None else str(row["key_id"])
-    body["detail"] = None if row["detail"] is None else json.loads(row["detail"])
-    return body
+class AuditEntry(msgspec.Struct, kw_only=True):
+    id: int
+    at: datetime
+    key_id: uuid.UUID | None
+    key_lookup: str | None
+    role: str | None
+    action: str  # the route's name, e.g. imports.create
+    method: str
+    path: str
+    target: str | None  # what the action was about (import id, table, key)
+    status: int
+    outcome: Outcome
+    remote: str | None
+    request_id: str
+    detail: dict[str, Any] | None
+
+
+class AuditPage(msgspec.Struct, kw_only=True):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+def render_entry(row: asyncpg.Record) -> AuditEntry:
+    fields = {name: row[name] for name in AuditEntry.__struct_fields__ if name != "detail"}
+    detail = None if row["detail"] is None else json.loads(row["detail"])
+    return AuditEntry(**fields, detail=detail)

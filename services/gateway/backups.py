@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import asyncpg
 import msgspec
@@ -22,7 +22,7 @@ from services.gateway.keys import Principal
 from services.gateway.params import int_param, invalid, path_id
 from services.gateway.problems import Problem
 from services.gateway.recovery import OperationKey, accepted
-from services.gateway.resources import API
+from services.gateway.resources import API, respond
 from services.gateway.tables import find_table
 from shared import imports, operations
 from shared.events import OperationKind
@@ -70,7 +70,11 @@ class Backup(msgspec.Struct, frozen=True, kw_only=True):
     links: dict[str, str]
 
 
-def render_backup(row: asyncpg.Record) -> dict[str, Any]:
+class Backups(msgspec.Struct, kw_only=True):
+    items: list[Backup]  # newest first
+
+
+def render_backup(row: asyncpg.Record) -> Backup:
     counts = row["row_counts"]
     body = Backup(
         **{name: row[name] for name in Backup.__struct_fields__ if name not in SHOWN_APART},
@@ -79,8 +83,7 @@ def render_backup(row: asyncpg.Record) -> dict[str, Any]:
         row_counts=msgspec.json.decode(counts) if counts else None,
         links={"self": backup_url(row["id"]), "restore": f"{backup_url(row['id'])}/restore"},
     )
-    shown: dict[str, Any] = msgspec.to_builtins(body)
-    return shown
+    return body
 
 
 async def _backup(request: web.Request) -> asyncpg.Record:
@@ -141,12 +144,12 @@ async def list_backups(request: web.Request) -> web.Response:
             *repository.visibility(principal_of(request)),
             limit,
         )
-    return web.json_response({"items": [render_backup(r) for r in rows]})
+    return respond(Backups(items=[render_backup(r) for r in rows]))
 
 
 @routes.get(f"{API}/backups/{{backup_id}}", name="backups.read")
 async def get_backup(request: web.Request) -> web.Response:
-    return web.json_response(render_backup(await _backup(request)))
+    return respond(render_backup(await _backup(request)))
 
 
 @routes.post(f"{API}/backups/{{backup_id}}/restore", name="backups.restore")

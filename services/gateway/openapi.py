@@ -165,22 +165,6 @@ IMPORT_PARAMS = [
     ),
 ]
 
-AUDIT_ENTRY = obj(
-    id=INT,
-    at=TIME,
-    key_id=nullable(UUID),
-    key_lookup=nullable(STR),
-    role=nullable(STR),
-    action=STR,
-    method=STR,
-    path=STR,
-    target=nullable(STR),
-    status=INT,
-    outcome={"type": "string", "enum": list(audit.OUTCOMES)},
-    remote=nullable(STR),
-    request_id=STR,
-    detail=nullable({"type": "object"}),
-)
 CSV = {"text/csv": {"schema": {"type": "string"}}}
 IDEMPOTENCY = param(
     "Idempotency-Key",
@@ -208,6 +192,12 @@ _, DERIVED = msgspec.json.schema_components(
         keystore.Keys,
         keystore.KeySpec,
         admin.Me,
+        status.SyncStatus,
+        records.RecordHistory,
+        audit.AuditPage,
+        backups.Backups,
+        verifications.Verifications,
+        timeline.Timeline,
     ],
     ref_template="#/components/schemas/{name}",
 )
@@ -319,7 +309,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
             ),
             "get": operation(
                 "Backups, newest first",
-                {200: json_body(obj(items={"type": "array", "items": ref("Backup")}), "a page")},
+                {200: json_body(ref("Backups"), "a page")},
                 params=[param("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "size")],
             ),
         },
@@ -347,11 +337,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                         " (Server-Sent Events; resume with `Last-Event-ID`) that ends with"
                         " `event: end` once the import and its operations have finished",
                         "content": {
-                            "application/json": {
-                                "schema": obj(
-                                    items={"type": "array", "items": ref("TimelineEvent")}
-                                )
-                            },
+                            "application/json": {"schema": ref("Timeline")},
                             "text/event-stream": {"schema": STR},
                         },
                     }
@@ -408,11 +394,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
             ),
             "get": operation(
                 "Verifications, newest first (`table`: one table's history)",
-                {
-                    200: json_body(
-                        obj(items={"type": "array", "items": ref("Verification")}), "a page"
-                    )
-                },
+                {200: json_body(ref("Verifications"), "a page")},
                 params=[LIMIT, param("table", STR, "only those of this `schema.table`")],
             ),
         },
@@ -429,14 +411,14 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                 "Is everything healthy and moving: instances (heartbeats), consumer lag per"
                 " group and topic, outbox backlog, dead letters, running imports with ETA,"
                 " the latest failures",
-                {200: json_body({"type": "object"}, "the status")},
+                {200: json_body(ref("SyncStatus"), "the status")},
             )
         },
         f"{DB}/records": {
             "get": operation(
                 "A row's history: the imports that wrote it (file, line, key), its values"
                 " before each update, row errors about its key",
-                {200: json_body({"type": "object"}, "the row now and its history")},
+                {200: json_body(ref("RecordHistory"), "the row now and its history")},
                 (404, 409),
                 params=[
                     {**param("table", TABLE_NAME, "`schema.table` or `table`"), "required": True},
@@ -666,14 +648,7 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/audit-log": {
             "get": operation(
                 "Audit log, newest first (admin)",
-                {
-                    200: json_body(
-                        obj(
-                            items={"type": "array", "items": AUDIT_ENTRY}, next_cursor=nullable(STR)
-                        ),
-                        "a page",
-                    )
-                },
+                {200: json_body(ref("AuditPage"), "a page")},
                 params=[
                     param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
                     param(

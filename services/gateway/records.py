@@ -9,7 +9,9 @@ comma-separated. Values are compared by PostgreSQL with the columns' own types.
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from datetime import datetime
+from typing import Any, Literal
 
 import asyncpg
 import msgspec
@@ -18,6 +20,7 @@ from aiohttp import web
 from services.gateway.access import AUDIT_DETAIL
 from services.gateway.params import invalid, required_param
 from services.gateway.problems import Problem
+from services.gateway.resources import respond
 from services.gateway.tables import find_table
 from shared import topics
 from shared.catalog import TableDef, quote_ident
@@ -27,6 +30,46 @@ from shared.service import POOL
 
 routes = web.RouteTableDef()
 MAX_WRITES = 100  # imports listed, newest first
+
+
+class Uploader(msgspec.Struct, kw_only=True):
+    key_id: uuid.UUID
+    name: str | None
+    prefix: str | None
+
+
+class Write(msgspec.Struct, kw_only=True):
+    """An import that inserted or updated the row."""
+
+    import_id: uuid.UUID
+    action: Literal["inserted", "updated"]
+    status: str  # the import's
+    filename: str | None
+    chunk: int
+    line: int | None  # the file line the row came from
+    loaded_at: datetime | None
+    uploaded_by: Uploader | None
+    before: dict[str, Any] | None  # an update: the row as it was
+    links: dict[str, str]
+
+
+class KeyRowError(msgspec.Struct, kw_only=True):
+    """A row error about this key in an import into the table."""
+
+    import_id: uuid.UUID
+    line: int
+    column: str
+    code: str
+    message: str
+    value: str | None
+
+
+class RecordHistory(msgspec.Struct, kw_only=True):
+    table: str
+    key: dict[str, str]
+    current: dict[str, Any] | None  # none: no such row now
+    history: list[Write]  # newest first
+    row_errors: list[KeyRowError]
 
 
 def _key(request: web.Request, table: TableDef) -> list[str]:
@@ -133,24 +176,22 @@ async def read_record(request: web.Request) -> web.Response:
             )
             writes = await conn.fetch(_writes_sql(table), *key, table.qualified_name, MAX_WRITES)
             history = [
-                {
-                    "import_id": str(w["import_id"]),
-                    "action": w["action"],
-                    "status": w["status"],
-                    "filename": w["filename"],
-                    "chunk": w["seq"],
-                    "line": await _line(conn, table, w["import_id"], w["seq"], key),
-                    "loaded_at": w["loaded_at"].isoformat() if w["loaded_at"] else None,
-                    "uploaded_by": {
-                        "key_id": str(w["key_id"]),
-                        "name": w["key_name"],
-                        "prefix": w["key_lookup"],
-                    }
+                Write(
+                    import_id=w["import_id"],
+                    action=w["action"],
+                    status=w["status"],
+                    filename=w["filename"],
+                    chunk=w["seq"],
+                    line=await _line(conn, table, w["import_id"], w["seq"], key),
+                    loaded_at=w["loaded_at"],
+                    uploaded_by=Uploader(
+                        key_id=w["key_id"], name=w["key_name"], prefix=w["key_lookup"]
+                    )
                     if w["key_id"]
                     else None,
-                    "before": msgspec.json.decode(w["before"]) if w["before"] else None,
-                    "links": {"import": f"/api/v1/database/imports/{w['import_id']}"},
-                }
+                    before=msgspec.json.decode(w["before"]) if w["before"] else None,
+                    links={"import": f"/api/v1/database/imports/{w['import_id']}"},
+                )
                 for w in writes
             ]
             errors = await conn.fetch(
@@ -165,22 +206,22 @@ async def read_record(request: web.Request) -> web.Response:
     except asyncpg.DataError as exc:
         raise invalid("id", f"id is not a value of the key's type: {exc}") from None
     request[AUDIT_DETAIL]["key"] = key
-    return web.json_response(
-        {
-            "table": table.qualified_name,
-            "key": dict(zip(table.primary_key, key, strict=True)),
-            "current": msgspec.json.decode(current) if current is not None else None,
-            "history": history,
-            "row_errors": [
-                {
-                    "import_id": str(e["import_id"]),
-                    "line": e["line"],
-                    "column": e["column_name"],
-                    "code": e["code"],
-                    "message": e["message"],
-                    "value": e["value"],
-                }
+    return respond(
+        RecordHistory(
+            table=table.qualified_name,
+            key=dict(zip(table.primary_key, key, strict=True)),
+            current=msgspec.json.decode(current) if current is not None else None,
+            history=history,
+            row_errors=[
+                KeyRowError(
+                    import_id=e["import_id"],
+                    line=e["line"],
+                    column=e["column_name"],
+                    code=e["code"],
+                    message=e["message"],
+                    value=e["value"],
+                )
                 for e in errors
             ],
-        }
+        )
     )

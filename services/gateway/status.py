@@ -8,14 +8,15 @@ with progress, rate and ETA, and the latest failures.
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from datetime import datetime
 
 import msgspec
 import structlog
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from services.gateway.resources import import_url
+from services.gateway.resources import import_url, respond
 from shared import topics
 from shared.db import Conn
 from shared.kafka import group_lag
@@ -26,7 +27,79 @@ routes = web.RouteTableDef()
 DOWN_AFTER_BEATS = 3
 
 
-async def _instances(conn: Conn, heartbeat_seconds: float) -> list[dict[str, Any]]:
+class Consumer(msgspec.Struct, kw_only=True):
+    """One consumer loop of an instance, as its last heartbeat reported it."""
+
+    service: str
+    group: str
+    running: bool
+    lag: int | None
+    stalled_seconds: float
+
+
+class Instance(msgspec.Struct, kw_only=True):
+    instance: str
+    service: str
+    up: bool  # a heartbeat within the last DOWN_AFTER_BEATS intervals
+    version: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_heartbeat: datetime
+    silent_seconds: float
+    consumers: list[Consumer]
+
+
+class Running(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    table: str
+    status: str
+    rows: int | None
+    done: int
+    progress: float | None
+    rows_per_second: float
+    eta_seconds: float | None
+    created_at: datetime
+    link: str
+
+
+class Failure(msgspec.Struct, kw_only=True):
+    what: str  # "import" or "operation:<kind>"
+    id: uuid.UUID
+    target: str
+    status: str
+    error: str | None
+    at: datetime | None
+
+
+class Lag(msgspec.Struct, kw_only=True):
+    ok: bool  # measured (the broker answered)
+    groups: dict[str, dict[str, int]]  # group → topic → messages not yet consumed
+    error: str | None = None
+
+
+class Outbox(msgspec.Struct, kw_only=True):
+    pending: int
+    oldest_seconds: float
+
+
+class DeadLetters(msgspec.Struct, kw_only=True):
+    last_hour: int
+    last_day: int
+
+
+class SyncStatus(msgspec.Struct, kw_only=True):
+    healthy: bool  # lag measured and every service has an instance up
+    services_down: list[str]
+    instances: list[Instance]
+    consumer_lag: Lag
+    outbox: Outbox
+    dead_letters: DeadLetters
+    imports_running: list[Running]
+    recent_failures: list[Failure]
+
+
+async def _instances(conn: Conn, heartbeat_seconds: float) -> list[Instance]:
     rows = await conn.fetch(
         "SELECT instance, service, version, host, pid, started_at, last_seen, detail,"
         " last_seen > now() - make_interval(secs => $1) AS up,"
@@ -35,23 +108,37 @@ async def _instances(conn: Conn, heartbeat_seconds: float) -> list[dict[str, Any
         heartbeat_seconds * DOWN_AFTER_BEATS,
     )
     return [
-        {
-            "instance": r["instance"],
-            "service": r["service"],
-            "up": r["up"],
-            "version": r["version"],
-            "host": r["host"],
-            "pid": r["pid"],
-            "started_at": r["started_at"].isoformat(),
-            "last_heartbeat": r["last_seen"].isoformat(),
-            "silent_seconds": round(float(r["silent_seconds"]), 1),
-            "consumers": msgspec.json.decode(r["detail"])["consumers"] if r["detail"] else [],
-        }
+        Instance(
+            instance=r["instance"],
+            service=r["service"],
+            up=r["up"],
+            version=r["version"],
+            host=r["host"],
+            pid=r["pid"],
+            started_at=r["started_at"],
+            last_heartbeat=r["last_seen"],
+            silent_seconds=round(float(r["silent_seconds"]), 1),
+            consumers=_consumers(r["detail"]),
+        )
         for r in rows
     ]
 
 
-async def _imports_running(conn: Conn) -> list[dict[str, Any]]:
+class _Detail(msgspec.Struct):
+    consumers: list[Consumer]
+
+
+def _consumers(detail: str | None) -> list[Consumer]:
+    """The consumers of a heartbeat (none from an instance of a version that did not say)."""
+    if not detail:
+        return []
+    try:
+        return msgspec.json.decode(detail, type=_Detail).consumers
+    except msgspec.ValidationError:
+        return []
+
+
+async def _imports_running(conn: Conn) -> list[Running]:
     rows = await conn.fetch(
         "SELECT id, target_table, status, mode, file_rows, total_rows, valid_rows, loaded_rows,"
         " failed_rows, skipped_rows, chunks_total, chunks_loaded, created_at,"
@@ -66,23 +153,23 @@ async def _imports_running(conn: Conn) -> list[dict[str, Any]]:
         rate = done / float(r["seconds"]) if r["seconds"] else 0.0
         remaining = max(rows_total - done, 0) if rows_total else None
         running.append(
-            {
-                "id": str(r["id"]),
-                "table": r["target_table"],
-                "status": r["status"],
-                "rows": rows_total,
-                "done": done,
-                "progress": round(done / rows_total, 4) if rows_total else None,
-                "rows_per_second": round(rate, 1),
-                "eta_seconds": round(remaining / rate, 1) if remaining and rate else None,
-                "created_at": r["created_at"].isoformat(),
-                "link": import_url(r["id"]),
-            }
+            Running(
+                id=r["id"],
+                table=r["target_table"],
+                status=r["status"],
+                rows=rows_total,
+                done=done,
+                progress=round(done / rows_total, 4) if rows_total else None,
+                rows_per_second=round(rate, 1),
+                eta_seconds=round(remaining / rate, 1) if remaining and rate else None,
+                created_at=r["created_at"],
+                link=import_url(r["id"]),
+            )
         )
     return running
 
 
-async def _failures(conn: Conn) -> list[dict[str, Any]]:
+async def _failures(conn: Conn) -> list[Failure]:
     rows = await conn.fetch(
         "(SELECT 'import' AS what, id, target_table AS target, status, error, finished_at AS at"
         "  FROM tidegate.imports WHERE status IN ('failed', 'cancelled')"
@@ -93,14 +180,14 @@ async def _failures(conn: Conn) -> list[dict[str, Any]]:
         " ORDER BY at DESC NULLS LAST LIMIT 10"
     )
     return [
-        {
-            "what": r["what"],
-            "id": str(r["id"]),
-            "target": r["target"],
-            "status": r["status"],
-            "error": r["error"],
-            "at": r["at"].isoformat() if r["at"] else None,
-        }
+        Failure(
+            what=r["what"],
+            id=r["id"],
+            target=r["target"],
+            status=r["status"],
+            error=r["error"],
+            at=r["at"],
+        )
         for r in rows
     ]
 
@@ -127,28 +214,25 @@ async def sync_status(request: web.Request) -> web.Response:
         for per_service in topics.CONSUMER_GROUPS.values()
         for group, names in per_service.items()
     }
-    lag: dict[str, Any]
     try:
-        measured = await group_lag(settings.kafka_bootstrap_servers, groups)
-        lag = {"ok": True, "groups": measured}
+        lag = Lag(ok=True, groups=await group_lag(settings.kafka_bootstrap_servers, groups))
     except (KafkaError, OSError, TimeoutError) as exc:
         log.warning("consumer lag not measured", error=repr(exc))
-        lag = {"ok": False, "error": repr(exc), "groups": {}}
+        lag = Lag(ok=False, groups={}, error=repr(exc))
     assert outbox is not None and dead is not None
-    live = {i["service"] for i in instances if i["up"]}
+    live = {i.service for i in instances if i.up}
     down = sorted({"gateway", *topics.CONSUMER_GROUPS} - live)  # no instance is up
-    return web.json_response(
-        {
-            "healthy": lag["ok"] and not down,
-            "services_down": down,
-            "instances": instances,
-            "consumer_lag": lag,
-            "outbox": {
-                "pending": outbox["pending"],
-                "oldest_seconds": round(float(outbox["oldest_seconds"]), 1),
-            },
-            "dead_letters": {"last_hour": dead["last_hour"], "last_day": dead["last_day"]},
-            "imports_running": running,
-            "recent_failures": failures,
-        }
+    return respond(
+        SyncStatus(
+            healthy=lag.ok and not down,
+            services_down=down,
+            instances=instances,
+            consumer_lag=lag,
+            outbox=Outbox(
+                pending=outbox["pending"], oldest_seconds=round(float(outbox["oldest_seconds"]), 1)
+            ),
+            dead_letters=DeadLetters(last_hour=dead["last_hour"], last_day=dead["last_day"]),
+            imports_running=running,
+            recent_failures=failures,
+        )
     )

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from services.gateway.handlers import visible_import
 from services.gateway.params import int_param
-from services.gateway.resources import API
+from services.gateway.resources import API, respond
 from shared.db import Conn
 from shared.service import POOL
 
@@ -87,6 +87,10 @@ class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True):
     detail: dict[str, Any] | None
 
 
+class Timeline(msgspec.Struct, kw_only=True):
+    items: list[TimelineEvent]  # oldest first
+
+
 async def timeline(conn: Conn, import_id: uuid.UUID) -> list[TimelineEvent]:
     rows = await conn.fetch(TIMELINE_SQL, import_id)
     start = rows[0]["at"] if rows else None
@@ -112,7 +116,7 @@ async def import_events(request: web.Request) -> web.StreamResponse:
         events = await timeline(conn, import_id)
     if "text/event-stream" not in request.headers.get("Accept", ""):
         limit = int_param(request, "limit", 10_000, 1, 100_000)
-        return web.json_response({"items": msgspec.to_builtins(events[:limit])})
+        return respond(Timeline(items=events[:limit]))
     return await _stream(request, import_id, events)
 
 

@@ -23,7 +23,7 @@ from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of, require
 from services.gateway.params import int_param, invalid, path_id
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
-from services.gateway.resources import API
+from services.gateway.resources import API, respond
 from services.gateway.tables import RULES, TABLES, find_table
 from shared import topics
 from shared.db import Conn
@@ -81,7 +81,11 @@ def verification_url(verification_id: uuid.UUID | str) -> str:
     return f"{API}/verifications/{verification_id}"
 
 
-def render(row: asyncpg.Record) -> dict[str, Any]:
+class Verifications(msgspec.Struct, kw_only=True):
+    items: list[Verification]  # newest first
+
+
+def render(row: asyncpg.Record) -> Verification:
     body = Verification(
         id=row["id"],
         tables=list(row["tables"]),
@@ -98,8 +102,7 @@ def render(row: asyncpg.Record) -> dict[str, Any]:
         finished_at=row["finished_at"],
         links={"self": verification_url(row["id"])},
     )
-    shown: dict[str, Any] = msgspec.to_builtins(body)
-    return shown
+    return body
 
 
 async def _default_tables(request: web.Request, conn: Conn) -> list[str]:
@@ -188,9 +191,7 @@ async def create_verification(request: web.Request) -> web.Response:
     request.app[RELAY].wake()
     request[TARGET] = str(verification_id)
     request[AUDIT_DETAIL]["tables"] = names
-    return web.json_response(
-        render(row), status=202, headers={"Location": verification_url(verification_id)}
-    )
+    return respond(render(row), status=202, headers={"Location": verification_url(verification_id)})
 
 
 @routes.get(f"{API}/verifications", name="verifications.list")
@@ -208,7 +209,7 @@ async def list_verifications(request: web.Request) -> web.Response:
             table,
             limit,
         )
-    return web.json_response({"items": [render(r) for r in rows]})
+    return respond(Verifications(items=[render(r) for r in rows]))
 
 
 @routes.get(f"{API}/verifications/{{verification_id}}", name="verifications.read")
@@ -226,4 +227,4 @@ async def read_verification(request: web.Request) -> web.Response:
         )
     if row is None:
         raise Problem(404, "verification-not-found", "Verification not found")
-    return web.json_response(render(row))
+    return respond(render(row))
