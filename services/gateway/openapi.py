@@ -198,6 +198,9 @@ _, DERIVED = msgspec.json.schema_components(
         backups.Backups,
         verifications.Verifications,
         timeline.Timeline,
+        recovery.Accepted,
+        recovery.RollbackPreview,
+        recovery.Cancelled,
     ],
     ref_template="#/components/schemas/{name}",
 )
@@ -205,7 +208,7 @@ _, DERIVED = msgspec.json.schema_components(
 
 def _accepted(what: str) -> Schema:
     return {
-        **json_body(ref("Operation"), f"{what}; follow the Location"),
+        **json_body(ref("Accepted"), f"{what}; follow the Location"),
         "headers": {"Location": {"schema": STR}},
     }
 
@@ -217,7 +220,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
             "post": operation(
                 "Undo a finished import: delete its rows, restore the rows it updated",
                 {
-                    200: json_body(ref("Plan"), "dry_run: what it would do"),
+                    200: json_body(ref("RollbackPreview"), "dry_run: what it would do"),
                     202: _accepted("rollback under way (or already)"),
                 },
                 (404, 409, 422),
@@ -232,18 +235,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
         f"{imports}/{{import_id}}/cancel": {
             "post": operation(
                 "Stop a running import; what it loaded is rolled back, its slot freed",
-                {
-                    202: json_body(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "import": ref("Import"),
-                                "rollback": nullable(ref("Operation")),
-                            },
-                        },
-                        "cancelled",
-                    )
-                },
+                {202: json_body(ref("Cancelled"), "cancelled")},
                 (404, 409),
                 params=[IMPORT_ID],
             )

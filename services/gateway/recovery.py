@@ -26,11 +26,12 @@ from services.gateway.metrics import IMPORTS_CANCELLED
 from services.gateway.params import flag, path_id
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
-from services.gateway.resources import API, import_url, render_import
+from services.gateway.resources import API, Import, import_of, import_url, respond
 from services.gateway.tables import TABLES, find_table
 from shared import imports, operations, rollback
 from shared.db import Conn
 from shared.events import OperationKind, OperationStatus
+from shared.rollback import Plan
 from shared.service import POOL, SETTINGS
 
 routes = web.RouteTableDef()
@@ -61,31 +62,55 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     links: dict[str, str]
 
 
-def render_operation(row: asyncpg.Record) -> dict[str, Any]:
+class Accepted(Operation, frozen=True, kw_only=True, omit_defaults=True):
+    """The 202 answer that starts an operation: the operation, and what the request
+    found on the way (a rollback's plan; a backup's resource)."""
+
+    plan: Plan | None = None
+    backup: str | None = None
+
+
+class RollbackPreview(Plan, kw_only=True):
+    """`dry_run=true`: what a rollback would do, changing nothing."""
+
+    import_id: uuid.UUID
+    dry_run: bool = True
+
+
+class Cancelled(msgspec.Struct, kw_only=True):
+    import_: Import = msgspec.field(name="import")
+    rollback: Operation | None  # of what the import had loaded
+
+
+def render_operation(row: asyncpg.Record) -> Operation:
     links = {"self": operation_url(row["id"])}
     if row["import_id"]:
         links["import"] = import_url(row["import_id"])
     if row["backup_id"]:
         links["backup"] = f"{API}/backups/{row['backup_id']}"
     result = row["result"]
-    body = Operation(
+    return Operation(
         **{name: row[name] for name in Operation.__struct_fields__ if name not in SHOWN_APART},
         result=msgspec.json.decode(result) if result else None,
         created_by=row["key_id"],
         links=links,
     )
-    shown: dict[str, Any] = msgspec.to_builtins(body)
-    return shown
 
 
 def accepted(
-    request: web.Request, op: asyncpg.Record, *, replayed: bool = False, **extra: Any
+    request: web.Request,
+    op: asyncpg.Record,
+    *,
+    replayed: bool = False,
+    plan: Plan | None = None,
+    backup: str | None = None,
 ) -> web.Response:
     request.app[RELAY].wake()
     headers = {"Location": operation_url(op["id"])}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return web.json_response({**render_operation(op), **extra}, status=202, headers=headers)
+    shown = msgspec.structs.asdict(render_operation(op))
+    return respond(Accepted(**shown, plan=plan, backup=backup), status=202, headers=headers)
 
 
 class OperationKey:
@@ -164,9 +189,9 @@ async def rollback_import(request: web.Request) -> web.Response:
         found = rollback.Plan()
         if table is not None:
             found = await rollback.plan(conn, imp["id"], table)
-        plan = msgspec.to_builtins(found)
         if dry_run:
-            return web.json_response({"import_id": str(imp["id"]), "dry_run": True, **plan})
+            preview = RollbackPreview(**msgspec.structs.asdict(found), import_id=imp["id"])
+            return respond(preview)
         if found.conflicts and not force:
             raise Problem(
                 409,
@@ -174,7 +199,7 @@ async def rollback_import(request: web.Request) -> web.Response:
                 "Rows changed since the import",
                 f"{found.conflicts} rows the import wrote were changed or deleted since;"
                 " nothing was changed. Roll back with force=true to overwrite them.",
-                **plan,
+                **msgspec.to_builtins(found),
             )
         op = await operations.request(
             conn,
@@ -187,7 +212,7 @@ async def rollback_import(request: web.Request) -> web.Response:
         )
         await key.remember(conn, op)
     request[AUDIT_DETAIL].update(force=force, delete=found.delete, restore=found.restore)
-    return accepted(request, op, plan=plan)
+    return accepted(request, op, plan=found)
 
 
 @routes.post(f"{API}/imports/{{import_id}}/cancel", name="imports.cancel")
@@ -211,8 +236,8 @@ async def cancel_import(request: web.Request) -> web.Response:
     assert row is not None
     IMPORTS_CANCELLED.inc()
     request.app[RELAY].wake()
-    body = {"import": render_import(row), "rollback": render_operation(op) if op else None}
-    return web.json_response(body, status=202, headers={"Location": import_url(imp["id"])})
+    body = Cancelled(import_=import_of(row), rollback=render_operation(op) if op else None)
+    return respond(body, status=202, headers={"Location": import_url(imp["id"])})
 
 
 @routes.get(f"{API}/operations/{{operation_id}}", name="operations.read")
@@ -237,7 +262,7 @@ async def get_operation(request: web.Request) -> web.Response:
     if not visible:
         raise Problem(404, "operation-not-found", "Operation not found")
     assert op is not None
-    return web.json_response(render_operation(op))
+    return respond(render_operation(op))
 
 
 @routes.get(f"{API}/imports/{{import_id}}/failed", name="imports.failed")
