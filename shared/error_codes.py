@@ -6,6 +6,8 @@ Each code belongs to a category; the report's `missing_required_fields` counts t
 
 from __future__ import annotations
 
+from typing import Literal
+
 STRUCTURE = "structure"
 REQUIRED = "required"
 FORMAT = "format"
@@ -14,7 +16,43 @@ DUPLICATE = "duplicate"
 RELATION = "relation"
 DATABASE = "database"
 
-CODES: dict[str, tuple[str, str]] = {
+ErrorCode = Literal[
+    "wrong_field_count",
+    "required",
+    "invalid_integer",
+    "invalid_number",
+    "decimal_comma",
+    "too_many_decimals",
+    "out_of_range",
+    "invalid_boolean",
+    "invalid_date",
+    "ambiguous_date",
+    "invalid_time",
+    "invalid_timestamp",
+    "invalid_uuid",
+    "invalid_json",
+    "invalid_email",
+    "invalid_url",
+    "pattern_mismatch",
+    "not_allowed",
+    "too_long",
+    "invalid_format",
+    "control_character",
+    "formula",
+    "markup",
+    "duplicate_in_file",
+    "duplicate_in_table",
+    "missing_reference",
+    "check_violation",
+    "exclusion_violation",
+    "rejected_by_trigger",
+    "rejected_by_database",
+]
+"""Every row error code (the type of `RowError.code`); CODES describes each one."""
+
+CellProblem = tuple[ErrorCode, str]  # what a cell check found: (code, message)
+
+CODES: dict[ErrorCode, tuple[str, str]] = {
     "wrong_field_count": (STRUCTURE, "the row has more or fewer fields than the header"),
     "required": (
         REQUIRED,
@@ -51,5 +89,5 @@ CODES: dict[str, tuple[str, str]] = {
 }
 
 
-def codes_in(category: str) -> list[str]:
+def codes_in(category: str) -> list[ErrorCode]:
     return [code for code, (cat, _) in CODES.items() if cat == category]

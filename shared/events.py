@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from shared.error_codes import ErrorCode
+
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Line = Annotated[int, msgspec.Meta(ge=1)]
 # import: load and commit; validate_only: every rule, nothing loaded; dry_run: load in a
@@ -35,7 +37,7 @@ class RowError(msgspec.Struct, frozen=True, kw_only=True):
 
     line: Line
     column: str | None
-    code: str
+    code: ErrorCode
     message: str
     value: str | None = None
     severity: Severity = "error"

@@ -25,6 +25,7 @@ from services.gateway.tables import find_table
 from shared import topics
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
+from shared.error_codes import ErrorCode
 from shared.events import ChunkSubmitted, decode
 from shared.service import POOL
 
@@ -59,7 +60,7 @@ class KeyRowError(msgspec.Struct, kw_only=True):
     import_id: uuid.UUID
     line: int
     column: str
-    code: str
+    code: ErrorCode
     message: str
     value: str | None
 

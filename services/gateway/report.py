@@ -17,7 +17,7 @@ from services.gateway import repository
 from services.gateway.failed import Reconciliation
 from services.gateway.resources import State
 from shared.db import Conn
-from shared.error_codes import FORMAT, REQUIRED, codes_in
+from shared.error_codes import FORMAT, REQUIRED, ErrorCode, codes_in
 from shared.events import Mode
 from shared.spreadsheet import escape_cell
 
@@ -57,7 +57,7 @@ class RowError(msgspec.Struct, kw_only=True):
     line: int  # the file line the row starts on (the header is line 1)
     column: str | None  # none: the error is about the whole row
     severity: Literal["error", "warning"]
-    code: str  # docs/problems.md lists the codes
+    code: ErrorCode  # docs/problems.md lists them
     message: str
     value: str | None
     stage: str

@@ -31,6 +31,7 @@ from shared import imports, journal, ledger, topics
 from shared.attempts import AttemptsExhausted, with_attempts
 from shared.catalog import TableCache, TableDef
 from shared.db import Conn
+from shared.error_codes import ErrorCode
 from shared.errors import InvalidEvent
 from shared.events import ChunkLoaded, ChunkValidated, Event, RowError, digest, shape_problem
 from shared.kafka import Delivery, Outgoing
@@ -47,7 +48,7 @@ ROW_REFUSALS = (
 )
 CHUNK_REFUSALS = (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError)
 
-SQLSTATE_CODES = {
+SQLSTATE_CODES: dict[str, ErrorCode] = {
     "23505": "duplicate_in_table",
     "23503": "missing_reference",
     "23502": "required",

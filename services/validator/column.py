@@ -12,9 +12,10 @@ from decimal import Decimal, InvalidOperation
 from services.validator.content import Finding, scan_text
 from services.validator.rules import cell_check, column_check
 from shared.catalog import TEXT_TYPES, Column
+from shared.error_codes import CellProblem, ErrorCode
 from shared.rulebook import ColumnRules, ContentRules
 
-ValueCheck = Callable[[str], tuple[str, str] | None]
+ValueCheck = Callable[[str], CellProblem | None]
 
 _EMAIL = re.compile(r"[^@\s\"(),:;<>\[\\\]]+@[^@\s\"(),:;<>\[\\\]]+\.[^@\s\"(),:;<>\[\\\].]+")
 _URL = re.compile(r"https?://[^\s/?#]+\.[^\s/?#]+(?:[/?#]\S*)?", re.IGNORECASE)
@@ -24,19 +25,20 @@ def _allowed(labels: Sequence[str]) -> ValueCheck:
     accepted = frozenset(labels)
     shown = ", ".join(labels[:10]) + (", …" if len(labels) > 10 else "")
 
-    def check(value: str) -> tuple[str, str] | None:
+    def check(value: str) -> CellProblem | None:
         return None if value in accepted else ("not_allowed", f"expected one of: {shown}")
 
     return check
 
 
 def _format(name: str) -> ValueCheck:
-    pattern, code, what = {
+    formats: dict[str, tuple[re.Pattern[str], ErrorCode, str]] = {
         "email": (_EMAIL, "invalid_email", "an email address"),
         "url": (_URL, "invalid_url", "an http(s) URL"),
-    }[name]
+    }
+    pattern, code, what = formats[name]
 
-    def check(value: str) -> tuple[str, str] | None:
+    def check(value: str) -> CellProblem | None:
         if len(value) <= 254 and pattern.fullmatch(value.strip()):
             return None
         return code, f"not {what}"
@@ -47,7 +49,7 @@ def _format(name: str) -> ValueCheck:
 def _pattern(regex: str) -> ValueCheck:
     compiled = re.compile(regex)
 
-    def check(value: str) -> tuple[str, str] | None:
+    def check(value: str) -> CellProblem | None:
         if compiled.fullmatch(value):
             return None
         return "pattern_mismatch", f"does not match the pattern {regex}"
@@ -56,7 +58,7 @@ def _pattern(regex: str) -> ValueCheck:
 
 
 def _range(low: float | None, high: float | None) -> ValueCheck:
-    def check(value: str) -> tuple[str, str] | None:
+    def check(value: str) -> CellProblem | None:
         try:
             number = Decimal(value.strip())
         except InvalidOperation:
@@ -79,7 +81,7 @@ class DateCoercion:
         self._type_name = type_name
         self._iso = iso
 
-    def convert(self, value: str) -> str | tuple[str, str]:
+    def convert(self, value: str) -> str | CellProblem:
         """The ISO text of `value`, or (code, message)."""
         if self._iso(value) is None:
             return value

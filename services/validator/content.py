@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from shared.error_codes import ErrorCode
 from shared.rulebook import ContentRules, Policy
 
 # OWASP CSV injection: a cell starting with one of these may run as a formula.
@@ -30,14 +31,14 @@ class Finding(NamedTuple):
     (and `replacement`, when set, is the neutralised value that is loaded instead)."""
 
     row: int
-    code: str
+    code: ErrorCode
     message: str
     fatal: bool = True
     replacement: str | None = None
 
 
 def _finding(
-    index: int, code: str, message: str, policy: Policy, neutralised: str, how: str
+    index: int, code: ErrorCode, message: str, policy: Policy, neutralised: str, how: str
 ) -> Finding:
     if policy == "reject":
         return Finding(index, code, message)

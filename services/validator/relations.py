@@ -19,6 +19,7 @@ from services.validator.claims import Claims, KeyClaims
 from services.validator.keys import Canon, canon_for, digest, digests
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
+from shared.error_codes import ErrorCode
 from shared.events import DuplicatePolicy, RowError
 from shared.rulebook import TableRules, unique_keys
 
@@ -187,7 +188,7 @@ class RelationCheck:
         return [None if "" in values else values for values in keyed]
 
     @staticmethod
-    def _duplicate(chunk: _Chunk, index: int, spec: KeySpec, code: str, where: str) -> None:
+    def _duplicate(chunk: _Chunk, index: int, spec: KeySpec, code: ErrorCode, where: str) -> None:
         out = chunk.out
         out.duplicates.add(index)
         if chunk.policy == "update" and code == "duplicate_in_table" and not spec.declared:

@@ -14,8 +14,9 @@ from datetime import date, datetime, time
 import msgspec
 
 from shared.catalog import Column
+from shared.error_codes import CellProblem, ErrorCode
 
-CellCheck = Callable[[str], tuple[str, str] | None]  # value -> (code, message) or None
+CellCheck = Callable[[str], CellProblem | None]  # value -> (code, message) or None
 ColumnCheck = Callable[[Sequence[str]], bool]  # values -> True if every one surely passes
 
 _INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
@@ -39,7 +40,7 @@ NUMBER_HINT = "use a decimal point, not a comma"
 def _integer(type_name: str) -> CellCheck:
     bound = _INT_RANGES[type_name]
 
-    def check(value: str) -> tuple[str, str] | None:
+    def check(value: str) -> CellProblem | None:
         if not _INT.fullmatch(value):
             if _DECIMAL_COMMA.fullmatch(value):
                 return "invalid_number", f"not a whole number ({NUMBER_HINT})"
@@ -54,7 +55,7 @@ def _integer(type_name: str) -> CellCheck:
 def _decimal(column: Column) -> CellCheck:
     precision, scale = column.precision, column.scale
 
-    def check(value: str) -> tuple[str, str] | None:
+    def check(value: str) -> CellProblem | None:
         if not _DECIMAL.fullmatch(value):
             if _DECIMAL_COMMA.fullmatch(value):
                 return "decimal_comma", f"{value.strip()!r} is not a number: {NUMBER_HINT}"
@@ -74,7 +75,7 @@ def _decimal(column: Column) -> CellCheck:
     return check
 
 
-def _float(value: str) -> tuple[str, str] | None:
+def _float(value: str) -> CellProblem | None:
     if _DECIMAL.fullmatch(value) or value.strip().lower() in _SPECIAL_FLOATS:
         return None
     if _DECIMAL_COMMA.fullmatch(value):
@@ -82,16 +83,16 @@ def _float(value: str) -> tuple[str, str] | None:
     return "invalid_number", f"not a number ({NUMBER_HINT})"
 
 
-def _boolean(value: str) -> tuple[str, str] | None:
+def _boolean(value: str) -> CellProblem | None:
     if value.strip().lower() in _BOOLEANS:
         return None
     return "invalid_boolean", "expected true/false, 1/0 or yes/no"
 
 
 def _parsed(
-    pattern: re.Pattern[str], parse: Callable[[str], object], code: str, message: str
+    pattern: re.Pattern[str], parse: Callable[[str], object], code: ErrorCode, message: str
 ) -> CellCheck:
-    def check(value: str) -> tuple[str, str] | None:
+    def check(value: str) -> CellProblem | None:
         if pattern.fullmatch(value):
             try:
                 parse(value.strip())
@@ -103,11 +104,11 @@ def _parsed(
     return check
 
 
-def _uuid(value: str) -> tuple[str, str] | None:
+def _uuid(value: str) -> CellProblem | None:
     return None if _UUID.fullmatch(value) else ("invalid_uuid", "not a UUID")
 
 
-def _json(value: str) -> tuple[str, str] | None:
+def _json(value: str) -> CellProblem | None:
     try:
         msgspec.json.decode(value)
     except msgspec.DecodeError:
@@ -116,7 +117,7 @@ def _json(value: str) -> tuple[str, str] | None:
 
 
 def _length(limit: int) -> CellCheck:
-    def check(value: str) -> tuple[str, str] | None:
+    def check(value: str) -> CellProblem | None:
         if len(value) > limit:
             return "too_long", f"{len(value)} characters; at most {limit} allowed"
         return None
