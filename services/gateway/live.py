@@ -9,6 +9,7 @@ the stream is open); the auditor and the loader are its writers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import datetime, timedelta
 
@@ -22,6 +23,9 @@ from services.gateway.resources import API, render_import
 from shared.service import POOL
 
 routes = web.RouteTableDef()
+# Set when the gateway begins to stop: open streams end at once instead of holding the
+# graceful stop for its whole timeout.
+CLOSING = web.AppKey("live_streams_closing", asyncio.Event)
 
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
@@ -70,7 +74,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     sent: dict[uuid.UUID, tuple[int, datetime]] = {}  # id → (version, updated_at) sent
     cursor = since
     quiet = 0.0
-    while request.transport is not None and not request.transport.is_closing():
+    closing = request.app[CLOSING]
+    while (
+        not closing.is_set()
+        and request.transport is not None
+        and not request.transport.is_closing()
+    ):
         async with pool.acquire() as conn:
             rows = await repository.changed_imports(
                 conn, principal, since=cursor - LATE_COMMIT, import_id=only
@@ -95,5 +104,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 await response.write(b"".join(out))
             except ConnectionError:
                 break
-        await asyncio.sleep(POLL_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), POLL_SECONDS)
+    with contextlib.suppress(ConnectionError):
+        await response.write_eof()  # the client reconnects (to another gateway)
     return response
+
+
+async def close_streams(app: web.Application) -> None:
+    """on_shutdown: end the open streams."""
+    app[CLOSING].set()

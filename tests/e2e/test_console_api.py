@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,6 +15,7 @@ import pytest
 
 from tests.conftest import MakeKey, Running, bearer, wait_final
 from tests.e2e.test_import_pipeline import post_csv
+from tidegate.stack import Stack
 
 ROW = "1,Ann,ann@example.com,Oslo,2024-01-02,10.50,true,,note\n"
 HEADER = "id,name,email,city,signup_date,balance,active,last_seen,notes"
@@ -185,3 +188,27 @@ async def test_nothing_outside_the_console_files_is_served(services: Running, pa
         async with anonymous.get(path) as answer:
             assert answer.status in (401, 404)  # /console/../x normalises to /x: the API's
             assert "tool.setuptools" not in await answer.text()
+
+
+async def test_an_open_stream_ends_when_the_gateway_stops(
+    database_url: str, bootstrap: str, make_key: MakeKey, tmp_path: Path
+) -> None:
+    """A console left open must not hold up a graceful stop: the stream ends (a clean end
+    of the body, the client reconnects elsewhere) and the gateway exits 0, well within its
+    30-second shutdown timeout, which is what an endless handler would cost."""
+    stack = Stack(tmp_path)
+    stack.database_url, stack.bootstrap = database_url, bootstrap
+    (tmp_path / "logs").mkdir()
+    stack.spawn("gateway")
+    await asyncio.to_thread(stack.wait_healthy, ("gateway",))
+    token = await make_key("viewer")
+    async with aiohttp.ClientSession(base_url=stack.api_url, headers=bearer(token)) as http:
+        async with http.get("/api/v1/database/imports/stream") as stream:
+            assert await stream.content.readline() == b"retry: 2000\n"
+            started = time.monotonic()
+            stopping = asyncio.create_task(asyncio.to_thread(stack.stop))
+            rest = await asyncio.wait_for(stream.content.read(), 20)  # to the end of the body
+            codes = await stopping
+    assert rest == b"\n"  # nothing after the retry line but its blank line, then the end
+    assert codes == {"gateway": 0}
+    assert time.monotonic() - started < 20
