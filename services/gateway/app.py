@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.gateway import live, openapi
+from services.gateway import openapi, sse
 from services.gateway.access import access_middleware, add_headers, record
 from services.gateway.console import routes as console
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -57,8 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[TABLES] = TableCache(settings.allowed_schemas, ttl_seconds=2.0)
     app[RULES] = RuleBook(settings.rules_dir)
-    app[live.CLOSING] = asyncio.Event()
-    app.on_shutdown.append(live.close_streams)
+    sse.install(app)
     app.on_response_prepare.append(add_headers)
     app.cleanup_ctx.append(relay_context)
     app.cleanup_ctx.append(retention_context)

@@ -10,7 +10,7 @@ from services.gateway import repository
 from services.gateway.access import AUDIT_DETAIL, TARGET, principal_of
 from services.gateway.params import invalid, path_id
 from services.gateway.problems import Problem
-from services.gateway.resources import API, render_import
+from services.gateway.resources import API, import_of, respond
 from shared import imports
 from shared.service import POOL
 
@@ -47,4 +47,4 @@ async def fail_import(request: web.Request) -> web.Response:
         row = await repository.get_import(conn, import_id, who)
     request[AUDIT_DETAIL]["reason"] = reason
     assert row is not None
-    return web.json_response(render_import(row))
+    return respond(import_of(row))

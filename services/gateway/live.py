@@ -8,24 +8,19 @@ the stream is open); the auditor and the loader are its writers."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from datetime import datetime, timedelta
 
 import msgspec
 from aiohttp import web
 
-from services.gateway import repository
+from services.gateway import repository, sse
 from services.gateway.access import principal_of
 from services.gateway.params import invalid
-from services.gateway.resources import API, render_import
+from services.gateway.resources import API, import_of
 from shared.service import POOL
 
 routes = web.RouteTableDef()
-# Set when the gateway begins to stop: open streams end at once instead of holding the
-# graceful stop for its whole timeout.
-CLOSING = web.AppKey("live_streams_closing", asyncio.Event)
 
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
@@ -66,20 +61,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if since is None:
         async with pool.acquire() as conn:
             since = await conn.fetchval("SELECT now()")
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
-    )
-    await response.prepare(request)
+    response = await sse.open_stream(request)
     await response.write(b"retry: 2000\n\n")
     sent: dict[uuid.UUID, tuple[int, datetime]] = {}  # id → (version, updated_at) sent
     cursor = since
     quiet = 0.0
-    closing = request.app[CLOSING]
-    while (
-        not closing.is_set()
-        and request.transport is not None
-        and not request.transport.is_closing()
-    ):
+    while True:
         async with pool.acquire() as conn:
             rows = await repository.changed_imports(
                 conn, principal, since=cursor - LATE_COMMIT, import_id=only
@@ -89,9 +76,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if row["updated_at"] < since or sent.get(row["id"], (None,))[0] == row["version"]:
                 continue
             sent[row["id"]] = (row["version"], row["updated_at"])
-            stamp = row["updated_at"].isoformat().encode()
-            body = msgspec.json.encode(render_import(row))
-            out.append(b"event: import\nid: %s\ndata: %s\n\n" % (stamp, body))
+            stamp = row["updated_at"].isoformat()
+            out.append(sse.frame("import", stamp, msgspec.json.encode(import_of(row))))
             cursor = max(cursor, row["updated_at"])
         for key in [k for k, (_, at) in sent.items() if at < cursor - 2 * LATE_COMMIT]:
             del sent[key]
@@ -104,13 +90,6 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 await response.write(b"".join(out))
             except ConnectionError:
                 break
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(closing.wait(), POLL_SECONDS)
-    with contextlib.suppress(ConnectionError):
-        await response.write_eof()  # the client reconnects (to another gateway)
-    return response
-
-
-async def close_streams(app: web.Application) -> None:
-    """on_shutdown: end the open streams."""
-    app[CLOSING].set()
+        if await sse.wait(request, POLL_SECONDS):
+            break
+    return await sse.close(response)

@@ -191,12 +191,6 @@ def import_of(row: dict[str, Any] | asyncpg.Record) -> Import:
     )
 
 
-def render_import(row: dict[str, Any] | asyncpg.Record) -> dict[str, Any]:
-    """The import as JSON-ready builtins (for bodies that wrap it)."""
-    shown: dict[str, Any] = msgspec.to_builtins(import_of(row))
-    return shown
-
-
 def respond(
     body: msgspec.Struct, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:

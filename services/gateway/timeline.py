@@ -12,7 +12,6 @@ late may carry an earlier time), and skips the ids it has seen.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from services.gateway import sse
 from services.gateway.handlers import visible_import
 from services.gateway.params import int_param
 from services.gateway.resources import API, respond
@@ -123,14 +123,7 @@ async def import_events(request: web.Request) -> web.StreamResponse:
 async def _stream(
     request: web.Request, import_id: uuid.UUID, events: list[TimelineEvent]
 ) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
+    response = await sse.open_stream(request)
     sent: set[str] = set()
     last = request.headers.get("Last-Event-ID")
     since = next((e.at for e in events if e.id == last), None)
@@ -142,9 +135,7 @@ async def _stream(
         for event in events:
             if event.id not in sent:
                 sent.add(event.id)
-                data = msgspec.json.encode(event).decode()
-                frame = f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
-                await response.write(frame.encode())
+                await response.write(sse.frame(event.kind, event.id, msgspec.json.encode(event)))
         async with pool.acquire() as conn:
             pending = await conn.fetchval(PENDING_SQL, import_id)
             if not pending:
@@ -152,9 +143,9 @@ async def _stream(
                 if all(e.id in sent for e in events):
                     break
                 continue
-        await asyncio.sleep(POLL_SECONDS)
+        if await sse.wait(request, POLL_SECONDS):
+            return await sse.close(response)  # the gateway stops: the client reconnects
         async with pool.acquire() as conn:
             events = await timeline(conn, import_id)
     await response.write(b"event: end\ndata: {}\n\n")
-    await response.write_eof()
-    return response
+    return await sse.close(response)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,36 @@ async def test_an_open_stream_ends_when_the_gateway_stops(
     assert rest == b"\n"  # nothing after the retry line but its blank line, then the end
     assert codes == {"gateway": 0}
     assert time.monotonic() - started < 20
+
+
+async def test_an_unfinished_imports_timeline_stream_ends_when_the_gateway_stops(
+    database_url: str,
+    bootstrap: str,
+    make_key: MakeKey,
+    db: asyncpg.Connection,
+    customers: str,
+    tmp_path: Path,
+) -> None:
+    """The timeline's stream (which ends by itself only when its import finishes) ends
+    too when the gateway stops, without the `end` event: the import has not finished."""
+    stuck = uuid.uuid4()  # an upstream import that never finished
+    await db.execute(
+        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
+        " VALUES ($1, $2, '{id}', 1, 'kafka')",
+        stuck,
+        customers,
+    )
+    stack = Stack(tmp_path)
+    stack.database_url, stack.bootstrap = database_url, bootstrap
+    (tmp_path / "logs").mkdir()
+    stack.spawn("gateway")
+    await asyncio.to_thread(stack.wait_healthy, ("gateway",))
+    headers = {**bearer(await make_key("admin")), "Accept": "text/event-stream"}
+    async with aiohttp.ClientSession(base_url=stack.api_url, headers=headers) as http:
+        async with http.get(f"/api/v1/database/imports/{stuck}/events") as stream:
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            stopping = asyncio.create_task(asyncio.to_thread(stack.stop))
+            rest = await asyncio.wait_for(stream.content.read(), 20)  # to the end of the body
+            codes = await stopping
+    assert b"event: end" not in rest
+    assert codes == {"gateway": 0}

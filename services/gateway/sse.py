@@ -1,0 +1,51 @@
+"""Server-Sent Events, for every stream the gateway serves: the response, the frames, and
+their end when the gateway begins to stop (so an open stream never holds the graceful stop
+for its whole timeout; the client reconnects, to another gateway)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+CLOSING = web.AppKey("sse_closing", asyncio.Event)  # set on shutdown
+
+
+def install(app: web.Application) -> None:
+    app[CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_close)
+
+
+async def _close(app: web.Application) -> None:
+    app[CLOSING].set()
+
+
+async def open_stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    return response
+
+
+def frame(kind: str, ident: str, data: bytes) -> bytes:
+    return b"event: %s\nid: %s\ndata: %s\n\n" % (kind.encode(), ident.encode(), data)
+
+
+async def wait(request: web.Request, seconds: float) -> bool:
+    """Sleep `seconds`; True at once if the gateway is stopping or the client has gone."""
+    closing = request.app[CLOSING]
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(closing.wait(), seconds)
+    return closing.is_set() or request.transport is None or request.transport.is_closing()
+
+
+async def close(response: web.StreamResponse) -> web.StreamResponse:
+    with contextlib.suppress(ConnectionError):
+        await response.write_eof()
+    return response
