@@ -188,6 +188,18 @@ async def nothing_stored(db: asyncpg.Connection) -> AsyncIterator[None]:
     assert await db.fetchrow(query) == before
 
 
+async def unfinished_import(db: asyncpg.Connection, table: str) -> str:
+    """An import that has not finished (as one produced upstream and never completed)."""
+    import_id = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
+        " VALUES ($1, $2, '{id}', 1, 'kafka')",
+        import_id,
+        table,
+    )
+    return str(import_id)
+
+
 async def wait_final(db: asyncpg.Connection, import_id: str, seconds: float = 60) -> Any:
     for _ in range(int(seconds / 0.1)):
         row = await db.fetchrow(

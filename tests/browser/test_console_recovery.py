@@ -13,7 +13,7 @@ from playwright.async_api import FilePayload, expect
 
 from tests.browser.conftest import Console
 from tests.browser.test_console import HEADER, csv_file
-from tests.conftest import MakeKey, bearer, wait_final
+from tests.conftest import MakeKey, bearer, unfinished_import, wait_final
 from tests.e2e.test_import_pipeline import post_csv
 
 
@@ -136,20 +136,14 @@ async def test_back_up_roll_back_restore_and_delete_with_confirmation(
 async def test_cancel_a_running_import(
     console: Console, make_key: MakeKey, customers: str, db: asyncpg.Connection
 ) -> None:
-    stuck = uuid.uuid4()  # an upstream import that never finished
-    await db.execute(
-        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
-        " VALUES ($1, $2, '{id}', 1, 'kafka')",
-        stuck,
-        customers,
-    )
+    stuck = await unfinished_import(db, customers)
     await console.sign_in(await make_key("admin"))
     page = console.page
     await page.get_by_role("link", name="Recovery").click()
     await page.locator(f"button[data-cancel='{stuck}']").click()
     await page.get_by_role("dialog").get_by_role("button", name="Cancel the import").click()
     await expect(page.locator("#recovery-status")).to_contain_text("Cancel: done")
-    row = await wait_final(db, str(stuck))
+    row = await wait_final(db, stuck)
     assert row["status"] == "cancelled"
     assert "cancelled" in row["error"]
 

@@ -11,7 +11,7 @@ import aiohttp
 import asyncpg
 
 from services.gateway.access import ROUTE_PERMISSIONS
-from tests.conftest import MakeKey, Running, bearer
+from tests.conftest import MakeKey, Running, bearer, unfinished_import
 
 MATRIX = tomllib.loads((Path(__file__).parent / "access_matrix.toml").read_text())
 CSV = b"id,name,email,signup_date,active\n1,Ann,ann@example.com,2024-01-02,yes\n"
@@ -35,18 +35,6 @@ async def _new_key_id(session: aiohttp.ClientSession, admin: str) -> str:
     ) as response:
         assert response.status == 201
         return str((await response.json())["id"])
-
-
-async def _unfinished_import(db: asyncpg.Connection, table: str) -> str:
-    """An import that has not finished (as one produced upstream and never completed)."""
-    import_id = uuid.uuid4()
-    await db.execute(
-        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
-        " VALUES ($1, $2, '{id}', 1, 'kafka')",
-        import_id,
-        table,
-    )
-    return str(import_id)
 
 
 async def test_every_role_gets_the_expected_status_from_every_endpoint(
@@ -77,7 +65,7 @@ async def test_every_role_gets_the_expected_status_from_every_endpoint(
                     other_import=other_import,
                     key=some_key,
                     fresh_key=await _new_key_id(session, admin),
-                    unfinished_import=await _unfinished_import(db, customers),
+                    unfinished_import=await unfinished_import(db, customers),
                     missing=uuid.UUID(int=0),
                 )
                 kwargs: dict[str, Any] = {"headers": bearer(tokens[role]) if role in tokens else {}}
