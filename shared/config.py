@@ -49,6 +49,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     backup_keep_last: int = 20  # completed backups kept ...
     backup_keep_days: int = 30  # ... and none older than this (0: no age limit)
     pg_bin_dir: str = ""  # pg_dump, pg_restore, psql; empty: the embedded server's, or PATH
+    # Bounds on what a client can make the gateway hold (docs/architecture.md, "Bounds").
+    db_acquire_seconds: float = 5.0  # wait for a pool connection, then 503 + Retry-After
+    idle_transaction_seconds: float = 30.0  # the server ends a gateway transaction idle so long
+    body_idle_seconds: float = 30.0  # an upload silent this long is answered 408
+    max_uploads: int = 32  # uploads one gateway receives at once (503 beyond)
+    max_record_bytes: int = 8 * 1024 * 1024  # longest CSV record (so field) accepted: 422
+    shutdown_seconds: float = 10.0  # a graceful stop waits this long for requests in hand
 
 
 # Each default is written once, in Settings.
@@ -168,6 +175,10 @@ def load_settings(
             env, "TIDEGATE_BACKUP_KEEP_DAYS", _DEFAULTS["backup_keep_days"], minimum=0
         ),
         pg_bin_dir=env.get("TIDEGATE_PG_BIN_DIR", _DEFAULTS["pg_bin_dir"]),
+        max_uploads=_int(env, "TIDEGATE_MAX_UPLOADS", _DEFAULTS["max_uploads"], minimum=1),
+        max_record_bytes=_int(
+            env, "TIDEGATE_MAX_RECORD_BYTES", _DEFAULTS["max_record_bytes"], minimum=1024
+        ),
         service_name=service_name,
         **{
             name: _float(env, f"TIDEGATE_{name.upper()}", _DEFAULTS[name])
@@ -179,6 +190,10 @@ def load_settings(
                 "heartbeat_seconds",
                 "retry_backoff_seconds",
                 "lock_timeout_seconds",
+                "db_acquire_seconds",
+                "idle_transaction_seconds",
+                "body_idle_seconds",
+                "shutdown_seconds",
             )
         },
     )

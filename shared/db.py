@@ -10,6 +10,8 @@ from importlib import resources
 import asyncpg
 import structlog
 
+from shared.errors import TransientError
+
 log = structlog.get_logger(__name__)
 
 # A connection, whether opened directly or borrowed from a pool.
@@ -86,27 +88,71 @@ async def migrate(conn: Conn) -> list[str]:
     return applied
 
 
+class PoolBusy(TransientError):
+    """No connection of the pool came free within the pool's wait: the service is saturated
+    (an API answers 503 with Retry-After)."""
+
+
+class _BoundedAcquire(asyncpg.pool.PoolAcquireContext):
+    async def __aenter__(self) -> asyncpg.pool.PoolConnectionProxy:
+        try:
+            return await super().__aenter__()
+        except TimeoutError:
+            raise PoolBusy(f"no database connection came free within {self.timeout} s") from None
+
+
+class BoundedPool(asyncpg.Pool):
+    """A pool whose `acquire()` waits at most `acquire_timeout` seconds (None: for ever),
+    then raises PoolBusy."""
+
+    acquire_timeout: float | None = None
+
+    def acquire(self, *, timeout: float | None = None) -> _BoundedAcquire:
+        return _BoundedAcquire(self, self.acquire_timeout if timeout is None else timeout)
+
+
 @asynccontextmanager
 async def open_pool(
-    dsn: str, *, application_name: str = "tidegate", max_size: int = 10, lock_timeout_ms: int = 0
-) -> AsyncIterator[asyncpg.Pool]:
+    dsn: str,
+    *,
+    application_name: str = "tidegate",
+    max_size: int = 10,
+    lock_timeout_ms: int = 0,
+    acquire_timeout: float | None = None,
+    idle_in_transaction_ms: int = 0,
+) -> AsyncIterator[BoundedPool]:
     """A pool whose sessions read timestamps without offset as UTC, plan each statement
     for its values (a plan cached while a target table was empty would scan it whole once
     it holds millions of rows), and give up waiting for a lock after `lock_timeout_ms`
-    (0: never), which an import counts as a refused attempt."""
-    pool = await asyncpg.create_pool(
+    (0: never), which an import counts as a refused attempt. `acquire_timeout` bounds the
+    wait for a connection; `idle_in_transaction_ms` (0: never) makes the server end a
+    session whose transaction waits that long on its client."""
+    pool = BoundedPool(
         dsn,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        init_size=None,
         min_size=1,
         max_size=max_size,
+        max_queries=50000,
+        loop=None,
+        connect=None,
+        setup=None,
+        init=None,
+        reset=None,
+        max_inactive_connection_lifetime=300.0,
         server_settings={
             "application_name": application_name,
             "TimeZone": "UTC",
             "plan_cache_mode": "force_custom_plan",
             "lock_timeout": str(lock_timeout_ms),
+            "idle_in_transaction_session_timeout": str(idle_in_transaction_ms),
         },
     )
+    await pool
+    pool.acquire_timeout = acquire_timeout
     try:
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=60) as conn:
             await migrate(conn)
         yield pool
     finally:

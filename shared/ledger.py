@@ -14,7 +14,7 @@ from shared.events import ChunkLoaded, RowError
 
 # The columns `outcome_of` reads.
 OUTCOME_COLUMNS = (
-    "seq, loaded_rows, failed_rows, updated_rows, skipped_rows, duplicate_rows, errors"
+    "seq, loaded_rows, failed_rows, updated_rows, skipped_rows, duplicate_rows, errors, chunk_error"
 )
 
 _errors = msgspec.msgpack.Decoder(list[RowError])
@@ -30,4 +30,5 @@ def outcome_of(import_id: uuid.UUID, entry: Mapping[str, Any]) -> ChunkLoaded:
         skipped_rows=entry["skipped_rows"],
         duplicate_rows=entry["duplicate_rows"],
         errors=_errors.decode(entry["errors"]) if entry["errors"] else [],
+        chunk_error=entry["chunk_error"],
     )

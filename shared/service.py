@@ -55,12 +55,18 @@ CONSUMER_TASKS = web.AppKey("consumer_tasks", list[asyncio.Task[None]])
 # reported (status "degraded") without making the service unready: the service itself works.
 Check = Callable[[web.Application], Awaitable[tuple[str, bool, Any]]]
 READINESS = web.AppKey("readiness", list[Check])
+SERVES_CLIENTS = web.AppKey("serves_clients", bool)
 
 
-def service_app(settings: Settings, **app_options: Any) -> web.Application:
-    """A bare service: settings, health and metrics; the caller adds its contexts and routes."""
+def service_app(
+    settings: Settings, *, serves_clients: bool = False, **app_options: Any
+) -> web.Application:
+    """A bare service: settings, health and metrics; the caller adds its contexts and routes.
+    A service that `serves_clients` bounds its pool: a connection is waited for at most
+    `db_acquire_seconds`, and the server ends a transaction idle `idle_transaction_seconds`."""
     app = web.Application(**app_options)
     app[SETTINGS] = settings
+    app[SERVES_CLIENTS] = serves_clients
     app[CONSUMERS] = []
     app[CONSUMER_TASKS] = []
     app[READINESS] = []
@@ -75,10 +81,13 @@ def service_app(settings: Settings, **app_options: Any) -> web.Application:
 
 async def database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    bounded = app[SERVES_CLIENTS]
     async with open_pool(
         settings.database_url,
         application_name=f"tidegate-{settings.service_name}",
         lock_timeout_ms=round(settings.lock_timeout_seconds * 1000),
+        acquire_timeout=settings.db_acquire_seconds if bounded else None,
+        idle_in_transaction_ms=round(settings.idle_transaction_seconds * 1000) if bounded else 0,
     ) as pool:
         app[POOL] = pool
         yield
@@ -282,5 +291,5 @@ def run_service(settings: Settings, create_app: Callable[[Settings], web.Applica
         port=settings.http_port,
         print=None,
         access_log=None,
-        shutdown_timeout=30,
+        shutdown_timeout=settings.shutdown_seconds,
     )

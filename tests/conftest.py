@@ -32,6 +32,7 @@ from shared.kafka import ensure_topics
 from shared.logging import configure_logging
 from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres
 from tidegate.sample_data import HEADER, TABLE_SQL
+from tidegate.stack import Stack
 
 BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
@@ -188,14 +189,16 @@ async def nothing_stored(db: asyncpg.Connection) -> AsyncIterator[None]:
     assert await db.fetchrow(query) == before
 
 
-async def unfinished_import(db: asyncpg.Connection, table: str) -> str:
-    """An import that has not finished (as one produced upstream and never completed)."""
+async def unfinished_import(db: asyncpg.Connection, table: str, *, team: str | None = None) -> str:
+    """An import that has not finished (as one produced upstream and never completed);
+    `team`'s when given."""
     import_id = uuid.uuid4()
     await db.execute(
-        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
-        " VALUES ($1, $2, '{id}', 1, 'kafka')",
+        "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, team)"
+        " VALUES ($1, $2, '{id}', 1, 'kafka', $3)",
         import_id,
         table,
+        team,
     )
     return str(import_id)
 
@@ -240,3 +243,15 @@ def system_tool(name: str, package: str) -> str:
             pytest.fail(f"{name} is missing (scripts/system-deps.sh installs {package})")
         pytest.skip(f"{name} is not installed; run scripts/system-deps.sh as root ({package})")
     return found
+
+
+async def gateway_process(home: Path, database_url: str, bootstrap: str, **env: str) -> Stack:
+    """A gateway of its own, as a process, on the session's database and broker; `env`
+    adds to its environment."""
+    stack = Stack(home)
+    stack.database_url, stack.bootstrap = database_url, bootstrap
+    stack.env.update(env)
+    (home / "logs").mkdir()
+    stack.spawn("gateway")
+    await asyncio.to_thread(stack.wait_healthy, ("gateway",))
+    return stack

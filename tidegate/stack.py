@@ -34,6 +34,7 @@ class Stack:
         self._broker: EmbeddedBroker | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.first_admin_key: str | None = None  # set by start() when it made one
+        self.env: dict[str, str] = {}  # added to every service's environment
 
     @property
     def api_url(self) -> str:
@@ -47,6 +48,7 @@ class Stack:
             env[f"TIDEGATE_{name.upper()}_PORT"] = str(port)
         # Backups of the embedded stack live with its data, unless told otherwise.
         env.setdefault("TIDEGATE_BACKUP_DIR", str(self.home.resolve() / "backups"))
+        env.update(self.env)
         return env
 
     def start(self, timeout: float = 90.0) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.gateway import openapi, sse
+from services.gateway import lifecycle, openapi
 from services.gateway.access import access_middleware, add_headers, record
 from services.gateway.console import routes as console
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -15,6 +15,7 @@ from services.gateway.problems import problem_middleware
 from services.gateway.relay import relay_context
 from services.gateway.retention import retention_context
 from services.gateway.tables import RULES, TABLES
+from services.gateway.uploads import UPLOADS, UploadGate
 from shared.catalog import TableCache
 from shared.config import Settings
 from shared.rulebook import RuleBook
@@ -51,12 +52,14 @@ async def outcome_middleware(
 def create_app(settings: Settings) -> web.Application:
     app = service_app(
         settings,
+        serves_clients=True,
         middlewares=[outcome_middleware, problem_middleware, access_middleware],
         handler_args={"max_line_size": MAX_LINE, "max_field_size": MAX_FIELD},
     )
     app[TABLES] = TableCache(settings.allowed_schemas, ttl_seconds=2.0)
     app[RULES] = RuleBook(settings.rules_dir)
-    sse.install(app)
+    lifecycle.install(app)
+    app[UPLOADS] = UploadGate(settings.max_uploads)
     app.on_response_prepare.append(add_headers)
     app.cleanup_ctx.append(relay_context)
     app.cleanup_ctx.append(retention_context)

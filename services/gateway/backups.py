@@ -92,7 +92,7 @@ async def _backup(request: web.Request) -> asyncpg.Record:
     async with request.app[POOL].acquire() as conn:
         row = await conn.fetchrow(
             f"SELECT {COLUMNS} FROM tidegate.backups WHERE id = $1"  # noqa: S608
-            " AND ($2::uuid IS NULL OR key_id = $2 OR team = $3)",
+            f" AND {repository.visible(2, tables='tables')}",
             backup_id,
             *repository.visibility(principal_of(request)),
         )
@@ -139,8 +139,8 @@ async def list_backups(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows = await conn.fetch(
             f"SELECT {COLUMNS} FROM tidegate.backups WHERE status <> 'deleted'"  # noqa: S608
-            " AND ($1::uuid IS NULL OR key_id = $1 OR team = $2)"
-            " ORDER BY created_at DESC, id DESC LIMIT $3",
+            f" AND {repository.visible(1, tables='tables')}"
+            " ORDER BY created_at DESC, id DESC LIMIT $4",
             *repository.visibility(principal_of(request)),
             limit,
         )

@@ -1,4 +1,6 @@
-"""The uploaded file as a stream of byte blocks: a `text/csv` body or a multipart part."""
+"""The uploaded file as a stream of byte blocks: a `text/csv` body or a multipart part.
+Every read from the client is bounded: by `idle` seconds of silence (408) and by the
+gateway's stop (503)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from services.gateway.lifecycle import from_client
 from services.gateway.problems import Problem
 
 BLOCK = 1 << 20
@@ -46,28 +49,35 @@ def _malformed(exc: Exception) -> Problem:
     )
 
 
-async def _part_blocks(part: BodyPartReader) -> AsyncIterator[bytes]:
+async def _part_blocks(
+    request: web.Request, part: BodyPartReader, idle: float
+) -> AsyncIterator[bytes]:
     try:
-        while block := await part.read_chunk(BLOCK):
+        while block := await from_client(request, part.read_chunk(BLOCK), idle):
             yield block
     except (HttpProcessingError, ValueError) as exc:
         raise _malformed(exc) from None
 
 
+async def _body_blocks(request: web.Request, idle: float) -> AsyncIterator[bytes]:
+    while block := await from_client(request, request.content.read(BLOCK), idle):
+        yield block
+
+
 async def open_upload(
-    request: web.Request, limit: int
+    request: web.Request, limit: int, idle: float
 ) -> tuple[AsyncIterator[bytes], str | None, str | None]:
     """(byte blocks, filename, declared charset) of the uploaded CSV; raises 413/415/422
-    problems."""
+    problems, and 408 when the client falls silent for `idle` seconds."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     if request.content_type == "multipart/form-data":
         try:
-            return await _file_part(request, limit)
+            return await _file_part(request, limit, idle)
         except (HttpProcessingError, ValueError) as exc:
             raise _malformed(exc) from None
     if request.content_type in CSV_TYPES:
-        return _limited(request.content.iter_chunked(BLOCK), limit), None, request.charset
+        return _limited(_body_blocks(request, idle), limit), None, request.charset
     raise Problem(
         415,
         "unsupported-media-type",
@@ -77,10 +87,10 @@ async def open_upload(
 
 
 async def _file_part(
-    request: web.Request, limit: int
+    request: web.Request, limit: int, idle: float
 ) -> tuple[AsyncIterator[bytes], str | None, str | None]:
     reader = await request.multipart()
-    while (part := await reader.next()) is not None:
+    while (part := await from_client(request, reader.next(), idle)) is not None:
         if isinstance(part, BodyPartReader) and part.name == "file":
             content_type = part.headers.get("Content-Type", "text/csv")
             part_type = content_type.split(";")[0].strip()
@@ -91,7 +101,8 @@ async def _file_part(
                     "Unsupported media type",
                     f"The file part is {part_type}; send text/csv.",
                 )
-            return _limited(_part_blocks(part), limit), part.filename, _charset(content_type)
+            blocks = _part_blocks(request, part, idle)
+            return _limited(blocks, limit), part.filename, _charset(content_type)
     raise Problem(
         422,
         "missing-file",

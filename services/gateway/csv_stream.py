@@ -1,7 +1,10 @@
 """Incremental CSV parsing: bytes in, chunks of records (with their file line numbers) out.
 
-Memory stays bounded by one block plus one unfinished record: the text after the last
-complete record is carried over to the next block. `csv.reader` in strict mode decides
+Memory stays bounded by one block plus one unfinished record, and parsing linear: the text
+after the last complete record is carried over to the next block; while it is inside a
+quoted field it is parsed again only once a block brings a quote that may close the field,
+and no record may be longer than `max_record_chars` (refused as `field_too_long`, naming
+its line). `csv.reader` in strict mode decides
 where a record ends, so quoted fields with embedded newlines, doubled quotes, LF/CRLF/CR
 line endings and stray quotes in unquoted fields are all handled as the csv module does.
 
@@ -18,8 +21,10 @@ import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-# A single field may be large (a 5 MB text cell is legal); the file size limit bounds it.
-csv.field_size_limit(128 * 1024 * 1024)
+# A field may be large (a 5 MB text cell is legal), up to the record limit, which each
+# chunker checks itself; the csv module's own limit only needs to be no smaller.
+csv.field_size_limit(1 << 30)
+DEFAULT_MAX_RECORD = 8 * 1024 * 1024
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
@@ -162,6 +167,7 @@ class CsvChunker:
         encoding: str | None = None,
         delimiter: str | None = None,
         known_names: Collection[str] = (),
+        max_record_chars: int = DEFAULT_MAX_RECORD,
     ) -> None:
         self.chunk_size = chunk_size
         self.header: list[str] | None = None
@@ -172,7 +178,9 @@ class CsvChunker:
         self._known = known_names
         self._sample = b""
         self._decoder: codecs.IncrementalDecoder | None = None
-        self._carry: list[str] = []  # complete lines of a record that is not finished yet
+        self._carry: list[str] = []  # text of a record not finished yet (in a quoted field)
+        self._carried = 0  # its length
+        self._max_record = max_record_chars
         self._partial = ""  # text after the last line break (its line is not finished)
         self._next_line = 1  # file line number of the first carried line
         self._bytes_in = 0
@@ -253,26 +261,53 @@ class CsvChunker:
             byte_offset=offset,
         )
 
+    def _record_too_long(self) -> CsvInputError:
+        return CsvInputError(
+            f"the record starting at line {self._next_line} is longer than "
+            f"{self._max_record} characters (is a quoted field left open?)",
+            code="field_too_long",
+            line=self._next_line,
+        )
+
     def _parse(self, text: str, *, final: bool) -> list[ParsedChunk]:
-        new_lines = io.StringIO(self._partial + text, newline="").readlines()
+        text = self._partial + text
         self._partial = ""
-        # Unless this is the end, hold back a line without its break, and one ending in a
-        # lone CR (its LF may be the first byte of the next block).
-        if (
-            not final
-            and new_lines
-            and (not new_lines[-1].endswith(("\n", "\r")) or new_lines[-1].endswith("\r"))
-        ):
-            self._partial = new_lines.pop()
-        lines = self._carry + new_lines
-        self._carry = []
+        if not final:
+            # Hold back the text after the last line break, and a line ending in a lone CR
+            # (its LF may be the first byte of the next block).
+            end = len(text) - 1 if text.endswith("\r") else len(text)
+            cut = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
+            text, self._partial = text[:cut], text[cut:]
+        if self._carry:
+            self._carried += len(text)
+            if self._carried + len(self._partial) > self._max_record:
+                raise self._record_too_long()
+            # The carried record is inside a quoted field: it can end only after a quote
+            # that closes the field (one not doubled), so without one, nothing is parsed
+            # again and the text is only kept. This keeps parsing linear.
+            if not final and '"' not in text.replace('""', ""):
+                self._carry.append(text)
+                return []
+            text = "".join(self._carry) + text
+            self._carry = []
+        elif len(self._partial) > self._max_record:
+            raise self._record_too_long()
+        return self._records(text, final=final)
+
+    def _records(self, text: str, *, final: bool) -> list[ParsedChunk]:
         chunks: list[ParsedChunk] = []
-        reader = csv.reader(lines, strict=True, delimiter=self.delimiter or ",")
-        consumed = 0
+        source = io.StringIO(text, newline="")
+        reader = csv.reader(source, strict=True, delimiter=self.delimiter or ",")
+        consumed = 0  # lines of the records read
+        offset = 0  # characters of the records read
         try:
             for record in reader:
                 start = self._next_line + consumed
                 consumed = reader.line_num
+                began, offset = offset, source.tell()
+                if offset - began > self._max_record:
+                    self._next_line = start
+                    raise self._record_too_long()
                 if not record:
                     continue  # blank line
                 if len(record) > 1 and not any(record):
@@ -287,13 +322,16 @@ class CsvChunker:
                     chunks.append(self._current)
                     self._current = ParsedChunk()
         except csv.Error as exc:
-            if final or reader.line_num < len(lines):
+            line = self._next_line + consumed
+            if final or source.tell() < len(text):
                 raise CsvInputError(
-                    f"malformed CSV at line {self._next_line + consumed}: {exc}",
-                    code="malformed_csv",
-                    line=self._next_line + consumed,
+                    f"malformed CSV at line {line}: {exc}", code="malformed_csv", line=line
                 ) from None
             # The input ran out inside a quoted field: the record continues in the next block.
-            self._carry = lines[consumed:]
+            self._carry = [text[offset:]]
+            self._carried = len(text) - offset
+            if self._carried > self._max_record:
+                self._next_line = line
+                raise self._record_too_long() from None
         self._next_line += consumed
         return chunks

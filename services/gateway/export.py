@@ -1,5 +1,6 @@
-"""`GET /api/v1/database/export?table=`: a table as a CSV download, streamed from one
-consistent snapshot; cells a spreadsheet would run as formulas are escaped (OWASP)."""
+"""`GET /api/v1/database/export?table=`: a table as a CSV download, read from one
+consistent snapshot into a spool and then sent (no connection waits on the client); cells
+a spreadsheet would run as formulas are escaped (OWASP)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from services.gateway.access import AUDIT_DETAIL
 from services.gateway.params import invalid, required_param
+from services.gateway.spool import Spool
 from services.gateway.tables import find_table
 from shared.catalog import TableDef, quote_ident
 from shared.service import POOL
@@ -52,22 +54,21 @@ def _csv_block(rows: Sequence[Sequence[str | None]]) -> bytes:
 async def export_table(request: web.Request) -> web.StreamResponse:
     table = await find_table(request, required_param(request, "table"))
     columns = _columns(request, table)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": "attachment; filename=export.csv; "
-            f"filename*=UTF-8''{quote(table.qualified_name)}.csv",
-        }
-    )
     rows = 0
-    async with request.app[POOL].acquire() as conn:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            cursor = await conn.cursor(_select(table, columns))
-            await response.prepare(request)
-            await response.write(_csv_block([columns]))
-            while batch := await cursor.fetch(BATCH):
-                await response.write(_csv_block([list(r) for r in batch]))
-                rows += len(batch)
-    request[AUDIT_DETAIL]["rows"] = rows
-    await response.write_eof()
-    return response
+    with Spool() as spool:
+        async with request.app[POOL].acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                cursor = await conn.cursor(_select(table, columns))
+                spool.write(_csv_block([columns]))
+                while batch := await cursor.fetch(BATCH):
+                    spool.write(_csv_block([list(r) for r in batch]))
+                    rows += len(batch)
+        request[AUDIT_DETAIL]["rows"] = rows
+        return await spool.send(
+            request,
+            {
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": "attachment; filename=export.csv; "
+                f"filename*=UTF-8''{quote(table.qualified_name)}.csv",
+            },
+        )

@@ -19,14 +19,30 @@ from services.gateway import failed, idempotency, limits, repository
 from services.gateway.access import TARGET, principal_of, require
 from services.gateway.body import open_upload
 from services.gateway.csv_stream import ENCODINGS, CsvInputError, delimiter_char, encoding_name
-from services.gateway.intake import ImportOptions, Owner, TooManyRecords, receive_import
+from services.gateway.intake import (
+    ImportOptions,
+    ImportReceived,
+    Owner,
+    ParsedUpload,
+    TooManyRecords,
+    parse_upload,
+    record_import,
+)
 from services.gateway.keys import Principal
 from services.gateway.params import Query, flag, int_param, invalid, path_id, required_param
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
-from services.gateway.report import RowError, RowErrors, build_report, stream_errors_csv
+from services.gateway.report import (
+    RowError,
+    RowErrors,
+    build_report,
+    errors_csv,
+    errors_csv_headers,
+)
 from services.gateway.resources import API, Imports, import_of, import_url, respond
+from services.gateway.spool import Spool
 from services.gateway.tables import RULES, find_table
+from services.gateway.uploads import UPLOADS
 from shared.catalog import HeaderMismatch, TableDef
 from shared.config import Settings
 from shared.db import Conn
@@ -192,49 +208,51 @@ async def accept_import(
     body: AsyncIterator[bytes] | None = None,
 ) -> web.Response:
     """Receive the request's file (`upload`) or `body` as a new import: the key's slot,
-    Idempotency-Key, the outbox, and the 202 answer."""
+    Idempotency-Key, the outbox, and the 202 answer. The body is read and parsed before
+    any connection is taken; recording it is one short transaction."""
     settings = request.app[SETTINGS]
+    pool = request.app[POOL]
     idem_key = idempotency.idempotency_key(request)
-    filename: str | None = None
-    if upload:
-        body, filename, charset = await open_upload(request, settings.max_file_bytes)
-        if charset is not None and options.encoding is None:
-            encoding = _encoding(charset, from_charset=True)
-            options = msgspec.structs.replace(options, encoding=encoding)
-    assert body is not None
+    fingerprint = idempotency.Fingerprint(request) if idem_key is not None else None
     limit = principal.concurrent_imports or settings.concurrent_imports
-    try:
-        async with request.app[POOL].acquire() as conn, conn.transaction():
-            fingerprint = None
+    gate = request.app[UPLOADS]
+    filename: str | None = None
+    with gate.admit(principal.id, idem_key):
+        async with pool.acquire() as conn:
+            earlier = None
             if idem_key is not None:
-                fingerprint = idempotency.Fingerprint(request)
-                earlier = await idempotency.lock(conn, principal.id, idem_key)
-                if earlier is not None:
-                    return await _replay(conn, request, earlier, await fingerprint.consume(body))
-                body = fingerprint.tee(body)
-            slot = await limits.claim_slot(conn, principal.id, limit)
-            if slot is None:
+                earlier = await idempotency.find(conn, principal.id, idem_key)
+            running = await limits.running_imports(conn, principal.id)
+            # A retry of a request that created an import is answered with it, whatever
+            # runs; otherwise the key's running imports and its uploads being received
+            # (this one included) must fit its limit.
+            if earlier is None and len(running) + gate.receiving(principal.id) > limit:
                 raise await _too_many_running(conn, principal, limit)
-            owner = Owner(key_id=principal.id, team=principal.team, slot=slot)
-            with _refusals_as_problems(table):
-                received = await receive_import(
-                    conn, table=table, body=body, options=options, filename=filename, owner=owner
-                )
-            if idem_key is not None and fingerprint is not None:
-                await idempotency.remember(
-                    conn,
-                    principal.id,
-                    idem_key,
-                    fingerprint.digest(),
-                    import_id=received.import_id,
-                )
-    except asyncpg.UniqueViolationError as exc:
-        # Another gateway committed an import into the same slot after this one looked:
-        # the unique index had the last word.
-        if exc.constraint_name != limits.RUNNING_SLOT_INDEX:
-            raise
-        async with request.app[POOL].acquire() as conn:
-            raise await _too_many_running(conn, principal, limit) from None
+        if upload:
+            body, filename, charset = await open_upload(
+                request, settings.max_file_bytes, settings.body_idle_seconds
+            )
+            if charset is not None and options.encoding is None:
+                encoding = _encoding(charset, from_charset=True)
+                options = msgspec.structs.replace(options, encoding=encoding)
+        assert body is not None
+        if fingerprint is not None:
+            body = fingerprint.tee(body)
+        with _refusals_as_problems(table):
+            parsed = await parse_upload(
+                table=table,
+                body=body,
+                options=options,
+                max_record_bytes=settings.max_record_bytes,
+            )
+    try:
+        received = await _record(
+            request, parsed, table, options, principal, limit, fingerprint, filename
+        )
+    finally:
+        parsed.close()
+    if isinstance(received, web.Response):
+        return received
     request.app[RELAY].wake()
     accepted = import_of(received.record)
     request[TARGET] = str(accepted.id)
@@ -247,6 +265,50 @@ async def accept_import(
         chunks=received.chunks,
     )
     return respond(accepted, status=202, headers={"Location": import_url(accepted.id)})
+
+
+async def _record(
+    request: web.Request,
+    parsed: ParsedUpload,
+    table: TableDef,
+    options: ImportOptions,
+    principal: Principal,
+    limit: int,
+    fingerprint: idempotency.Fingerprint | None,
+    filename: str | None,
+) -> ImportReceived | web.Response:
+    """The parsed file as an import, in one transaction; or the answer of an earlier
+    request with the same Idempotency-Key."""
+    idem_key = idempotency.idempotency_key(request)
+    try:
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            if idem_key is not None and fingerprint is not None:
+                earlier = await idempotency.lock(conn, principal.id, idem_key)
+                if earlier is not None:
+                    return await _replay(conn, request, earlier, fingerprint.digest())
+            slot = await limits.claim_slot(conn, principal.id, limit)
+            if slot is None:
+                raise await _too_many_running(conn, principal, limit)
+            owner = Owner(key_id=principal.id, team=principal.team, slot=slot)
+            received = await record_import(
+                conn, parsed, table=table, options=options, filename=filename, owner=owner
+            )
+            if idem_key is not None and fingerprint is not None:
+                await idempotency.remember(
+                    conn,
+                    principal.id,
+                    idem_key,
+                    fingerprint.digest(),
+                    import_id=received.import_id,
+                )
+            return received
+    except asyncpg.UniqueViolationError as exc:
+        # Another gateway committed an import into the same slot after this one looked:
+        # the unique index had the last word.
+        if exc.constraint_name != limits.RUNNING_SLOT_INDEX:
+            raise
+        async with request.app[POOL].acquire() as conn:
+            raise await _too_many_running(conn, principal, limit) from None
 
 
 async def _too_many_running(conn: Conn, principal: Principal, limit: int) -> Problem:
@@ -365,10 +427,14 @@ async def list_errors(request: web.Request) -> web.StreamResponse:
     limit = int_param(request, "limit", 100, 1, 1000)  # checked for CSV too, though unused
     offset = int_param(request, "offset", 0, 0, 2**31 - 1)
     pool = request.app[POOL]
+    if as_csv:
+        with Spool() as spool:
+            async with pool.acquire() as conn:
+                import_id: uuid.UUID = (await visible_import(conn, request))["id"]
+                await errors_csv(conn, import_id, severity, spool)
+            return await spool.send(request, errors_csv_headers(import_id))
     async with pool.acquire() as conn:
         import_id = (await visible_import(conn, request))["id"]
-        if as_csv:
-            return await stream_errors_csv(request, conn, import_id, severity)
         total, items = await repository.list_row_errors(
             conn, import_id, limit=limit, offset=offset, severity=severity
         )

@@ -1,7 +1,7 @@
 """`Idempotency-Key` on requests that create something (an import, a retry, or an
 operation: rollback, backup, restore, backup deletion): a retried request gets what the
 first one created; the same key with another path, body or parameters is refused (422);
-while the first request is still being received, 409. Answers are remembered for 24
+while the first request is being received by the same gateway, or recorded by any, 409. Answers are remembered for 24
 hours, per API key.
 """
 
@@ -73,6 +73,15 @@ class Fingerprint:
         return self._hash.digest()
 
 
+def in_use() -> Problem:
+    return Problem(
+        409,
+        "idempotency-key-in-use",
+        "Request in progress",
+        f"A request with this {HEADER} is still being processed; retry later.",
+    )
+
+
 async def lock(conn: Conn, key_id: uuid.UUID, key: str) -> Earlier | None:
     """Hold the key for this transaction; what an earlier request with it created, if
     any. 409 while another request with the key is in progress."""
@@ -80,12 +89,12 @@ async def lock(conn: Conn, key_id: uuid.UUID, key: str) -> Earlier | None:
         "SELECT pg_try_advisory_xact_lock(hashtext($1::uuid::text || ':' || $2), -1)", key_id, key
     )
     if not locked:
-        raise Problem(
-            409,
-            "idempotency-key-in-use",
-            "Request in progress",
-            f"A request with this {HEADER} is still being processed; retry later.",
-        )
+        raise in_use()
+    return await find(conn, key_id, key)
+
+
+async def find(conn: Conn, key_id: uuid.UUID, key: str) -> Earlier | None:
+    """What an earlier request with the key created, if any (without holding the key)."""
     row = await conn.fetchrow(
         "SELECT fingerprint, import_id, operation_id FROM tidegate.idempotency_keys"
         " WHERE key_id = $1 AND idem_key = $2 AND created_at > now() - interval '24 hours'",

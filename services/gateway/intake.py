@@ -1,5 +1,7 @@
-"""Receiving an import: stream the body, check the header, cut chunks, and record the import
-with its chunk events in one transaction (the outbox). Nothing is stored if any step fails.
+"""Receiving an import in two steps: read and parse the body, checking the header and
+cutting chunks into a spool, with no database connection held (`parse_upload`); then
+record the import with its chunk events in one short transaction, the outbox
+(`record_import`). Nothing is stored if any step fails.
 
 A file exported by `GET /imports/{id}/failed` ends each row with diagnostic columns
 (`DIAGNOSTIC_COLUMNS`); they are recognised by their header names and left out, and for a
@@ -8,8 +10,9 @@ retry the parent's line each row came from is recorded (for the parent's reconci
 
 from __future__ import annotations
 
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import msgspec
@@ -98,20 +101,65 @@ class Diagnostics:
         return [row[:-width] if len(row) >= width else row for row in chunk.rows]
 
 
-async def receive_import(
-    conn: Conn,
-    *,
+class ParsedUpload:
+    """A file read whole and cut into chunk events, kept in a spool (memory up to
+    `SPOOL_MEMORY`, then a temporary file) until `record_import` stores them: the body is
+    read and parsed with no database connection held."""
+
+    SPOOL_MEMORY = 4 * 1024 * 1024
+
+    def __init__(self, import_id: uuid.UUID) -> None:
+        self.import_id = import_id
+        self.columns: tuple[str, ...] = ()
+        self.header: list[str] = []
+        self.ignored_columns: list[str] = []
+        self.encoding = "utf-8"
+        self.delimiter = ","
+        self.empty_rows = 0
+        self.rows = 0
+        self.chunks = 0
+        self.bytes = 0
+        self.retried: list[tuple[int, int]] = []  # (line, the parent's line)
+        self._spool = tempfile.SpooledTemporaryFile(max_size=self.SPOOL_MEMORY)
+
+    def add(self, event: events.ChunkSubmitted) -> None:
+        data = events.encode(event)
+        self._spool.write(len(data).to_bytes(4, "big"))
+        self._spool.write(data)
+        self.chunks += 1
+
+    def events(self) -> Iterator[events.ChunkSubmitted]:
+        self._spool.seek(0)
+        while size := int.from_bytes(self._spool.read(4), "big"):
+            event = events.decode(self._spool.read(size))
+            assert isinstance(event, events.ChunkSubmitted)
+            yield event
+
+    def close(self) -> None:
+        self._spool.close()
+
+
+async def parse_upload(
+    *, table: TableDef, body: AsyncIterator[bytes], options: ImportOptions, max_record_bytes: int
+) -> ParsedUpload:
+    """Read `body` into chunk events; raises CsvInputError, HeaderMismatch or
+    TooManyRecords as soon as the file shows it (the rest of the body is then not read)."""
+    parsed = ParsedUpload(uuid.uuid4())
+    try:
+        await _parse_into(parsed, table, body, options, max_record_bytes)
+    except BaseException:
+        parsed.close()
+        raise
+    return parsed
+
+
+async def _parse_into(
+    parsed: ParsedUpload,
     table: TableDef,
     body: AsyncIterator[bytes],
     options: ImportOptions,
-    filename: str | None,
-    owner: Owner,
-) -> ImportReceived:
-    """Parse `body` into chunk events stored in the outbox; raises CsvInputError,
-    HeaderMismatch or TooManyRecords (the rest of the body is then not read). Call inside
-    a transaction, which the caller rolls back on any error."""
-    assert conn.is_in_transaction()
-    import_id = uuid.uuid4()
+    max_record_bytes: int,
+) -> None:
     aliases = options.rules.aliases()
     required = [name for name, col in options.rules.columns.items() if col.required]
     chunker = CsvChunker(
@@ -119,6 +167,7 @@ async def receive_import(
         encoding=options.encoding,
         delimiter=options.delimiter,
         known_names=[c.name for c in table.columns] + list(aliases),
+        max_record_chars=max_record_bytes,
     )
 
     diagnostics = Diagnostics(track=options.parent_id is not None)
@@ -148,37 +197,35 @@ async def receive_import(
 
     columns: tuple[str, ...] | None = None
     held: ParsedChunk | None = None  # one chunk is held back: only the last one says `last`
-    seq = rows = received = 0
 
-    async def store(chunk: ParsedChunk, *, last: bool) -> None:
-        nonlocal seq, rows
+    def store(chunk: ParsedChunk, *, last: bool) -> None:
         assert columns is not None
-        event = events.ChunkSubmitted(
-            import_id=import_id,
-            seq=seq,
-            table=table.qualified_name,
-            columns=columns,
-            rows=cut(diagnostics.rows(chunk)),
-            first_line=chunk.lines[0] if chunk.lines else 2,
-            lines=chunk.lines,
-            last=last,
-            mode=options.mode,
-            on_duplicate=options.on_duplicate,
+        parsed.add(
+            events.ChunkSubmitted(
+                import_id=parsed.import_id,
+                seq=parsed.chunks,
+                table=table.qualified_name,
+                columns=columns,
+                rows=cut(diagnostics.rows(chunk)),
+                first_line=chunk.lines[0] if chunk.lines else 2,
+                lines=chunk.lines,
+                last=last,
+                mode=options.mode,
+                on_duplicate=options.on_duplicate,
+            )
         )
-        await imports.store_chunk(conn, event, published=False)
-        seq += 1
-        rows += len(chunk.rows)
-        if rows > options.max_records:
+        parsed.rows += len(chunk.rows)
+        if parsed.rows > options.max_records:
             raise TooManyRecords(options.max_records)
 
     async for block in body:
-        received += len(block)
+        parsed.bytes += len(block)
         chunks = chunker.feed(block)
         if columns is None and chunker.header is not None:
             columns = header_columns(chunker.header)
         for chunk in chunks:
             if held is not None:
-                await store(held, last=False)
+                store(held, last=False)
             held = chunk
     chunks = chunker.finish()
     if chunker.header is None:
@@ -187,30 +234,56 @@ async def receive_import(
         columns = header_columns(chunker.header)
     for chunk in chunks:
         if held is not None:
-            await store(held, last=False)
+            store(held, last=False)
         held = chunk
-    await store(held or ParsedChunk(), last=True)
+    store(held or ParsedChunk(), last=True)
+    parsed.columns = columns
+    parsed.encoding = chunker.encoding or "utf-8"
+    parsed.delimiter = chunker.delimiter or ","
+    parsed.header = [chunker.header[i] for i in kept]
+    parsed.ignored_columns = [
+        name for i, name in enumerate(chunker.header[:width]) if i not in kept
+    ]
+    parsed.empty_rows = chunker.empty_rows
+    parsed.retried = diagnostics.retried
+
+
+async def record_import(
+    conn: Conn,
+    parsed: ParsedUpload,
+    *,
+    table: TableDef,
+    options: ImportOptions,
+    filename: str | None,
+    owner: Owner,
+) -> ImportReceived:
+    """Store the import with its chunk events in the outbox. Call inside a transaction."""
+    assert conn.is_in_transaction()
+    for event in parsed.events():
+        await imports.store_chunk(conn, event, published=False)
     record = await repository.insert_import(
         conn,
-        import_id=import_id,
+        import_id=parsed.import_id,
         table=table.qualified_name,
-        columns=columns,
+        columns=parsed.columns,
         options=options,
-        encoding=chunker.encoding or "utf-8",
-        delimiter=chunker.delimiter or ",",
+        encoding=parsed.encoding,
+        delimiter=parsed.delimiter,
         filename=filename,
         owner=owner,
-        file_rows=rows,
-        chunks_total=seq,
-        header=[chunker.header[i] for i in kept],
-        ignored_columns=[name for i, name in enumerate(chunker.header[:width]) if i not in kept],
-        empty_rows=chunker.empty_rows,
+        file_rows=parsed.rows,
+        chunks_total=parsed.chunks,
+        header=parsed.header,
+        ignored_columns=parsed.ignored_columns,
+        empty_rows=parsed.empty_rows,
     )
-    record = await _recovery_records(conn, record, options, owner, table, diagnostics.retried)
-    IMPORT_BYTES.inc(received)
-    ROWS_RECEIVED.inc(rows)
-    CHUNKS_SUBMITTED.inc(seq)
-    return ImportReceived(import_id=import_id, record=dict(record), rows=rows, chunks=seq)
+    record = await _recovery_records(conn, record, options, owner, table, parsed.retried)
+    IMPORT_BYTES.inc(parsed.bytes)
+    ROWS_RECEIVED.inc(parsed.rows)
+    CHUNKS_SUBMITTED.inc(parsed.chunks)
+    return ImportReceived(
+        import_id=parsed.import_id, record=dict(record), rows=parsed.rows, chunks=parsed.chunks
+    )
 
 
 async def _recovery_records(

@@ -12,12 +12,14 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from shared.db import PoolBusy
 from shared.failures import is_unavailable
 
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5  # when a dependency is down
+BUSY_RETRY_AFTER_SECONDS = 1  # when every connection is in use
 
 
 class Problem(web.HTTPException):
@@ -60,6 +62,17 @@ async def problem_middleware(
         for name in ("Allow", "Retry-After"):
             if name in exc.headers:
                 problem.headers[name] = exc.headers[name]
+        raise problem from None
+    except PoolBusy:
+        log.warning("no database connection came free", path=request.path)
+        problem = Problem(
+            503,
+            "service-busy",
+            "Service busy",
+            "Every database connection of this gateway is in use; try again shortly.",
+            instance=request.path,
+        )
+        problem.headers["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
         raise problem from None
     except Exception as exc:
         if is_unavailable(exc):

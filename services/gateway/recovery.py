@@ -27,6 +27,7 @@ from services.gateway.params import flag, path_id
 from services.gateway.problems import Problem
 from services.gateway.relay import RELAY
 from services.gateway.resources import API, Import, import_of, import_url, respond
+from services.gateway.spool import Spool
 from services.gateway.tables import TABLES, find_table
 from shared import imports, operations, rollback
 from shared.db import Conn
@@ -240,6 +241,26 @@ async def cancel_import(request: web.Request) -> web.Response:
     return respond(body, status=202, headers={"Location": import_url(imp["id"])})
 
 
+async def _operation_visible(conn: Conn, op: asyncpg.Record, who: Principal) -> bool:
+    """An operation on an import is visible with its import, one on a backup with its
+    backup (both follow the key's team and tables); any other to its key and team."""
+    if op["import_id"] is not None:
+        return await repository.get_import(conn, op["import_id"], who) is not None
+    if op["backup_id"] is not None:
+        found = await conn.fetchval(
+            "SELECT true FROM tidegate.backups"  # noqa: S608
+            f" WHERE id = $1 AND {repository.visible(2, tables='tables')}",
+            op["backup_id"],
+            *repository.visibility(who),
+        )
+        return found is not None
+    return (
+        who.may("admin")
+        or op["key_id"] == who.id
+        or (who.team is not None and op["team"] == who.team)
+    )
+
+
 @routes.get(f"{API}/operations/{{operation_id}}", name="operations.read")
 async def get_operation(request: web.Request) -> web.Response:
     operation_id = path_id(request, "operation_id", "operation-not-found", "Operation not found")
@@ -250,15 +271,7 @@ async def get_operation(request: web.Request) -> web.Response:
             f"SELECT {operations.COLUMNS} FROM tidegate.operations WHERE id = $1",  # noqa: S608
             operation_id,
         )
-        visible = op is not None and (
-            who.may("admin")
-            or op["key_id"] == who.id
-            or (who.team is not None and op["team"] == who.team)
-            or (
-                op["import_id"] is not None
-                and await repository.get_import(conn, op["import_id"], who) is not None
-            )
-        )
+        visible = op is not None and await _operation_visible(conn, op, who)
     if not visible:
         raise Problem(404, "operation-not-found", "Operation not found")
     assert op is not None
@@ -269,26 +282,24 @@ async def get_operation(request: web.Request) -> web.Response:
 async def export_failed(request: web.Request) -> web.StreamResponse:
     """The rejected rows as in the file, with their line and errors: fix them in a
     spreadsheet and upload the file again (POST .../retry, or a new import)."""
-    pool = request.app[POOL]
-    async with pool.acquire() as conn:
-        imp = await visible_import(conn, request)
-        response = web.StreamResponse(
-            headers={
+    with Spool() as spool:
+        async with request.app[POOL].acquire() as conn:
+            imp = await visible_import(conn, request)
+            spool.write(failed.csv_line(failed.header_of(imp)))
+            rows = 0
+            async with conn.transaction(readonly=True):
+                async for cells, line, why in failed.failed_rows(conn, imp):
+                    spool.write(failed.csv_line([*cells, str(line), why]))
+                    rows += 1
+        request[AUDIT_DETAIL]["rows"] = rows
+        return await spool.send(
+            request,
+            {
                 "Content-Type": "text/csv; charset=utf-8",
                 "Content-Disposition": f'attachment; filename="failed-{imp["id"]}.csv"',
                 "Tidegate-Source-Encoding": imp["encoding"] or "utf-8",
-            }
+            },
         )
-        await response.prepare(request)
-        await response.write(failed.csv_line(failed.header_of(imp)))
-        rows = 0
-        async with conn.transaction(readonly=True):
-            async for cells, line, why in failed.failed_rows(conn, imp):
-                await response.write(failed.csv_line([*cells, str(line), why]))
-                rows += 1
-    request[AUDIT_DETAIL]["rows"] = rows
-    await response.write_eof()
-    return response
 
 
 def _inherited(imp: asyncpg.Record) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """The outbox relay: publishes stored events until the broker acknowledges each.
 
 It wakes when an import commits, and polls as well, so events written before a crash
-(or by another gateway replica) are published too. Several relays share the work
-through `FOR UPDATE SKIP LOCKED`; a redelivered event is recognised by its id downstream.
+(or by another gateway replica) are published too. Several relays share the work by key
+(an import): one relay at a time holds a key and publishes its events in the order they
+were stored, so chunks reach the validator in sequence whatever the number of gateways.
+A redelivered event is recognised by its id downstream.
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ from typing import Literal
 
 import asyncpg
 import msgspec
-from aiohttp import web
 
 from services.gateway import repository
 from services.gateway.failed import Reconciliation
 from services.gateway.resources import State
+from services.gateway.spool import Spool
 from shared.db import Conn
 from shared.error_codes import FORMAT, REQUIRED, ErrorCode, codes_in
 from shared.events import Mode
@@ -117,18 +117,9 @@ async def build_report(conn: Conn, row: asyncpg.Record) -> Report:
     )
 
 
-async def stream_errors_csv(
-    request: web.Request, conn: Conn, import_id: uuid.UUID, severity: str | None
-) -> web.StreamResponse:
-    """Every row error as CSV, streamed; values that a spreadsheet would run as formulas
-    are escaped."""
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="import-{import_id}-errors.csv"',
-        }
-    )
-    await response.prepare(request)
+async def errors_csv(conn: Conn, import_id: uuid.UUID, severity: str | None, spool: Spool) -> None:
+    """Every row error as CSV, into a spool to send once the connection is released;
+    values that a spreadsheet would run as formulas are escaped."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -138,9 +129,14 @@ async def stream_errors_csv(
                 ["" if entry[c] is None else escape_cell(str(entry[c])) for c in CSV_COLUMNS]
             )
             if buffer.tell() > 64 * 1024:
-                await response.write(buffer.getvalue().encode())
+                spool.write(buffer.getvalue().encode())
                 buffer.seek(0)
                 buffer.truncate()
-    await response.write(buffer.getvalue().encode())
-    await response.write_eof()
-    return response
+    spool.write(buffer.getvalue().encode())
+
+
+def errors_csv_headers(import_id: uuid.UUID) -> dict[str, str]:
+    return {
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="import-{import_id}-errors.csv"',
+    }

@@ -30,13 +30,28 @@ ignored_columns, empty_rows,
    FROM tidegate.operations o WHERE o.import_id = imports.id AND o.kind = 'rollback'
     AND NOT o.dry_run ORDER BY o.created_at DESC LIMIT 1) AS rollback
 """
+
+
 # Which imports a key sees: admins all, others their key's and their team's.
-VISIBLE = "(${k}::uuid IS NULL OR key_id = ${k} OR team = ${t})"
+def visible(first: int, *, tables: str = "ARRAY[target_table]", of: str = "") -> str:
+    """The condition that a row (of alias `of`) is visible to the key whose `visibility`
+    is passed as parameters $first to $first + 2: an admin sees every row, another key its
+    own and its team's; a key limited to tables sees only rows whose `tables` all are
+    among them."""
+    k, t, s = first, first + 1, first + 2
+    return (
+        f"(${k}::uuid IS NULL OR {of}key_id = ${k} OR {of}team = ${t})"
+        f" AND (${s}::text[] IS NULL OR {tables} <@ ${s}::text[])"
+    )
 
 
-def visibility(viewer: Principal) -> tuple[uuid.UUID | None, str | None]:
-    """(key id, team) to filter on, or (None, None) for an admin, who sees everything."""
-    return (None, None) if viewer.may("admin") else (viewer.id, viewer.team)
+def visibility(viewer: Principal) -> tuple[uuid.UUID | None, str | None, list[str] | None]:
+    """(key id, team, tables) to filter on: (None, None, …) for an admin, who sees every
+    key's; tables None for a key not limited to some."""
+    tables = None if viewer.tables is None else list(viewer.tables)
+    if viewer.may("admin"):
+        return None, None, tables
+    return viewer.id, viewer.team, tables
 
 
 async def insert_import(
@@ -101,8 +116,7 @@ async def set_backup(conn: Conn, import_id: uuid.UUID, backup_id: uuid.UUID) -> 
 async def get_import(conn: Conn, import_id: uuid.UUID, viewer: Principal) -> asyncpg.Record | None:
     """The import, if `viewer` may see it (to anyone else it does not exist)."""
     return await conn.fetchrow(
-        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports"
-        f" WHERE id = $1 AND {VISIBLE.format(k=2, t=3)}",
+        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE id = $1 AND {visible(2)}",
         import_id,
         *visibility(viewer),
     )
@@ -113,9 +127,9 @@ async def list_imports(
 ) -> list[asyncpg.Record]:
     """The imports `viewer` may see, newest first, keyset-paginated on (created_at, id)."""
     return await conn.fetch(
-        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE {VISIBLE.format(k=1, t=2)}"
-        " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))"
-        " ORDER BY created_at DESC, id DESC LIMIT $3",
+        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports WHERE {visible(1)}"
+        " AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))"
+        " ORDER BY created_at DESC, id DESC LIMIT $4",
         *visibility(viewer),
         limit,
         *(after or (None, None)),
@@ -167,11 +181,33 @@ async def error_counts(conn: Conn, import_id: uuid.UUID) -> list[asyncpg.Record]
     )
 
 
+# The first half of the advisory lock on an outbox key (the second: the key's hash).
+OUTBOX_KEY_LOCK = 0x6F75_7462
+
+
 async def claim_unpublished(conn: Conn, limit: int) -> list[asyncpg.Record]:
-    """Lock a batch of unpublished events; other relays skip them (SKIP LOCKED)."""
+    """A batch of unpublished events, oldest first, of keys (imports) no other relay holds:
+    each key is held with a transaction-level advisory lock, so one relay at a time
+    publishes a key's events, in the order they were stored. Call inside a transaction."""
+    keys = await conn.fetch(
+        "SELECT key FROM tidegate.outbox WHERE published_at IS NULL"
+        " GROUP BY key ORDER BY min(id) LIMIT $1",
+        limit,
+    )
+    held = [
+        row["key"]
+        for row in keys
+        if await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock($1, hashtext($2))", OUTBOX_KEY_LOCK, row["key"]
+        )
+    ]
+    if not held:
+        return []
     return await conn.fetch(
         "SELECT id, event_id, event_type, topic, key, payload, created_at FROM tidegate.outbox"
-        " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        " WHERE published_at IS NULL AND key = ANY($1::text[]) ORDER BY id LIMIT $2"
+        " FOR UPDATE",
+        held,
         limit,
     )
 
@@ -195,8 +231,8 @@ async def changed_imports(
     first (at most 2000)."""
     return await conn.fetch(
         f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports"
-        f" WHERE {VISIBLE.format(k=1, t=2)} AND updated_at >= $3"
-        " AND ($4::uuid IS NULL OR id = $4) ORDER BY updated_at, id LIMIT 2000",
+        f" WHERE {visible(1)} AND updated_at >= $4"
+        " AND ($5::uuid IS NULL OR id = $5) ORDER BY updated_at, id LIMIT 2000",
         *visibility(viewer),
         since,
         import_id,

@@ -9,16 +9,7 @@ import contextlib
 
 from aiohttp import web
 
-CLOSING = web.AppKey("sse_closing", asyncio.Event)  # set on shutdown
-
-
-def install(app: web.Application) -> None:
-    app[CLOSING] = asyncio.Event()
-    app.on_shutdown.append(_close)
-
-
-async def _close(app: web.Application) -> None:
-    app[CLOSING].set()
+from services.gateway.lifecycle import STOPPING
 
 
 async def open_stream(request: web.Request) -> web.StreamResponse:
@@ -39,7 +30,7 @@ def frame(kind: str, ident: str, data: bytes) -> bytes:
 
 async def wait(request: web.Request, seconds: float) -> bool:
     """Sleep `seconds`; True at once if the gateway is stopping or the client has gone."""
-    closing = request.app[CLOSING]
+    closing = request.app[STOPPING]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(closing.wait(), seconds)
     return closing.is_set() or request.transport is None or request.transport.is_closing()

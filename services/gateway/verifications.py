@@ -202,9 +202,9 @@ async def list_verifications(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows = await conn.fetch(
             f"SELECT {COLUMNS} FROM {FROM}"
-            " WHERE ($1::uuid IS NULL OR v.key_id = $1 OR v.team = $2)"
-            " AND ($3::text IS NULL OR v.tables @> ARRAY[$3::text])"
-            " ORDER BY v.created_at DESC, v.id DESC LIMIT $4",
+            f" WHERE {repository.visible(1, tables='v.tables', of='v.')}"
+            " AND ($4::text IS NULL OR v.tables @> ARRAY[$4::text])"
+            " ORDER BY v.created_at DESC, v.id DESC LIMIT $5",
             *repository.visibility(principal_of(request)),
             table,
             limit,
@@ -221,7 +221,7 @@ async def read_verification(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         row = await conn.fetchrow(
             f"SELECT {COLUMNS} FROM {FROM} WHERE v.id = $1"
-            " AND ($2::uuid IS NULL OR v.key_id = $2 OR v.team = $3)",
+            f" AND {repository.visible(2, tables='v.tables', of='v.')}",
             verification_id,
             *repository.visibility(principal_of(request)),
         )

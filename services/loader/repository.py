@@ -71,7 +71,8 @@ async def import_settings(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | 
 async def record_outcome(conn: Conn, outcome: ChunkLoaded) -> None:
     await conn.execute(
         "UPDATE tidegate.chunk_ledger SET loaded_rows = $3, failed_rows = $4, updated_rows = $5,"
-        " skipped_rows = $6, duplicate_rows = $7, errors = $8 WHERE import_id = $1 AND seq = $2",
+        " skipped_rows = $6, duplicate_rows = $7, errors = $8, chunk_error = $9"
+        " WHERE import_id = $1 AND seq = $2",
         outcome.import_id,
         outcome.seq,
         outcome.loaded_rows,
@@ -80,6 +81,7 @@ async def record_outcome(conn: Conn, outcome: ChunkLoaded) -> None:
         outcome.skipped_rows,
         outcome.duplicate_rows,
         msgspec.msgpack.encode(outcome.errors) if outcome.errors else None,
+        outcome.chunk_error,
     )
 
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from services.gateway.access import ROUTE_PERMISSIONS
 from tests.conftest import MakeKey, Running, bearer, unfinished_import
+from tidegate.sample_data import TABLE_SQL
 
 MATRIX = tomllib.loads((Path(__file__).parent / "access_matrix.toml").read_text())
 CSV = b"id,name,email,signup_date,active\n1,Ann,ann@example.com,2024-01-02,yes\n"
@@ -57,16 +58,27 @@ async def test_every_role_gets_the_expected_status_from_every_endpoint(
             "anonymous": other_import,
         }
         some_key = await _new_key_id(session, admin)
+        # Table scope: two keys of one team, the second limited to `customers`.
+        tokens["teammate"] = await make_key("data_manager", team="matrix", **NO_LIMITS)
+        tokens["scoped_teammate"] = await make_key(
+            "data_manager", team="matrix", tables=[customers], **NO_LIMITS
+        )
+        elsewhere = f"public.matrix_{uuid.uuid4().hex[:8]}"
+        await db.execute(TABLE_SQL.format(table=elsewhere))
+        team_owner = await make_key("data_manager", team="matrix", **NO_LIMITS)
+        team_import = await _post_csv(session, elsewhere, team_owner, validate_only="true")
         for endpoint in MATRIX["endpoint"]:
             for role, expected in endpoint["expect"].items():
                 path = endpoint["path"].format(
                     table=customers,
-                    own_import=own[role],
+                    own_import=own.get(role, other_import),
                     other_import=other_import,
                     key=some_key,
                     fresh_key=await _new_key_id(session, admin),
                     unfinished_import=await unfinished_import(db, customers),
                     missing=uuid.UUID(int=0),
+                    team_import=team_import,
+                    team_unfinished_import=await unfinished_import(db, elsewhere, team="matrix"),
                 )
                 kwargs: dict[str, Any] = {"headers": bearer(tokens[role]) if role in tokens else {}}
                 if endpoint.get("body") == "csv":
@@ -122,6 +134,8 @@ def test_the_matrix_covers_every_protected_route() -> None:
                 "{other_import}", "{import_id}"
             )
             probe = probe.replace("{unfinished_import}", "{import_id}")
+            probe = probe.replace("{team_unfinished_import}", "{import_id}")
+            probe = probe.replace("{team_import}", "{import_id}")
             probe = probe.replace("{fresh_key}", "{key_id}").replace("{key}", "{key_id}")
             probe = probe.replace("operations/{missing}", "operations/{operation_id}")
             probe = probe.replace("backups/{missing}", "backups/{backup_id}")

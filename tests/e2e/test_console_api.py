@@ -13,9 +13,15 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import MakeKey, Running, bearer, unfinished_import, wait_final
+from tests.conftest import (
+    MakeKey,
+    Running,
+    bearer,
+    gateway_process,
+    unfinished_import,
+    wait_final,
+)
 from tests.e2e.test_import_pipeline import post_csv
-from tidegate.stack import Stack
 
 ROW = "1,Ann,ann@example.com,Oslo,2024-01-02,10.50,true,,note\n"
 HEADER = "id,name,email,city,signup_date,balance,active,last_seen,notes"
@@ -190,23 +196,13 @@ async def test_nothing_outside_the_console_files_is_served(services: Running, pa
             assert "tool.setuptools" not in await answer.text()
 
 
-async def _gateway_process(home: Path, database_url: str, bootstrap: str) -> Stack:
-    """A gateway of its own, as a process, on the session's database and broker."""
-    stack = Stack(home)
-    stack.database_url, stack.bootstrap = database_url, bootstrap
-    (home / "logs").mkdir()
-    stack.spawn("gateway")
-    await asyncio.to_thread(stack.wait_healthy, ("gateway",))
-    return stack
-
-
 async def test_an_open_stream_ends_when_the_gateway_stops(
     database_url: str, bootstrap: str, make_key: MakeKey, tmp_path: Path
 ) -> None:
     """A console left open must not hold up a graceful stop: the stream ends (a clean end
     of the body, the client reconnects elsewhere) and the gateway exits 0, well within its
     30-second shutdown timeout, which is what an endless handler would cost."""
-    stack = await _gateway_process(tmp_path, database_url, bootstrap)
+    stack = await gateway_process(tmp_path, database_url, bootstrap)
     token = await make_key("viewer")
     async with aiohttp.ClientSession(base_url=stack.api_url, headers=bearer(token)) as http:
         async with http.get("/api/v1/database/imports/stream") as stream:
@@ -231,7 +227,7 @@ async def test_an_unfinished_imports_timeline_stream_ends_when_the_gateway_stops
     """The timeline's stream (which ends by itself only when its import finishes) ends
     too when the gateway stops, without the `end` event: the import has not finished."""
     stuck = await unfinished_import(db, customers)
-    stack = await _gateway_process(tmp_path, database_url, bootstrap)
+    stack = await gateway_process(tmp_path, database_url, bootstrap)
     headers = {**bearer(await make_key("admin")), "Accept": "text/event-stream"}
     async with aiohttp.ClientSession(base_url=stack.api_url, headers=headers) as http:
         async with http.get(f"/api/v1/database/imports/{stuck}/events") as stream:

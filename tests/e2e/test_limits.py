@@ -146,6 +146,41 @@ async def test_a_second_import_while_one_runs_is_429_until_it_ends(
     assert await db.fetchval(f"SELECT array_agg(id ORDER BY id) FROM {customers}") == [1, 3, 5]
 
 
+async def test_a_slow_upload_takes_one_slot_of_two(
+    services: Running, make_key: MakeKey, customers: str, db: asyncpg.Connection
+) -> None:
+    """A key with concurrent_imports 2: while one file is still arriving, a second, tiny
+    upload is accepted (one upload locked every free slot, so it got 429 "another import is
+    being uploaded"); a third, while both run, is refused."""
+    token = await make_key("data_manager", name="two at a time", concurrent_imports=2)
+    url = f"{services.api}/api/v1/database/import?table={customers}"
+    headers = {**bearer(token), "Content-Type": "text/csv"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        release = asyncio.Event()
+        first = asyncio.create_task(session.post(url, data=_slow_body(release, CSV, row(1))))
+        await asyncio.sleep(0.5)  # the first body is arriving
+        async with session.post(url, data=CSV + row(2)) as response:
+            assert response.status == 202, await response.text()
+            second_id = (await response.json())["id"]
+        async with session.post(url, data=CSV + row(3)) as response:
+            if await db.fetchval(
+                "SELECT finished_at IS NULL FROM tidegate.imports WHERE id = $1::uuid", second_id
+            ):
+                assert response.status == 429
+        release.set()
+        async with await first as response:
+            assert response.status == 202
+            first_id = (await response.json())["id"]
+        slots = await db.fetchval(
+            "SELECT array_agg(slot ORDER BY slot) FROM tidegate.imports WHERE id = ANY($1::uuid[])",
+            [first_id, second_id],
+        )
+        assert sorted(slots) == [0, 1]
+        for import_id in (first_id, second_id):
+            assert (await wait_final(db, import_id))["status"] == "completed"
+    assert 1 in await db.fetchval(f"SELECT array_agg(id) FROM {customers}")
+
+
 async def _raw_request(port: int, head: bytes, body: bytes) -> tuple[bytes, float]:
     """Send `head` and the start of a body over a socket; (the answer, seconds it took)."""
     started = time.perf_counter()

@@ -120,3 +120,10 @@ async def test_a_dropped_table_fails_the_chunk_not_the_loader(
         outcome = await loader(pool).load(conn, event)
     assert (outcome.loaded_rows, outcome.failed_rows) == (0, 5)
     assert outcome.chunk_error is not None
+    # Redelivered, the chunk is re-announced from the ledger: still a failed chunk, with
+    # its reason, so the import fails (it ended completed_with_errors when the ledger lost
+    # the reason).
+    async with pool.acquire() as conn:
+        again = await loader(pool).load(conn, event)
+    assert (again.loaded_rows, again.failed_rows) == (0, 5)
+    assert again.chunk_error == outcome.chunk_error

@@ -30,10 +30,9 @@ async def _import(
     return import_id
 
 
-async def test_a_lost_loaded_fact_is_counted_from_the_ledger(
-    db: asyncpg.Connection, services: Running
-) -> None:
-    import_id = await _import(db, idle_seconds=60, chunks_total=1)
+async def _validated_chunk(db: asyncpg.Connection, import_id: uuid.UUID) -> None:
+    """Chunk 0 (5 rows) of the import was submitted and validated, and its loaded event
+    was lost."""
     for stage in ("submitted", "validated"):
         await db.execute(
             "INSERT INTO tidegate.chunk_progress (import_id, seq, stage, rows_in, rows_ok,"
@@ -46,6 +45,13 @@ async def test_a_lost_loaded_fact_is_counted_from_the_ledger(
         " chunks_validated = 1 WHERE id = $1",
         import_id,
     )
+
+
+async def test_a_lost_loaded_fact_is_counted_from_the_ledger(
+    db: asyncpg.Connection, services: Running
+) -> None:
+    import_id = await _import(db, idle_seconds=60, chunks_total=1)
+    await _validated_chunk(db, import_id)
     await db.execute(
         "INSERT INTO tidegate.chunk_ledger (import_id, seq, loaded_rows, failed_rows)"
         " VALUES ($1, 0, 5, 0)",
@@ -53,6 +59,23 @@ async def test_a_lost_loaded_fact_is_counted_from_the_ledger(
     )
     final = await wait_final(db, str(import_id), seconds=30)
     assert (final["status"], final["loaded_rows"], final["chunks_loaded"]) == ("completed", 5, 1)
+
+
+async def test_a_lost_failed_chunk_counted_from_the_ledger_fails_its_import(
+    db: asyncpg.Connection, services: Running
+) -> None:
+    """The ledger keeps why a chunk failed as a whole: counted by the reconciler, it fails
+    the import with that reason (it ended completed_with_errors, with no error)."""
+    import_id = await _import(db, idle_seconds=60, chunks_total=1)
+    await _validated_chunk(db, import_id)
+    await db.execute(
+        "INSERT INTO tidegate.chunk_ledger (import_id, seq, loaded_rows, failed_rows,"
+        " chunk_error) VALUES ($1, 0, 0, 5, 'table public.nowhere no longer exists')",
+        import_id,
+    )
+    final = await wait_final(db, str(import_id), seconds=30)
+    assert (final["status"], final["failed_rows"]) == ("failed", 5)
+    assert "no longer exists" in final["error"]
 
 
 async def test_an_import_without_progress_is_failed_with_what_is_missing(

@@ -194,3 +194,70 @@ def test_a_large_field_spanning_many_blocks() -> None:
     rows, lines = flat(parse(data, block=65536)[1])
     assert rows == [["1", big], ["2", "small"]]
     assert lines == [2, 4]
+
+
+BLOCK = 1 << 20
+
+
+def feed_all(chunker: CsvChunker, data: bytes) -> list[ParsedChunk]:
+    chunks: list[ParsedChunk] = []
+    for start in range(0, len(data), BLOCK):
+        chunks += chunker.feed(data[start : start + BLOCK])
+    return chunks + chunker.finish()
+
+
+def test_an_unclosed_quote_is_refused_at_the_record_limit_naming_its_line() -> None:
+    """The record opened at line 3 never closes: refused once it passes the limit, not at
+    the end of the input, and without parsing what it carries again for every block."""
+    fed = 0
+    chunker = CsvChunker(1000, max_record_chars=4 * BLOCK)
+    filler = b'ab""cd\n' * (BLOCK // 7)  # doubled quotes and line breaks, inside the field
+    with pytest.raises(CsvInputError) as caught:
+        chunker.feed(b'id,name\n1,x\n2,"')
+        for _ in range(100):
+            chunker.feed(filler)
+            fed += 1
+    assert caught.value.code == "field_too_long"
+    assert caught.value.line == 3
+    assert fed <= 5  # refused as soon as the record passed 4 MiB, of 100 MiB
+
+
+def test_parsing_an_open_quoted_field_is_linear() -> None:
+    """A 20 MiB field split into 1 MiB blocks costs about what the same field costs in
+    one block: the carried text is not parsed again block after block (that cost about 45
+    times the input in memory, and quadratic time)."""
+    field = b'a""b\n' * (4 * BLOCK)  # 20 MiB inside one quoted field
+    data = b'id,notes\n1,"' + field + b'"\n2,x\n'
+    chunker = CsvChunker(1000, max_record_chars=64 * BLOCK)
+    calls = 0
+    records = chunker._records
+
+    def counted(text: str, *, final: bool) -> list[ParsedChunk]:
+        nonlocal calls
+        calls += 1
+        return records(text, final=final)
+
+    chunker._records = counted  # type: ignore[method-assign]
+    rows, lines = flat(feed_all(chunker, data))
+    assert [len(r[1]) for r in rows] == [len(field.replace(b'""', b'"')), 1]
+    assert lines == [2, 4 * BLOCK + 3]
+    assert calls <= 3  # the first block, the one that closes the field, the end
+
+
+def test_a_closed_record_over_the_limit_is_refused() -> None:
+    chunker = CsvChunker(1000, max_record_chars=1024)
+    with pytest.raises(CsvInputError) as caught:
+        feed_all(chunker, b"id,notes\n1,ok\n2," + b"x" * 2000 + b"\n3,ok\n")
+    assert (caught.value.code, caught.value.line) == ("field_too_long", 3)
+
+
+def test_records_with_several_quoted_fields_across_blocks_are_read() -> None:
+    """A record whose quoted fields close and open again in later blocks is still read
+    whole, and the next record keeps its line number."""
+    part = b"y" * 3000 + b"\n"
+    data = b'a,b,c\n"' + part * 2 + b'","' + part + b'","z"\nq,r,s\n'
+    _, chunks = parse(data, block=1024)
+    rows, lines = flat(chunks)
+    assert rows[0] == [(part * 2).decode(), part.decode(), "z"]
+    assert rows[1] == ["q", "r", "s"]
+    assert lines == [2, 6]
