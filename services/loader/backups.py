@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
@@ -91,19 +92,53 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-async def _spawn(*args: str, stdin: int | None = None, stdout: int | None = None) -> Process:
+def connection_of(database_url: str) -> tuple[str, dict[str, str]]:
+    """(`--dbname` value, environment) for a client program: the URL without its password,
+    which goes in PGPASSWORD instead, so it never shows on a command line (`ps`)."""
+    parts = urlsplit(database_url)
+    env = dict(os.environ)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    password = parts.password
+    for name, value in query:
+        if name == "password":
+            password = value
+    if password is not None:
+        env["PGPASSWORD"] = unquote(password)
+    netloc = parts.hostname or ""
+    if parts.hostname and ":" in parts.hostname:
+        netloc = f"[{parts.hostname}]"  # an IPv6 address
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    if parts.username is not None:
+        netloc = f"{parts.username}@{netloc}"
+    kept = urlencode([(n, v) for n, v in query if n != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, kept, "")), env
+
+
+async def _spawn(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: int | None = None,
+    stdout: int | None = None,
+) -> Process:
     return await asyncio.create_subprocess_exec(
         *args,
         stdin=stdin,
         stdout=stdout if stdout is not None else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
 
 
-async def _run(*args: str, stdin: int | None = None, stdout: int | None = None) -> str:
+async def _run(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: int | None = None,
+    stdout: int | None = None,
+) -> str:
     """Run a client program; returns its stderr, raises RuntimeError if it fails."""
-    process = await _spawn(*args, stdin=stdin, stdout=stdout)
+    process = await _spawn(*args, env=env, stdin=stdin, stdout=stdout)
     _, err = await process.communicate()
     text = err.decode(errors="replace").strip()
     if process.returncode != 0:
@@ -170,16 +205,18 @@ class BackupStore:
             hashes: dict[str, str] = {}
             for table in tables:
                 counts[table], hashes[table] = await fingerprint(snap, table)
+            dbname, env = connection_of(self._settings.database_url)
             async with self._progress(backup_id, partial):
                 await _run(
                     pg_tool(self._settings, "pg_dump"),
-                    f"--dbname={self._settings.database_url}",
+                    f"--dbname={dbname}",
                     "--format=custom",
                     f"--snapshot={snapshot}",
                     "--no-owner",
                     "--no-privileges",
                     f"--file={partial}",
                     *(f"--table={_pattern(t)}" for t in tables),
+                    env=env,
                 )
         sha = await asyncio.to_thread(sha256_of, partial)
         size = partial.stat().st_size
@@ -251,10 +288,11 @@ class BackupStore:
             stdout=write,
         )
         os.close(write)
+        dbname, env = connection_of(self._settings.database_url)
         try:
             await _run(
                 pg_tool(self._settings, "psql"),
-                f"--dbname={self._settings.database_url}",
+                f"--dbname={dbname}",
                 "--no-psqlrc",
                 "--quiet",
                 "--set=ON_ERROR_STOP=1",
@@ -262,6 +300,7 @@ class BackupStore:
                 f"--command={before}",
                 "--file=-",
                 f"--command={checks}",
+                env=env,
                 stdin=read,
             )
         except RuntimeError as exc:
@@ -283,23 +322,45 @@ class BackupStore:
         await self._forget(conn, backup_id, backup["file_name"])
         return "completed", {"backup": str(backup_id)}, None
 
-    async def _forget(self, conn: Conn, backup_id: object, file_name: str | None) -> None:
-        if file_name:
-            self.path(file_name).unlink(missing_ok=True)
+    @staticmethod
+    async def _forget(conn: Conn, backup_id: object, file_name: str | None) -> None:
+        """Mark the backup deleted; its file is removed by `remove_deleted_files` once this
+        transaction has committed (a rollback must not leave a backup without its file)."""
         await conn.execute(
             "UPDATE tidegate.backups SET status = 'deleted', deleted_at = now() WHERE id = $1",
             backup_id,
         )
 
+    async def remove_deleted_files(self) -> int:
+        """Remove the files of deleted backups (committed), then forget their names; also
+        finishes what a crash between the commit and the removal left. Returns how many."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, file_name FROM tidegate.backups"
+                " WHERE status = 'deleted' AND file_name IS NOT NULL"
+            )
+            for row in rows:
+                await asyncio.to_thread(self.path(row["file_name"]).unlink, missing_ok=True)
+                await conn.execute(
+                    "UPDATE tidegate.backups SET file_name = NULL WHERE id = $1", row["id"]
+                )
+        return len(rows)
+
     async def _keep_recent(self, conn: Conn) -> None:
-        """Retention: the newest `backup_keep_last` completed backups, and none older than
-        `backup_keep_days` (0: no age limit)."""
+        """Retention, per set of tables: the newest `backup_keep_last` completed backups,
+        and none older than `backup_keep_days` (0: no age limit). A backup taken before an
+        import is kept, and not counted, while that import can still be rolled back (it
+        has not been, and its lineage is kept)."""
         days = self._settings.backup_keep_days
         oldest = datetime.now(UTC) - timedelta(days=days) if days else None
         expired = await conn.fetch(
-            "SELECT id, file_name FROM (SELECT id, file_name, created_at,"
-            " row_number() OVER (ORDER BY created_at DESC) AS n FROM tidegate.backups"
-            " WHERE status = 'completed') b"
+            "SELECT id, file_name FROM (SELECT b.id, b.file_name, b.created_at,"
+            "  row_number() OVER ("
+            "   PARTITION BY (SELECT array_agg(t ORDER BY t) FROM unnest(b.tables) AS t)"
+            "   ORDER BY b.created_at DESC) AS n"
+            "  FROM tidegate.backups b LEFT JOIN tidegate.imports i ON i.id = b.import_id"
+            "  WHERE b.status = 'completed' AND NOT (i.id IS NOT NULL"
+            "   AND i.status <> 'rolled_back' AND i.lineage_purged_at IS NULL)) k"
             " WHERE n > $1 OR ($2::timestamptz IS NOT NULL AND created_at < $2)",
             self._settings.backup_keep_last,
             oldest,

@@ -54,6 +54,8 @@ class OperationRunner:
                     f"SELECT {operations.COLUMNS} FROM tidegate.operations WHERE id = $1", op["id"]
                 )
                 assert op is not None
+        if op["kind"] in ("backup", "delete_backup"):
+            await self._backups.remove_deleted_files()  # committed: their files may go
         finished = operations.finished_event(op)
         return [(topics.OPERATION_FINISHED, finished, str(finished.import_id))]
 

@@ -1,3 +1,11 @@
 -- A chunk that failed as a whole keeps its reason in the ledger, so the outcome rebuilt from
 -- it (a redelivery, or the reconciler after a lost event) still fails the chunk's import.
 ALTER TABLE tidegate.chunk_ledger ADD COLUMN chunk_error text;
+
+-- Lineage (row_images and the chunk lineage) of an import is kept for a configurable time
+-- after it finished; once purged, the import can no longer be rolled back.
+ALTER TABLE tidegate.imports ADD COLUMN lineage_purged_at timestamptz;
+
+-- Files of deleted backups are removed after the commit that deleted them.
+CREATE INDEX backups_deleted_files ON tidegate.backups (id)
+    WHERE status = 'deleted' AND file_name IS NOT NULL;
