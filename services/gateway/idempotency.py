@@ -1,8 +1,8 @@
 """`Idempotency-Key` on requests that create something (an import, a retry, or an
 operation: rollback, backup, restore, backup deletion): a retried request gets what the
 first one created; the same key with another path, body or parameters is refused (422);
-while the first request is being received by the same gateway, or recorded by any, 409. Answers are remembered for 24
-hours, per API key.
+while the first request is being received by the same gateway, or recorded by any, 409.
+Answers are remembered for 24 hours, per API key.
 """
 
 from __future__ import annotations
