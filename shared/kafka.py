@@ -275,6 +275,11 @@ class ConsumerLoop(Generic[E]):
     idempotently. A transient failure is retried with backoff for `retry_seconds`, then
     the event is dead-lettered (the auditor's reconciler re-drives the import from
     PostgreSQL). Stop with `stop()`: the event in hand is finished and committed first.
+
+    The member must poll within `max_poll_interval_ms` or the group gives its partitions
+    to another (which then does the same work and races its key claims). So a batch ends
+    after any event that needed retrying (the rest is fetched again), and the interval is
+    the retry window plus `poll_margin_seconds` for the rest of the batch.
     """
 
     def __init__(
@@ -290,6 +295,7 @@ class ConsumerLoop(Generic[E]):
         max_records: int = 20,
         partitions: int = 6,
         retry_seconds: float = 300.0,
+        poll_margin_seconds: float = 120.0,
         on_dead_letter: Callable[[uuid.UUID, str], Awaitable[None]] | None = None,
     ) -> None:
         self.service = service
@@ -303,6 +309,7 @@ class ConsumerLoop(Generic[E]):
         self._max_records = max_records
         self._partitions = partitions
         self._retry_seconds = retry_seconds
+        self._max_poll_interval_ms = int((retry_seconds + poll_margin_seconds) * 1000)
         self._stopping = asyncio.Event()
         self.running = False  # joined the group and consuming
         self.lag = 0  # records on the broker this member owns but has not applied
@@ -352,6 +359,7 @@ class ConsumerLoop(Generic[E]):
             # A member that died is noticed within 4 s, so its successor is not kept
             # waiting long (aiokafka's default is 10 s); a clean stop leaves the group.
             session_timeout_ms=4000,
+            max_poll_interval_ms=self._max_poll_interval_ms,
             fetch_max_wait_ms=FETCH_WAIT_MS,
             heartbeat_interval_ms=1000,
             request_timeout_ms=int(BROKER_CALL_SECONDS * 1000),
@@ -428,14 +436,18 @@ class ConsumerLoop(Generic[E]):
     ) -> None:
         done: dict[TopicPartition, int] = {}
         acks: list[asyncio.Future[Any]] = []
-        for tp, record in pending:
+        for index, (tp, record) in enumerate(pending):
             if self._stopping.is_set() and done:
                 break  # stopping: commit the work done, leave the rest to the next owner
             applied = await self._process(record)
             if applied is None:
                 break  # stopping while retrying: leave the rest uncommitted
-            acks += await self._publisher.send(applied)
+            outgoing, retried = applied
+            acks += await self._publisher.send(outgoing)
             done[tp] = record.offset + 1
+            if retried:  # poll again before the rest, which is fetched again
+                self._rewind(consumer, pending[index + 1 :])
+                break
         if not done:
             return
         # Effects are committed; if their events are not acknowledged, this raises and the
@@ -450,9 +462,23 @@ class ConsumerLoop(Generic[E]):
             # and applying them twice changes nothing.
             log.warning("offsets not committed; the records will be redelivered", error=str(exc))
 
-    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> Sequence[Outgoing] | None:
-        """Apply one record and return the events it causes; None only if we were asked
-        to stop before it was applied."""
+    @staticmethod
+    def _rewind(
+        consumer: AIOKafkaConsumer,
+        rest: list[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        """Fetch `rest` again: each partition back to its first record not applied."""
+        first: dict[TopicPartition, int] = {}
+        for tp, record in rest:
+            first.setdefault(tp, record.offset)
+        for tp, offset in first.items():
+            consumer.seek(tp, offset)
+
+    async def _process(
+        self, record: ConsumerRecord[bytes, bytes]
+    ) -> tuple[Sequence[Outgoing], bool] | None:
+        """Apply one record; (the events it causes, whether it needed retrying). None only
+        if we were asked to stop before it was applied."""
         delivery = Delivery(
             record.topic, record.partition, record.offset, header(record, "ce_source")
         )
@@ -461,8 +487,9 @@ class ConsumerLoop(Generic[E]):
             event = self._decode(record)
         except InvalidEvent as exc:
             await self._give_up(record, str(exc), None)
-            return ()
+            return (), False
         delay = 0.2
+        retried = False
         give_up_at = time.monotonic() + self._retry_seconds
         with structlog.contextvars.bound_contextvars(
             import_id=str(getattr(event, "import_id", "")),
@@ -477,11 +504,12 @@ class ConsumerLoop(Generic[E]):
                     if not is_transient(exc):
                         log.exception("event cannot be applied")
                         await self._give_up(record, f"{type(exc).__name__}: {exc}", event)
-                        return ()
+                        return (), retried
                     if time.monotonic() > give_up_at:
                         reason = f"still failing after {self._retry_seconds:.0f} s: {exc!r}"
                         await self._give_up(record, reason, event)
-                        return ()
+                        return (), True
+                    retried = True
                     log.warning("transient failure; retrying", error=repr(exc), retry_in=delay)
                     EVENTS_CONSUMED.labels(self.service, record.topic, "retried").inc()
                     try:
@@ -492,7 +520,7 @@ class ConsumerLoop(Generic[E]):
                     return None
         EVENTS_CONSUMED.labels(self.service, record.topic, "applied").inc()
         EVENT_SECONDS.labels(self.service, record.topic).observe(time.perf_counter() - started)
-        return outgoing
+        return outgoing, retried
 
     async def _give_up(
         self, record: ConsumerRecord[bytes, bytes], reason: str, event: E | None

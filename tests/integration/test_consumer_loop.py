@@ -87,3 +87,62 @@ async def test_a_record_is_given_up_after_the_retry_time(bootstrap: str, service
     finally:
         loop.stop()
         await asyncio.wait_for(task, 30)
+
+
+async def test_a_member_retrying_one_event_after_another_keeps_its_partitions(
+    bootstrap: str, services: Running
+) -> None:
+    """Five events in one batch each fail transiently for about a second. The member may
+    go 2.5 s without polling (retry window 1.5 s + margin 1 s): it polls after each retried
+    event instead of holding the batch for 7 s, so it is never taken out of the group and
+    each event is applied exactly once (a member still retrying lost its partitions to a
+    second member, which did the work again)."""
+    topic = f"test.poll.{uuid.uuid4().hex[:8]}"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for seq in range(5):
+            event = events.ChunkLoaded(
+                import_id=uuid.uuid4(), seq=seq, loaded_rows=1, failed_rows=0
+            )
+            await producer.send_and_wait(topic, events.encode(event), key=b"one partition")
+    finally:
+        await producer.stop()
+    first_try: dict[int, float] = {}
+    applied: list[int] = []
+
+    async def slowly_back(event: events.Event, _: Delivery) -> Sequence[Outgoing]:
+        assert isinstance(event, events.ChunkLoaded)
+        started = first_try.setdefault(event.seq, asyncio.get_running_loop().time())
+        if asyncio.get_running_loop().time() - started < 1.0:
+            raise TransientError("the database is away for a second")
+        applied.append(event.seq)
+        return ()
+
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    loops = [
+        ConsumerLoop(
+            service="test",
+            bootstrap=bootstrap,
+            group=group,
+            topics=[topic],
+            handler=slowly_back,
+            decode=events.decode,
+            publisher=services.apps["loader"][PUBLISHER],
+            retry_seconds=1.5,
+            poll_margin_seconds=1.0,
+        )
+        for _ in range(2)  # a second member, ready to take the partition
+    ]
+    tasks = [asyncio.create_task(loop.run()) for loop in loops]
+    try:
+        for _ in range(300):
+            if len(applied) >= 5:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3)  # anything redelivered would be applied again by now
+    finally:
+        for loop in loops:
+            loop.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert sorted(applied) == [0, 1, 2, 3, 4]
