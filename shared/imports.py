@@ -99,6 +99,17 @@ async def store_chunk(conn: Conn, event: ChunkSubmitted, *, published: bool) -> 
     )
 
 
+async def matches_stored_copy(conn: Conn, event: ChunkSubmitted, *, required: bool) -> bool:
+    """True if `event` is the chunk stored in the outbox under its id, byte for byte as
+    encoded; when none is stored, `not required`."""
+    payload = await conn.fetchval(
+        "SELECT payload FROM tidegate.outbox WHERE event_id = $1", event_id(event)
+    )
+    if payload is None:
+        return not required
+    return bytes(payload) == encode(event)
+
+
 async def fail_import(conn: Conn, import_id: uuid.UUID, reason: str, by: str) -> int | None:
     """Mark an unfinished import failed (its concurrency slot is freed, the validator's key
     claims dropped, what it loaded rolled back if it asked for that); returns the new

@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from services.auditor import repository
+from services.auditor import repository, view
 from services.auditor.metrics import IMPORT_SECONDS, IMPORTS_FINISHED
 from services.auditor.state import (
     FAILED,
@@ -113,6 +113,53 @@ def _status(import_id: uuid.UUID, status: str, version: int, counts: Counts) -> 
     )
 
 
+async def _check(conn: Conn, event: ChunkEvent, source: str) -> None:
+    """Raise InvalidEvent unless the event says what tidegate recorded: a gateway import's
+    chunk.submitted its stored copy, a chunk.validated the validator's verdict, a
+    chunk.loaded the loader's ledger. (A forged verdict with invalid_rows = total would
+    fail an import and start its rollback.)"""
+    match event:
+        case SubmittedView() if source == "http":
+            stored = await repository.stored_submission(conn, event.import_id, event.seq)
+            copy = None if stored is None else view.decode(stored)
+            same = isinstance(copy, SubmittedView) and (
+                (copy.table, copy.columns, len(copy.rows), copy.last, copy.mode)
+                == (event.table, event.columns, len(event.rows), event.last, event.mode)
+            )
+        case ValidatedView():
+            verdict = await repository.recorded_verdict(conn, event.import_id, event.seq)
+            same = verdict is not None and (
+                verdict["total_rows"] is None  # recorded before verdicts kept their counts
+                or (
+                    verdict["total_rows"],
+                    verdict["invalid_rows"],
+                    verdict["skipped_rows"],
+                    verdict["duplicate_rows"],
+                    verdict["error_count"],
+                    verdict["chunk_error"],
+                )
+                == (
+                    event.total_rows,
+                    event.invalid_rows,
+                    event.skipped_rows,
+                    event.duplicate_rows,
+                    len(event.errors),
+                    event.chunk_error,
+                )
+            )
+        case ChunkLoaded():
+            recorded = await repository.ledger_outcomes(conn, event.import_id, [event.seq])
+            same = recorded == [event]
+        case _:
+            same = True
+    if not same:
+        stage = type(event).__name__
+        raise InvalidEvent(
+            f"{stage} of chunk {event.seq} of import {event.import_id} is not what tidegate"
+            " recorded for it"
+        )
+
+
 class ImportAuditor:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -146,6 +193,7 @@ class ImportAuditor:
                 )
                 row = await repository.lock_import(conn, event.import_id)
                 assert row is not None
+            await _check(conn, event, row["source"])
             counts = _counts(row)
             if not await repository.record_fact(
                 conn,

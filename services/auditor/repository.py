@@ -17,10 +17,28 @@ async def lock_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None
     return await conn.fetchrow(
         "SELECT id, status, version, mode, atomic, total_rows, valid_rows, loaded_rows,"
         " failed_rows, skipped_rows, updated_rows, duplicate_rows, chunks_total,"
-        " chunks_submitted, chunks_validated, chunks_loaded, chunks_failed, created_at"
+        " chunks_submitted, chunks_validated, chunks_loaded, chunks_failed, created_at, source"
         " FROM tidegate.imports WHERE id = $1 FOR UPDATE",
         import_id,
     )
+
+
+async def recorded_verdict(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Record | None:
+    """What the validator recorded of its verdict on this chunk."""
+    return await conn.fetchrow(
+        "SELECT total_rows, invalid_rows, skipped_rows, duplicate_rows, error_count,"
+        " chunk_error FROM tidegate.chunk_verdicts WHERE import_id = $1 AND seq = $2",
+        import_id,
+        seq,
+    )
+
+
+async def stored_submission(conn: Conn, import_id: uuid.UUID, seq: int) -> bytes | None:
+    """The chunk.submitted event the gateway stored for this chunk, as stored."""
+    payload = await conn.fetchval(
+        "SELECT payload FROM tidegate.outbox WHERE event_id = $1", f"{import_id}:{seq}:submitted"
+    )
+    return None if payload is None else bytes(payload)
 
 
 async def record_fact(

@@ -21,13 +21,13 @@ from shared import imports, journal, topics
 from shared.attempts import AttemptsExhausted, with_attempts
 from shared.catalog import HeaderMismatch, TableCache, TableDef, load_table, match_header
 from shared.db import Conn
+from shared.errors import InvalidEvent
 from shared.events import (
     ChunkSubmitted,
     ChunkValidated,
     DuplicatePolicy,
     Event,
     RowError,
-    digest,
     shape_problem,
 )
 from shared.failures import is_transient
@@ -84,6 +84,13 @@ class ChunkValidator:
                     mode=event.mode,
                     producer=delivery.source,
                 )
+            elif not await imports.matches_stored_copy(conn, event, required=not state.upstream):
+                # A chunk of a known import must be the copy tidegate stored for it: the
+                # gateway's for an upload, the first one received for an upstream import.
+                raise InvalidEvent(
+                    f"chunk {event.seq} of import {event.import_id} is not the copy"
+                    " tidegate stored for it"
+                )
             attempts = state.auto_retry if state is not None else 1
 
             refused = journal.refusals(conn, event.import_id, "validator", event.seq, attempts)
@@ -113,7 +120,7 @@ class ChunkValidator:
                 )
             if state is None or state.upstream:  # the gateway's chunks are stored already
                 await imports.store_chunk(conn, event, published=True)
-            await repository.record_verdict(conn, event.import_id, event.seq, digest(result))
+            await repository.record_verdict(conn, result)
         return [(topics.CHUNK_VALIDATED, result, str(event.import_id))]
 
     async def validate(self, conn: Conn, event: ChunkSubmitted) -> ChunkValidated:

@@ -12,6 +12,7 @@ import asyncpg
 
 from shared.catalog import quote_ident
 from shared.db import Conn, int_array, text_array
+from shared.events import ChunkValidated, digest
 
 
 async def claimed_chunks(conn: Conn, import_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -40,16 +41,28 @@ async def record_claims(
         )
 
 
-async def record_verdict(conn: Conn, import_id: uuid.UUID, seq: int, digest: bytes) -> None:
-    """The digest of the chunk.validated event about to be published (the last one wins:
-    a chunk validated again after the table changed supersedes its earlier verdict)."""
+async def record_verdict(conn: Conn, verdict: ChunkValidated) -> None:
+    """The digest and counts of the chunk.validated event about to be published (the last
+    one wins: a chunk validated again after the table changed supersedes its earlier
+    verdict). The loader loads, and the auditor counts, only the event recorded here."""
     await conn.execute(
-        "INSERT INTO tidegate.chunk_verdicts (import_id, seq, digest) VALUES ($1, $2, $3)"
+        "INSERT INTO tidegate.chunk_verdicts (import_id, seq, digest, total_rows,"
+        " invalid_rows, skipped_rows, duplicate_rows, error_count, chunk_error)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         " ON CONFLICT (import_id, seq) DO UPDATE SET digest = EXCLUDED.digest,"
+        " total_rows = EXCLUDED.total_rows, invalid_rows = EXCLUDED.invalid_rows,"
+        " skipped_rows = EXCLUDED.skipped_rows, duplicate_rows = EXCLUDED.duplicate_rows,"
+        " error_count = EXCLUDED.error_count, chunk_error = EXCLUDED.chunk_error,"
         " validated_at = now() WHERE chunk_verdicts.digest <> EXCLUDED.digest",
-        import_id,
-        seq,
-        digest,
+        verdict.import_id,
+        verdict.seq,
+        digest(verdict),
+        verdict.total_rows,
+        verdict.invalid_rows,
+        verdict.skipped_rows,
+        verdict.duplicate_rows,
+        len(verdict.errors),
+        verdict.chunk_error,
     )
 
 
