@@ -56,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_uploads: int = 32  # uploads one gateway receives at once (503 beyond)
     max_record_bytes: int = 8 * 1024 * 1024  # longest CSV record (so field) accepted: 422
     shutdown_seconds: float = 10.0  # a graceful stop waits this long for requests in hand
+    max_streams_per_key: int = 5  # open event streams per API key and gateway (429 beyond)
 
 
 # Each default is written once, in Settings.
@@ -176,6 +177,9 @@ def load_settings(
         ),
         pg_bin_dir=env.get("TIDEGATE_PG_BIN_DIR", _DEFAULTS["pg_bin_dir"]),
         max_uploads=_int(env, "TIDEGATE_MAX_UPLOADS", _DEFAULTS["max_uploads"], minimum=1),
+        max_streams_per_key=_int(
+            env, "TIDEGATE_MAX_STREAMS_PER_KEY", _DEFAULTS["max_streams_per_key"], minimum=1
+        ),
         max_record_bytes=_int(
             env, "TIDEGATE_MAX_RECORD_BYTES", _DEFAULTS["max_record_bytes"], minimum=1024
         ),

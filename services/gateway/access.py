@@ -26,6 +26,7 @@ from shared.service import POOL, SETTINGS
 log = structlog.get_logger(__name__)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+TOKEN = web.RequestKey("token", tuple[str, str])  # (lookup, secret) the request was made with
 TARGET = web.RequestKey("target", str)  # what the action was about (import id, table, key)
 AUDIT_DETAIL = web.RequestKey("audit_detail", dict[str, Any])
 EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])
@@ -132,6 +133,7 @@ async def _authenticate(request: web.Request) -> Principal:
     if parsed is None:
         raise unauthorized("invalid-credentials", "That is not a tidegate API key (tg_…).")
     request[AUDIT_DETAIL]["key_lookup"] = parsed[0]
+    request[TOKEN] = parsed
     async with request.app[POOL].acquire() as conn:
         principal = await keystore.authenticate(conn, *parsed)
     if principal is None:

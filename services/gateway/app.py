@@ -14,6 +14,7 @@ from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.gateway.problems import problem_middleware
 from services.gateway.relay import relay_context
 from services.gateway.retention import retention_context
+from services.gateway.streams import streams_context
 from services.gateway.tables import RULES, TABLES
 from services.gateway.uploads import UPLOADS, UploadGate
 from shared.catalog import TableCache
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(add_headers)
     app.cleanup_ctx.append(relay_context)
     app.cleanup_ctx.append(retention_context)
+    app.cleanup_ctx.append(streams_context)
     for table in (*openapi.API_ROUTES, openapi.routes, console.routes):
         app.add_routes(table)
     return app

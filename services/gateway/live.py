@@ -1,45 +1,52 @@
 """`GET /api/v1/database/imports/stream`: Server-Sent Events for live progress. Each
 change to an import the key may see is sent as an `import` event holding the import
-resource (as `GET /imports/{id}` gives it), its `id` the change's time, so a client that
-reconnects with `Last-Event-ID` (or `?since=`) misses nothing.
+resource (as `GET /imports/{id}` gives it). Its `id` is a cursor: a client that reconnects
+with `Last-Event-ID` misses nothing (it may see a change again). `?since=` (an ISO time)
+starts from the changes stamped at or after that time.
 
-The gateway watches the imports table (one indexed query per half second per stream, while
-the stream is open); the auditor and the loader are its writers."""
+The gateway's one watcher (`streams.Streams`) reads the changes for every open stream; this
+handler sends a stream its backlog, then what the watcher hands it, until the client goes,
+the gateway stops, or the key is no longer valid."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import msgspec
 from aiohttp import web
 
 from services.gateway import repository, sse
-from services.gateway.access import principal_of
+from services.gateway.access import TOKEN, principal_of
+from services.gateway.lifecycle import STOPPING
 from services.gateway.params import invalid
 from services.gateway.resources import API, import_of
+from services.gateway.streams import BATCH_ROWS, STREAMS, Change, Stream
 from shared.service import POOL
 
 routes = web.RouteTableDef()
 
-POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
-# A change is stamped with its transaction's start: one that commits this much later than
-# it began is still sent (each (import, version) once).
-LATE_COMMIT = timedelta(seconds=10)
+CHECK_SECONDS = 1.0  # how often a quiet stream looks whether its client is still there
 
 
-def _since(request: web.Request) -> datetime | None:
+def _resume(request: web.Request) -> tuple[int | None, datetime | None]:
+    """(cursor, since) to start from: Last-Event-ID (a cursor, or an ISO time as sent by
+    earlier versions) or `?since=`; (None, None): from now."""
     raw = request.headers.get("Last-Event-ID") or request.query.get("since")
     if raw is None:
-        return None
+        return None, None
+    if raw.isdigit():
+        return int(raw), None
     try:
         since = datetime.fromisoformat(raw)
     except ValueError:
         raise invalid("since", "since (or Last-Event-ID) must be an ISO 8601 time.") from None
     if since.tzinfo is None:
         raise invalid("since", "since (or Last-Event-ID) must carry a time zone.")
-    return since
+    return None, since
 
 
 def _only(request: web.Request) -> uuid.UUID | None:
@@ -52,44 +59,88 @@ def _only(request: web.Request) -> uuid.UUID | None:
         raise invalid("import_id", "import_id must be a UUID.") from None
 
 
+class _Sender:
+    """Frames for one stream, each (import, version) once."""
+
+    def __init__(self, only: uuid.UUID | None) -> None:
+        self._only = only
+        self._sent: dict[uuid.UUID, tuple[int, int]] = {}  # id → (version, changed by xid)
+
+    def frames(self, changes: list[Change]) -> bytes:
+        out = []
+        for change in changes:
+            row = change.row
+            if self._only is not None and row["id"] != self._only:
+                continue
+            if self._sent.get(row["id"], (-1, 0))[0] >= row["version"]:
+                continue
+            self._sent[row["id"]] = (row["version"], int(row["change"]))
+            out.append(sse.frame("import", str(change.cursor), msgspec.json.encode(import_of(row))))
+        if changes:  # what is older than the cursor will not be read again
+            floor = min(c.cursor for c in changes)
+            for key in [k for k, (_, xid) in self._sent.items() if xid < floor]:
+                del self._sent[key]
+        return b"".join(out)
+
+
+async def _next(request: web.Request, watch: Stream) -> list[Change] | None:
+    """The next changes handed to this stream, [] after CHECK_SECONDS without any, None
+    when the stream must end (the gateway stops, the key is no longer valid, the client
+    fell behind or has gone)."""
+    stopping = request.app[STOPPING]
+    got = asyncio.ensure_future(watch.changes.get())
+    waits = [got, asyncio.ensure_future(watch.ended.wait()), asyncio.ensure_future(stopping.wait())]
+    try:
+        await asyncio.wait(waits, timeout=CHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    if got.done() and not got.cancelled():
+        return got.result()
+    gone = request.transport is None or request.transport.is_closing()
+    return None if watch.ended.is_set() or stopping.is_set() or gone else []
+
+
 @routes.get(f"{API}/imports/stream", name="imports.stream")
 async def stream(request: web.Request) -> web.StreamResponse:
-    """Changes from `since` (default: now) until the client goes away."""
+    """Changes from the resume point (default: now) until the client goes away."""
     principal = principal_of(request)
-    only, since = _only(request), _since(request)
-    pool = request.app[POOL]
-    if since is None:
-        async with pool.acquire() as conn:
-            since = await conn.fetchval("SELECT now()")
-    response = await sse.open_stream(request)
-    await response.write(b"retry: 2000\n\n")
-    sent: dict[uuid.UUID, tuple[int, datetime]] = {}  # id → (version, updated_at) sent
-    cursor = since
-    quiet = 0.0
-    while True:
-        async with pool.acquire() as conn:
-            rows = await repository.changed_imports(
-                conn, principal, since=cursor - LATE_COMMIT, import_id=only
-            )
-        out = []
-        for row in rows:
-            if row["updated_at"] < since or sent.get(row["id"], (None,))[0] == row["version"]:
-                continue
-            sent[row["id"]] = (row["version"], row["updated_at"])
-            stamp = row["updated_at"].isoformat()
-            out.append(sse.frame("import", stamp, msgspec.json.encode(import_of(row))))
-            cursor = max(cursor, row["updated_at"])
-        for key in [k for k, (_, at) in sent.items() if at < cursor - 2 * LATE_COMMIT]:
-            del sent[key]
-        quiet = 0.0 if out else quiet + POLL_SECONDS
-        if quiet >= HEARTBEAT_SECONDS:
-            out.append(b": still here\n\n")
-            quiet = 0.0
-        if out:
-            try:
-                await response.write(b"".join(out))
-            except ConnectionError:
+    only = _only(request)
+    after, since = _resume(request)
+    streams = request.app[STREAMS]
+    sender = _Sender(only)
+    async with streams.open(principal, request[TOKEN], live=True) as watch:
+        await streams.cursor()  # the watcher's start: what commits from now is handed over
+        response = await sse.open_stream(request)
+        await response.write(b"retry: 2000\n\n")
+        while after is not None or since is not None:  # the backlog, page by page
+            async with request.app[POOL].acquire() as conn:
+                cursor, rows = await repository.changed_imports(
+                    conn,
+                    after_xid=after,
+                    since=since,
+                    viewer=watch.principal,
+                    import_id=only,
+                    limit=BATCH_ROWS,
+                )
+            if len(rows) == BATCH_ROWS:  # a resume must read the rest of the page again
+                cursor = min(cursor, int(rows[-1]["change"]))
+            await response.write(sender.frames([Change(row, cursor) for row in rows]))
+            if len(rows) < BATCH_ROWS:
                 break
-        if await sse.wait(request, POLL_SECONDS):
-            break
+            after, since = int(rows[-1]["change"]), None
+        quiet = 0.0
+        while (changes := await _next(request, watch)) is not None:
+            out = sender.frames(changes)
+            quiet = 0.0 if out else quiet + (0 if changes else CHECK_SECONDS)
+            if quiet >= HEARTBEAT_SECONDS:
+                out, quiet = b": still here\n\n", 0.0
+            if out:
+                try:
+                    await response.write(out)
+                except ConnectionError:
+                    break
+        if watch.why:  # the key was revoked, or the client fell behind: say why
+            with contextlib.suppress(ConnectionError):
+                await response.write(sse.frame("end", "", msgspec.json.encode(watch.why)))
     return await sse.close(response)

@@ -26,3 +26,8 @@ OUTBOX_PENDING = Gauge(
     "tidegate_outbox_pending_events", "Outbox events not yet acknowledged by the broker."
 )
 IMPORTS_CANCELLED = Counter("tidegate_gateway_imports_cancelled_total", "Imports cancelled.")
+STREAMS_OPEN = Gauge("tidegate_gateway_open_streams", "Server-Sent Event streams open.")
+STREAM_POLLS = Counter(
+    "tidegate_gateway_stream_polls_total",
+    "Looks of the stream watcher at the imports table (one per interval, for all streams).",
+)

@@ -225,15 +225,31 @@ async def count_unpublished(conn: Conn) -> int:
 
 
 async def changed_imports(
-    conn: Conn, viewer: Principal, *, since: datetime, import_id: uuid.UUID | None
-) -> list[asyncpg.Record]:
-    """The imports `viewer` may see whose row changed at or after `since`, oldest change
-    first (at most 2000)."""
-    return await conn.fetch(
-        f"SELECT {IMPORT_COLUMNS} FROM tidegate.imports"
-        f" WHERE {visible(1)} AND updated_at >= $4"
-        " AND ($5::uuid IS NULL OR id = $5) ORDER BY updated_at, id LIMIT 2000",
-        *visibility(viewer),
+    conn: Conn,
+    *,
+    after_xid: int | None = None,
+    since: datetime | None = None,
+    viewer: Principal | None = None,
+    import_id: uuid.UUID | None = None,
+    limit: int = 2000,
+) -> tuple[int, list[asyncpg.Record]]:
+    """(cursor, imports changed by a transaction at or after `after_xid`, or at or after
+    `since`), oldest change first, with each row's `changed_xid`; only those `viewer` may
+    see when given. The cursor is the oldest transaction still running in this statement's
+    snapshot: anything committed later was changed at or after it. All in one snapshot."""
+    found = await conn.fetch(
+        "WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS cursor)"
+        " SELECT snap.cursor, c.* FROM snap LEFT JOIN LATERAL ("
+        f" SELECT {IMPORT_COLUMNS}, changed_xid::text::bigint AS change"
+        " FROM tidegate.imports"
+        " WHERE (changed_xid >= $1::text::xid8 OR updated_at >= $2)"
+        f" AND ($3::boolean OR {visible(4)})"
+        " AND ($7::uuid IS NULL OR id = $7) ORDER BY changed_xid, id LIMIT $8) c ON true",
+        None if after_xid is None else str(after_xid),
         since,
+        viewer is None,
+        *(visibility(viewer) if viewer is not None else (None, None, None)),
         import_id,
+        limit,
     )
+    return int(found[0]["cursor"]), [r for r in found if r["id"] is not None]

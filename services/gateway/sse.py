@@ -28,12 +28,18 @@ def frame(kind: str, ident: str, data: bytes) -> bytes:
     return b"event: %s\nid: %s\ndata: %s\n\n" % (kind.encode(), ident.encode(), data)
 
 
-async def wait(request: web.Request, seconds: float) -> bool:
-    """Sleep `seconds`; True at once if the gateway is stopping or the client has gone."""
+async def wait(request: web.Request, seconds: float, ended: asyncio.Event) -> bool:
+    """Sleep `seconds`; True at once if the gateway is stopping or `ended` is set, and
+    True if the client has gone."""
     closing = request.app[STOPPING]
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(closing.wait(), seconds)
-    return closing.is_set() or request.transport is None or request.transport.is_closing()
+    either = [asyncio.ensure_future(closing.wait()), asyncio.ensure_future(ended.wait())]
+    try:
+        await asyncio.wait(either, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in either:
+            waiting.cancel()
+    gone = request.transport is None or request.transport.is_closing()
+    return closing.is_set() or ended.is_set() or gone
 
 
 async def close(response: web.StreamResponse) -> web.StreamResponse:

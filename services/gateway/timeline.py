@@ -20,9 +20,11 @@ import msgspec
 from aiohttp import web
 
 from services.gateway import sse
+from services.gateway.access import TOKEN, principal_of
 from services.gateway.handlers import visible_import
 from services.gateway.params import int_param
 from services.gateway.resources import API, respond
+from services.gateway.streams import STREAMS, Stream
 from shared.db import Conn
 from shared.service import POOL
 
@@ -117,12 +119,17 @@ async def import_events(request: web.Request) -> web.StreamResponse:
     if "text/event-stream" not in request.headers.get("Accept", ""):
         limit = int_param(request, "limit", 10_000, 1, 100_000)
         return respond(Timeline(items=events[:limit]))
-    return await _stream(request, import_id, events)
+    streams = request.app[STREAMS]
+    async with streams.open(principal_of(request), request[TOKEN], live=False) as watch:
+        return await _stream(request, import_id, events, watch)
 
 
 async def _stream(
-    request: web.Request, import_id: uuid.UUID, events: list[TimelineEvent]
+    request: web.Request, import_id: uuid.UUID, events: list[TimelineEvent], watch: Stream
 ) -> web.StreamResponse:
+    """The import's journal until it has finished (or the gateway stops, or the key is no
+    longer valid). It polls the journal of its one import: the streams registry counts and
+    re-checks it, but the shared watcher reads only the imports table."""
     response = await sse.open_stream(request)
     sent: set[str] = set()
     last = request.headers.get("Last-Event-ID")
@@ -143,7 +150,7 @@ async def _stream(
                 if all(e.id in sent for e in events):
                     break
                 continue
-        if await sse.wait(request, POLL_SECONDS):
+        if await sse.wait(request, POLL_SECONDS, watch.ended):
             return await sse.close(response)  # the gateway stops: the client reconnects
         async with pool.acquire() as conn:
             events = await timeline(conn, import_id)

@@ -19,3 +19,16 @@ ALTER TABLE tidegate.chunk_verdicts
     ADD COLUMN duplicate_rows integer,
     ADD COLUMN error_count integer,
     ADD COLUMN chunk_error text;
+
+-- The live stream's change feed: the transaction that last changed each import. A change
+-- is found by its transaction id against the oldest transaction still running when the
+-- watcher last looked, so one committed long after it began is never missed.
+ALTER TABLE tidegate.imports ADD COLUMN changed_xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+CREATE INDEX imports_changed_xid ON tidegate.imports (changed_xid);
+CREATE FUNCTION tidegate.stamp_import_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.changed_xid := pg_current_xact_id();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER imports_changed BEFORE UPDATE ON tidegate.imports
+    FOR EACH ROW EXECUTE FUNCTION tidegate.stamp_import_change();

@@ -86,6 +86,7 @@ async def test_forged_chunk_events_of_a_gateway_import_change_nothing(
         " FROM tidegate.imports WHERE id = $1",
         chunk.import_id,
     )
+    assert imp is not None
     assert tuple(imp) == ("validating", 0, 0, 0, 0)
     assert (
         await db.fetchval(
