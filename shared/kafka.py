@@ -28,6 +28,7 @@ from aiokafka.errors import (
     KafkaError,
     TopicAlreadyExistsError,
 )
+from aiokafka.partitioner import murmur2
 
 from shared import events, topics
 from shared.errors import InvalidEvent
@@ -222,14 +223,14 @@ async def open_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         await producer.stop()
 
 
-async def group_lag(
+async def partition_lag(
     bootstrap: str, groups: Mapping[str, Sequence[str]]
-) -> dict[str, dict[str, int]]:
-    """Seen from the broker, per consumer group and topic: records not yet committed by the
-    group, whether or not a member is alive to report it. Each group's committed offsets are
-    read by a consumer of that group that never subscribes (so it never joins the group or
-    moves its partitions)."""
-    lag: dict[str, dict[str, int]] = {}
+) -> dict[str, dict[str, list[int]]]:
+    """Seen from the broker, per consumer group, topic and partition: records not yet
+    committed by the group, whether or not a member is alive to report it. Each group's
+    committed offsets are read by a consumer of that group that never subscribes (so it
+    never joins the group or moves its partitions)."""
+    lag: dict[str, dict[str, list[int]]] = {}
     for group, names in groups.items():
         probe = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
@@ -242,14 +243,30 @@ async def group_lag(
             ]
             ends = await asyncio.wait_for(probe.end_offsets(parts), BROKER_CALL_SECONDS)
             starts = await asyncio.wait_for(probe.beginning_offsets(parts), BROKER_CALL_SECONDS)
-            lag[group] = dict.fromkeys(names, 0)
+            lag[group] = {t: [0] * len(probe.partitions_for_topic(t) or ()) for t in names}
             for tp in parts:
                 done = await asyncio.wait_for(probe.committed(tp), BROKER_CALL_SECONDS)
                 position = done if done is not None and done >= 0 else starts[tp]
-                lag[group][tp.topic] += max(ends[tp] - position, 0)
+                lag[group][tp.topic][tp.partition] = max(ends[tp] - position, 0)
         finally:
             await asyncio.wait_for(probe.stop(), BROKER_CALL_SECONDS)
     return lag
+
+
+async def group_lag(
+    bootstrap: str, groups: Mapping[str, Sequence[str]]
+) -> dict[str, dict[str, int]]:
+    """Per consumer group and topic: records not yet committed (`partition_lag`, summed)."""
+    return {
+        group: {topic: sum(parts) for topic, parts in topics_.items()}
+        for group, topics_ in (await partition_lag(bootstrap, groups)).items()
+    }
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition a keyed record goes to (the Java client's and aiokafka's default:
+    murmur2 of the key), for a topic of `partitions` partitions."""
+    return int((murmur2(key.encode()) & 0x7FFFFFFF) % partitions)
 
 
 class Delivery(msgspec.Struct, frozen=True):

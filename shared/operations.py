@@ -126,13 +126,15 @@ def finished_event(row: asyncpg.Record | dict[str, Any]) -> OperationFinished:
 
 
 async def stale(conn: Conn, stall_seconds: float) -> list[asyncpg.Record]:
-    """Pending operations untouched for `stall_seconds`, with their stored command."""
+    """Pending operations untouched for `stall_seconds`, with their stored command, locked
+    until the transaction ends. One the loader is running holds its row lock: it is in
+    hand, not lost, and is skipped (never waited for). Call inside a transaction."""
     return await conn.fetch(
         "SELECT o.id, o.import_id, b.event_id, b.event_type, b.topic, b.key, b.payload,"
         " b.created_at FROM tidegate.operations o"
         " JOIN tidegate.outbox b ON b.event_id = 'operation:' || o.id || ':requested'"
         " WHERE o.status = 'pending' AND o.updated_at < now() - make_interval(secs => $1)"
-        " ORDER BY o.updated_at LIMIT 100",
+        " ORDER BY o.updated_at LIMIT 100 FOR UPDATE OF o SKIP LOCKED",
         stall_seconds,
     )
 

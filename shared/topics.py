@@ -34,3 +34,11 @@ CONSUMER_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "auditor": {"tidegate-auditor": (CHUNK_SUBMITTED, CHUNK_VALIDATED, CHUNK_LOADED)},
 }
+
+# The groups an import's chunk events wait in, and the topics they wait on: an import with
+# records still unconsumed there (on its key's partition) is queued, not lost.
+CHUNK_GROUPS: dict[str, tuple[str, ...]] = {
+    "tidegate-validator": (CHUNK_SUBMITTED,),
+    "tidegate-loader": (CHUNK_VALIDATED,),
+    "tidegate-auditor": (CHUNK_SUBMITTED, CHUNK_VALIDATED, CHUNK_LOADED),
+}

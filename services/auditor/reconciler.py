@@ -2,8 +2,10 @@
 re-driven from what PostgreSQL holds, whatever the broker lost or a consumer gave up on.
 
 Every `reconcile_seconds`, one auditor (a session advisory lock elects it) looks for
-unfinished imports without progress for `stall_seconds` and re-drives exactly the missing
-steps of each:
+unfinished imports without progress for `stall_seconds`. An import whose chunk events are
+still waiting, unconsumed, for a consumer group on its key's partition (the broker says so)
+is queued, not lost: it is left alone, so consumers that are merely behind are never given
+the same work twice. Any other is re-driven, exactly the missing steps:
 
 - a chunk the loader's ledger holds but whose loaded fact was never counted: the fact is
   counted from the ledger (the event that announced it was lost);
@@ -28,6 +30,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from services.auditor import repository
 from services.auditor.handlers import ImportAuditor
@@ -43,13 +46,14 @@ from shared.config import Settings
 from shared.db import Conn
 from shared.events import ImportStatus
 from shared.failures import is_transient
-from shared.kafka import BROKER_CALL_SECONDS, EventPublisher
+from shared.kafka import BROKER_CALL_SECONDS, EventPublisher, partition_lag, partition_of
 from shared.service import POOL, PUBLISHER, READINESS, SETTINGS
 
 log = structlog.get_logger(__name__)
 
 # Any fixed number: one auditor reconciles at a time.
-_RECONCILER_LOCK = 0x7467_7263
+RECONCILER_LOCK = 0x7467_7263
+PASS_LOCK_TIMEOUT_MS = 2000  # a row another transaction holds is looked at next pass
 
 
 class Missing:
@@ -116,23 +120,58 @@ class Reconciler:
 
     async def reconcile(self) -> int:
         """One pass; returns how many imports it re-drove or failed (0 if another auditor
-        holds the lock)."""
+        holds the lock). It never waits long on a lock: an import or an operation that
+        another transaction holds is in hand, and is looked at again next pass."""
+        acted = 0
         async with self._pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RECONCILER_LOCK):
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILER_LOCK):
                 return 0
             try:
+                await conn.execute(f"SET lock_timeout = {PASS_LOCK_TIMEOUT_MS}")
+                gauges = await repository.progress_gauges(conn, self._settings.stall_seconds)
+                IMPORTS_UNFINISHED.set(gauges["unfinished"])
+                IMPORTS_STUCK.set(gauges["stuck"])
+                OLDEST_CHUNK_SECONDS.set(float(gauges["oldest_chunk_seconds"]))
                 stalled = await repository.stalled_imports(conn, self._settings.stall_seconds)
+                queued = await self._queued([row["id"] for row in stalled])
                 for row in stalled:
                     with structlog.contextvars.bound_contextvars(import_id=str(row["id"])):
-                        await self._redrive(conn, row)
+                        if row["id"] in queued:
+                            REDRIVES.labels("waited_for_consumers").inc()
+                            log.info("import queued behind its consumers; not re-driven")
+                            continue
+                        try:
+                            await self._redrive(conn, row)
+                        except asyncpg.LockNotAvailableError:
+                            log.info("import held by another transaction; next pass")
+                            continue
+                        acted += 1
                 await self._resend_operations(conn)
-                gauges = await repository.progress_gauges(conn, self._settings.stall_seconds)
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _RECONCILER_LOCK)
-        IMPORTS_UNFINISHED.set(gauges["unfinished"])
-        IMPORTS_STUCK.set(gauges["stuck"])
-        OLDEST_CHUNK_SECONDS.set(float(gauges["oldest_chunk_seconds"]))
-        return len(stalled)
+                await conn.execute("RESET lock_timeout")
+                await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILER_LOCK)
+        return acted
+
+    async def _queued(self, import_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """The imports with chunk events still unconsumed by a group on their key's
+        partition. If the broker cannot say, every one is taken as lost (re-driving
+        repeats work at worst; waiting on a broker that lost them would wait for ever)."""
+        if not import_ids:
+            return set()
+        try:
+            lag = await partition_lag(self._settings.kafka_bootstrap_servers, topics.CHUNK_GROUPS)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("consumer lag unknown; stalled imports taken as lost", error=repr(exc))
+            return set()
+        return {
+            import_id
+            for import_id in import_ids
+            if any(
+                parts and parts[partition_of(str(import_id), len(parts))] > 0
+                for per_topic in lag.values()
+                for parts in per_topic.values()
+            )
+        }
 
     async def _redrive(self, conn: Conn, row: asyncpg.Record) -> None:
         import_id: uuid.UUID = row["id"]
@@ -173,15 +212,17 @@ class Reconciler:
         )
 
     async def _resend_operations(self, conn: Conn) -> None:
-        """Operations still pending after the stall time: their command is sent again from
-        the outbox (the loader does each once, whatever it receives)."""
-        stale = await operations.stale(conn, self._settings.stall_seconds)
-        if not stale:
-            return
-        acks = await self._publisher.send_stored([dict(r) for r in stale])
-        await asyncio.wait_for(asyncio.gather(*acks), BROKER_CALL_SECONDS)
-        for row in stale:
-            await operations.touch(conn, row["id"])
+        """Operations still pending after the stall time, and not in the loader's hands:
+        their command is sent again from the outbox (the loader does each once, whatever
+        it receives)."""
+        async with conn.transaction():
+            stale = await operations.stale(conn, self._settings.stall_seconds)
+            if not stale:
+                return
+            acks = await self._publisher.send_stored([dict(r) for r in stale])
+            await asyncio.wait_for(asyncio.gather(*acks), BROKER_CALL_SECONDS)
+            for row in stale:
+                await operations.touch(conn, row["id"])
         REDRIVES.labels("operation_resent").inc(len(stale))
         log.warning("operations re-sent", operations=[str(r["id"]) for r in stale])
 
