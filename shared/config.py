@@ -32,6 +32,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     requests_per_minute: int = 60  # per API key, unless the key has its own
     concurrent_imports: int = 1  # per API key, unless the key has its own
     audit_retention_days: int = 365  # 0: keep the audit log forever
+    # What a finished import leaves behind, kept this many days (shared/retention.py; 0:
+    # for ever): its chunk copies, its lineage (rollback), its errors and timeline.
+    chunk_retention_days: int = 7
+    lineage_retention_days: int = 30
+    diagnostics_retention_days: int = 90
     rules_dir: str = "rules"
     service_name: str = "tidegate"
     # Self-healing (docs/architecture.md, "Faults and recovery").
@@ -162,6 +167,15 @@ def load_settings(
         ),
         audit_retention_days=_int(
             env, "TIDEGATE_AUDIT_RETENTION_DAYS", _DEFAULTS["audit_retention_days"], minimum=0
+        ),
+        chunk_retention_days=_int(
+            env, "TIDEGATE_CHUNK_RETENTION_DAYS", _DEFAULTS["chunk_retention_days"]
+        ),
+        lineage_retention_days=_int(
+            env, "TIDEGATE_LINEAGE_RETENTION_DAYS", _DEFAULTS["lineage_retention_days"]
+        ),
+        diagnostics_retention_days=_int(
+            env, "TIDEGATE_DIAGNOSTICS_RETENTION_DAYS", _DEFAULTS["diagnostics_retention_days"]
         ),
         rules_dir=env.get("TIDEGATE_RULES_DIR", "") or _DEFAULTS["rules_dir"],
         auto_retry=_int(env, "TIDEGATE_AUTO_RETRY", _DEFAULTS["auto_retry"], minimum=1),

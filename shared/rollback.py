@@ -151,8 +151,8 @@ class Refusal(msgspec.Struct, frozen=True, kw_only=True):
 
 
 IMPORT_FOR_ROLLBACK = (
-    "SELECT id, target_table, status, mode, finished_at, created_at FROM tidegate.imports"
-    " WHERE id = $1"
+    "SELECT id, target_table, status, mode, finished_at, created_at, lineage_purged_at"
+    " FROM tidegate.imports WHERE id = $1"
 )
 
 
@@ -165,7 +165,7 @@ async def refusal(
 ) -> Refusal | None:
     """The checks before any plan: the import has finished and loads rows, it was not
     rolled back already, (if `later`) no later import into its table is still running,
-    and its rows can be found."""
+    its lineage is still kept, and its rows can be found."""
     if imp["finished_at"] is None:
         return Refusal(
             code="import-running",
@@ -199,6 +199,13 @@ async def refusal(
             detail=f"A later import into {imp['target_table']} is still running; roll back"
             " when it has finished.",
             extra={"running": [str(r["id"]) for r in running]},
+        )
+    if imp["lineage_purged_at"] is not None:
+        return Refusal(
+            code="lineage-expired",
+            detail="What the import wrote was forgotten on"
+            f" {imp['lineage_purged_at']:%Y-%m-%d} (TIDEGATE_LINEAGE_RETENTION_DAYS, or a"
+            " purge), so its rows can no longer be told apart: restore a backup instead.",
         )
     reason = await unsupported(conn, imp["id"], table)
     if reason is not None:

@@ -86,6 +86,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return _request(args, "GET", "/audit-log", params=params)
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    key = None
+    if args.key:
+        pairs = [item.partition("=") for item in args.key]
+        if any(not sep or not name for name, sep, _ in pairs):
+            print("--key takes column=value (repeat it for a composite key)", file=sys.stderr)
+            return 2
+        key = {name: value for name, _, value in pairs}
+    body = {"table": args.table, "key": key, "backups": args.backups}
+    return _request(args, "POST", "/database/purges", json=body)
+
+
 def add_parsers(sub: Any) -> None:
     keys = sub.add_parser("keys", help="API keys (admin)").add_subparsers(
         dest="keys_command", required=True
@@ -132,3 +144,20 @@ def add_parsers(sub: Any) -> None:
     audit.add_argument("--limit", type=int, default=50)
     add_api_options(audit)
     audit.set_defaults(run=cmd_audit)
+
+    purge = sub.add_parser(
+        "purge",
+        help="remove a table's rows, or one row's, from every copy tidegate keeps (admin)",
+    )
+    purge.add_argument("--table", required=True)
+    purge.add_argument(
+        "--key",
+        action="append",
+        metavar="COLUMN=VALUE",
+        help="one row, by its primary key (repeat for a composite key); without: all rows",
+    )
+    purge.add_argument(
+        "--backups", action="store_true", help="also delete the backups holding the table"
+    )
+    add_api_options(purge)
+    purge.set_defaults(run=cmd_purge)

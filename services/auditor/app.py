@@ -8,6 +8,7 @@ from aiohttp import web
 from services.auditor import view
 from services.auditor.handlers import ImportAuditor
 from services.auditor.reconciler import reconciler_context
+from services.auditor.retention import retention_context
 from shared import topics
 from shared.config import Settings
 from shared.service import POOL, worker_app
@@ -22,4 +23,5 @@ def create_app(settings: Settings) -> web.Application:
         max_records=100,
     )
     app.cleanup_ctx.append(reconciler_context)
+    app.cleanup_ctx.append(retention_context)
     return app

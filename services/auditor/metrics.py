@@ -25,3 +25,8 @@ OLDEST_CHUNK_SECONDS = Gauge(
     "tidegate_oldest_unfinished_chunk_age_seconds",
     "Age of the oldest chunk not yet through the pipeline (0: none).",
 )
+RETAINED_DELETED = Counter(
+    "tidegate_retention_deleted_rows_total",
+    "Rows the retention job deleted, by table (what finished imports no longer keep).",
+    ["table"],
+)

@@ -69,6 +69,7 @@ ROUTE_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "keys.rotate": ("admin",),
     "keys.revoke": ("admin",),
     "audit.list": ("admin",),
+    "purges.create": ("admin",),
 }
 
 

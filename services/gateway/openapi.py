@@ -19,6 +19,7 @@ from services.gateway import (
     interventions,
     keystore,
     live,
+    purge,
     records,
     recovery,
     report,
@@ -201,6 +202,8 @@ _, DERIVED = msgspec.json.schema_components(
         recovery.Accepted,
         recovery.RollbackPreview,
         recovery.Cancelled,
+        purge.PurgeRequest,
+        purge.Purged,
     ],
     ref_template="#/components/schemas/{name}",
 )
@@ -575,11 +578,13 @@ def _paths() -> dict[str, Schema]:
                 {
                     200: {
                         "description": "an `import` event (data: the Import) per change, its "
-                        "id the change's time; a comment line every 15 s when quiet",
+                        "id a cursor to resume from (Last-Event-ID); a comment line every 15 s"
+                        " when quiet; an `end` event when the key is no longer valid or the"
+                        " client fell behind",
                         "content": {"text/event-stream": {"schema": STR}},
                     }
                 },
-                (400,),
+                (400, 429),
                 params=[
                     param("import_id", UUID, "only this import"),
                     param("since", TIME, "changes from (default: now); or Last-Event-ID"),
@@ -637,6 +642,19 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         },
+        f"{DB}/purges": {
+            "post": operation(
+                "Remove a table's rows, or one row's, from every copy tidegate keeps (admin):"
+                " chunk copies, lineage, row images, row errors, verifications; backups"
+                " holding the table are listed, or deleted with `backups`",
+                {200: json_body(ref("Purged"), "what was removed")},
+                (404, 409, 422),
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": ref("PurgeRequest")}},
+                },
+            )
+        },
         "/api/v1/audit-log": {
             "get": operation(
                 "Audit log, newest first (admin)",
@@ -676,6 +694,7 @@ API_ROUTES = (
     verifications.routes,
     export.routes,
     admin.routes,
+    purge.routes,
     targets.routes,
 )
 

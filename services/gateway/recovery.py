@@ -157,6 +157,7 @@ def _refused(refusal: rollback.Refusal) -> Problem:
         "import-rolled-back": "Import already rolled back",
         "later-import-running": "A later import is running",
         "rollback-unsupported": "Rollback not possible",
+        "lineage-expired": "Rollback no longer possible",
     }
     return Problem(409, refusal.code, titles[refusal.code], refusal.detail, **refusal.extra)
 
@@ -278,6 +279,18 @@ async def get_operation(request: web.Request) -> web.Response:
     return respond(render_operation(op))
 
 
+def _chunks_kept(imp: asyncpg.Record) -> None:
+    """410 if the import's chunk copies, which its failed rows are read from, are gone."""
+    if imp["chunks_purged_at"] is not None:
+        raise Problem(
+            410,
+            "chunks-expired",
+            "The import's rows are no longer kept",
+            f"Its chunks were forgotten on {imp['chunks_purged_at']:%Y-%m-%d}"
+            " (TIDEGATE_CHUNK_RETENTION_DAYS, or a purge); retry with the corrected file.",
+        )
+
+
 @routes.get(f"{API}/imports/{{import_id}}/failed", name="imports.failed")
 async def export_failed(request: web.Request) -> web.StreamResponse:
     """The rejected rows as in the file, with their line and errors: fix them in a
@@ -285,6 +298,7 @@ async def export_failed(request: web.Request) -> web.StreamResponse:
     with Spool() as spool:
         async with request.app[POOL].acquire() as conn:
             imp = await visible_import(conn, request)
+            _chunks_kept(imp)
             spool.write(failed.csv_line(failed.header_of(imp)))
             rows = 0
             async with conn.transaction(readonly=True):
@@ -333,6 +347,7 @@ async def retry_import(request: web.Request) -> web.Response:
         upload = request.body_exists
         body = None
         if not upload:
+            _chunks_kept(imp)
             data, rows = await failed.failed_csv(conn, imp)
             if rows == 0:
                 raise Problem(

@@ -21,7 +21,7 @@ encoding, delimiter, file_rows, total_rows, valid_rows, loaded_rows, failed_rows
 skipped_rows, updated_rows, duplicate_rows, chunks_total, chunks_validated, chunks_loaded,
 error, created_at, updated_at, finished_at, key_id, team, producer, redrives, last_redrive_at,
 header, parent_id, auto_retry, rollback_on_failure, atomic, backup_id, chunks_failed,
-ignored_columns, empty_rows,
+ignored_columns, empty_rows, chunks_purged_at, lineage_purged_at,
 (SELECT jsonb_build_object('chunks', count(*), 'rows',
         coalesce(sum(l.loaded_rows + l.failed_rows + l.skipped_rows), 0), 'at', max(l.loaded_at))
    FROM tidegate.chunk_ledger l WHERE l.import_id = imports.id) AS checkpoint,

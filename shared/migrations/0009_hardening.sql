@@ -32,3 +32,22 @@ BEGIN
 END $$;
 CREATE TRIGGER imports_changed BEFORE UPDATE ON tidegate.imports
     FOR EACH ROW EXECUTE FUNCTION tidegate.stamp_import_change();
+
+-- Retention (docs/architecture.md, "Retention"): what of a finished import tidegate has
+-- forgotten, and the indexes the retention job and the status endpoint read.
+ALTER TABLE tidegate.imports
+    ADD COLUMN chunks_purged_at timestamptz,
+    ADD COLUMN diagnostics_purged_at timestamptz;
+CREATE INDEX imports_chunks_kept ON tidegate.imports (finished_at)
+    WHERE finished_at IS NOT NULL AND chunks_purged_at IS NULL;
+CREATE INDEX imports_lineage_kept ON tidegate.imports (finished_at)
+    WHERE finished_at IS NOT NULL AND lineage_purged_at IS NULL;
+CREATE INDEX imports_diagnostics_kept ON tidegate.imports (finished_at)
+    WHERE finished_at IS NOT NULL AND diagnostics_purged_at IS NULL;
+CREATE INDEX imports_target_table ON tidegate.imports (target_table, created_at);
+CREATE INDEX import_journal_dead_letters ON tidegate.import_journal (at)
+    WHERE kind = 'dead_lettered';
+CREATE INDEX operations_finished ON tidegate.operations (finished_at)
+    WHERE finished_at IS NOT NULL;
+CREATE INDEX verifications_finished ON tidegate.verifications (finished_at)
+    WHERE finished_at IS NOT NULL;
