@@ -62,6 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_record_bytes: int = 8 * 1024 * 1024  # longest CSV record (so field) accepted: 422
     shutdown_seconds: float = 10.0  # a graceful stop waits this long for requests in hand
     max_streams_per_key: int = 5  # open event streams per API key and gateway (429 beyond)
+    slow_statement_seconds: float = 5.0  # a database statement this slow is logged
 
 
 # Each default is written once, in Settings.
@@ -212,6 +213,7 @@ def load_settings(
                 "idle_transaction_seconds",
                 "body_idle_seconds",
                 "shutdown_seconds",
+                "slow_statement_seconds",
             )
         },
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 import asyncpg
 import structlog
+from asyncpg.connection import LoggedQuery
 
 from shared.errors import TransientError
 
@@ -101,11 +103,31 @@ class _BoundedAcquire(asyncpg.pool.PoolAcquireContext):
             raise PoolBusy(f"no database connection came free within {self.timeout} s") from None
 
 
+QueryObserver = Callable[[LoggedQuery], None]
+
+
 class BoundedPool(asyncpg.Pool):
     """A pool whose `acquire()` waits at most `acquire_timeout` seconds (None: for ever),
-    then raises PoolBusy."""
+    then raises PoolBusy; every statement its connections run is shown to its `observers`
+    (the slow-statement log, and tests that check the API's plans)."""
 
     acquire_timeout: float | None = None
+
+    def __init__(self, *args: Any, slow_seconds: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "init": self._watch})
+        self.observers: list[QueryObserver] = []
+        self._slow = slow_seconds
+
+    async def _watch(self, conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(self._observe)
+
+    def _observe(self, query: LoggedQuery) -> None:
+        if self._slow and query.elapsed >= self._slow:
+            log.warning(
+                "slow statement", seconds=round(query.elapsed, 3), statement=query.query[:500]
+            )
+        for observer in self.observers:
+            observer(query)
 
     def acquire(self, *, timeout: float | None = None) -> _BoundedAcquire:
         return _BoundedAcquire(self, self.acquire_timeout if timeout is None else timeout)
@@ -120,13 +142,15 @@ async def open_pool(
     lock_timeout_ms: int = 0,
     acquire_timeout: float | None = None,
     idle_in_transaction_ms: int = 0,
+    slow_seconds: float = 0.0,
 ) -> AsyncIterator[BoundedPool]:
     """A pool whose sessions read timestamps without offset as UTC, plan each statement
     for its values (a plan cached while a target table was empty would scan it whole once
     it holds millions of rows), and give up waiting for a lock after `lock_timeout_ms`
     (0: never), which an import counts as a refused attempt. `acquire_timeout` bounds the
     wait for a connection; `idle_in_transaction_ms` (0: never) makes the server end a
-    session whose transaction waits that long on its client."""
+    session whose transaction waits that long on its client. A statement that takes
+    `slow_seconds` or longer (0: none) is logged."""
     pool = BoundedPool(
         dsn,
         connection_class=asyncpg.Connection,
@@ -138,8 +162,8 @@ async def open_pool(
         loop=None,
         connect=None,
         setup=None,
-        init=None,
         reset=None,
+        slow_seconds=slow_seconds,
         max_inactive_connection_lifetime=300.0,
         server_settings={
             "application_name": application_name,

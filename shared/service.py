@@ -88,6 +88,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         lock_timeout_ms=round(settings.lock_timeout_seconds * 1000),
         acquire_timeout=settings.db_acquire_seconds if bounded else None,
         idle_in_transaction_ms=round(settings.idle_transaction_seconds * 1000) if bounded else 0,
+        slow_seconds=settings.slow_statement_seconds,
     ) as pool:
         app[POOL] = pool
         yield

@@ -51,3 +51,6 @@ CREATE INDEX operations_finished ON tidegate.operations (finished_at)
     WHERE finished_at IS NOT NULL;
 CREATE INDEX verifications_finished ON tidegate.verifications (finished_at)
     WHERE finished_at IS NOT NULL;
+-- A record's history finds the row errors about its key by column and value.
+CREATE INDEX row_errors_value ON tidegate.row_errors (column_name, value)
+    WHERE column_name IS NOT NULL;
