@@ -35,6 +35,12 @@ def text_array(values: Sequence[str]) -> str:
     return '{"' + joined.replace("\x00", '","') + '"}'
 
 
+async def affected(conn: Conn, sql: str, *args: object) -> int:
+    """Run an INSERT, UPDATE or DELETE; how many rows it touched."""
+    status = await conn.execute(sql, *args)  # e.g. "DELETE 3"
+    return int(status.split()[-1])
+
+
 def int_array(values: Iterable[int]) -> str:
     """Integers as one array literal, for `$n::text::bigint[]` (see `text_array`)."""
     return "{" + ",".join(map(str, values)) + "}"

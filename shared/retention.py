@@ -28,7 +28,7 @@ import msgspec
 
 from shared import topics
 from shared.config import Settings
-from shared.db import Conn
+from shared.db import Conn, affected
 
 Kind = Literal["chunks", "lineage", "diagnostics"]
 
@@ -69,17 +69,12 @@ class Retention(msgspec.Struct, frozen=True):
         return int(getattr(self, kind))
 
 
-async def _deleted(conn: Conn, sql: str, *args: object) -> int:
-    status = await conn.execute(sql, *args)  # "DELETE <n>"
-    return int(status.split()[-1])
-
-
 async def forget(conn: Conn, kind: Kind, import_ids: list[object]) -> Counter[str]:
     """Delete `kind` of these imports and mark it forgotten. Call inside a transaction."""
     gone: Counter[str] = Counter()
     for table in TABLES[kind]:
         published = " AND published_at IS NOT NULL" if table == "outbox" else ""
-        gone[table] += await _deleted(
+        gone[table] += await affected(
             conn,
             f"DELETE FROM tidegate.{table} WHERE import_id = ANY($1::uuid[]){published}",  # noqa: S608
             import_ids,
@@ -116,7 +111,7 @@ async def sweep(conn: Conn, policy: Retention, budget_seconds: float = 10.0) -> 
                 gone += await forget(conn, kind, ids)
                 gone["imports"] += len(ids)
     if policy.chunks and time.monotonic() < deadline:
-        gone["outbox"] += await _deleted(
+        gone["outbox"] += await affected(
             conn,
             "DELETE FROM tidegate.outbox WHERE id IN (SELECT b.id FROM tidegate.outbox b"
             " JOIN tidegate.operations o ON b.event_id = 'operation:' || o.id || ':requested'"
@@ -127,7 +122,7 @@ async def sweep(conn: Conn, policy: Retention, budget_seconds: float = 10.0) -> 
             BATCH_ROWS,
         )
     if policy.diagnostics and time.monotonic() < deadline:
-        gone["verifications"] += await _deleted(
+        gone["verifications"] += await affected(
             conn,
             "DELETE FROM tidegate.verifications WHERE id IN (SELECT id FROM"
             " tidegate.verifications WHERE finished_at < now() - make_interval(days => $1)"

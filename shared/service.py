@@ -282,6 +282,34 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": status, "checks": checks}, status=200 if healthy else 503)
 
 
+Job = Callable[[web.Application], Awaitable[None]]
+
+
+def every(seconds: float, job: Job, name: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that runs `job` now and every `seconds` until the app stops; a
+    failure is logged and never ends the schedule (the next run may succeed)."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async def run() -> None:
+            while True:
+                try:
+                    await job(app)
+                except Exception as exc:
+                    if is_transient(exc):
+                        log.warning(f"{name} failed; next run in a while", error=repr(exc))
+                    else:
+                        log.exception(f"{name} failed; next run in a while")
+                await asyncio.sleep(seconds)
+
+        task = asyncio.create_task(run(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
+
+
 def run_service(settings: Settings, create_app: Callable[[Settings], web.Application]) -> None:
     """Serve one service until SIGINT/SIGTERM; cleanup contexts drain the work in hand."""
     configure_logging(settings.log_level, settings.service_name)

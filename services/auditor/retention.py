@@ -4,17 +4,12 @@ for a bounded time per pass."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
 import structlog
 from aiohttp import web
 
 from services.auditor.metrics import RETAINED_DELETED
-from shared.failures import is_transient
 from shared.retention import Retention, sweep
-from shared.service import POOL, SETTINGS
+from shared.service import POOL, SETTINGS, every
 
 log = structlog.get_logger(__name__)
 
@@ -37,20 +32,4 @@ async def retention_pass(app: web.Application) -> None:
         log.info("expired records forgotten", **gone)
 
 
-async def retention_context(app: web.Application) -> AsyncIterator[None]:
-    async def run() -> None:
-        while True:
-            try:
-                await retention_pass(app)
-            except Exception as exc:  # never ends the job: the next pass may succeed
-                if is_transient(exc):
-                    log.warning("retention pass failed; next in a while", error=repr(exc))
-                else:
-                    log.exception("retention pass failed; next in a while")
-            await asyncio.sleep(RETENTION_EVERY_SECONDS)
-
-    task = asyncio.create_task(run(), name="retention")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+retention_context = every(RETENTION_EVERY_SECONDS, retention_pass, "retention pass")

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from services.gateway.problems import Problem
+from services.gateway.problems import Problem, retry_later
 
 STOPPING = web.AppKey("stopping", asyncio.Event)
 T = TypeVar("T")
@@ -27,14 +27,13 @@ async def _stop(app: web.Application) -> None:
 
 
 def shutting_down() -> Problem:
-    problem = Problem(
+    return retry_later(
         503,
         "shutting-down",
         "The gateway is stopping",
         "The gateway began to stop before the request was received whole; send it again.",
+        1,
     )
-    problem.headers["Retry-After"] = "1"
-    return problem
 
 
 async def from_client(request: web.Request, waiting: Awaitable[T], idle: float) -> T:

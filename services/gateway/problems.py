@@ -37,6 +37,15 @@ class Problem(web.HTTPException):
         self.body_json = body
 
 
+def retry_later(
+    status: int, code: str, title: str, detail: str, seconds: int, **extra: Any
+) -> Problem:
+    """A problem the client should retry after `seconds` (`Retry-After`)."""
+    problem = Problem(status, code, title, detail, **extra)
+    problem.headers["Retry-After"] = str(seconds)
+    return problem
+
+
 GENERIC = {
     400: ("bad-request", "Bad request"),
     404: ("not-found", "Not found"),
@@ -65,27 +74,25 @@ async def problem_middleware(
         raise problem from None
     except PoolBusy:
         log.warning("no database connection came free", path=request.path)
-        problem = Problem(
+        raise retry_later(
             503,
             "service-busy",
             "Service busy",
             "Every database connection of this gateway is in use; try again shortly.",
+            BUSY_RETRY_AFTER_SECONDS,
             instance=request.path,
-        )
-        problem.headers["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
-        raise problem from None
+        ) from None
     except Exception as exc:
         if is_unavailable(exc):
             log.warning("a dependency is unavailable", path=request.path, error=repr(exc))
-            problem = Problem(
+            raise retry_later(
                 503,
                 "service-unavailable",
                 "Service unavailable",
                 "The database or the broker is not reachable; try again shortly.",
+                RETRY_AFTER_SECONDS,
                 instance=request.path,
-            )
-            problem.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            raise problem from None
+            ) from None
         log.exception("unhandled error", path=request.path)
         raise Problem(
             500, "internal-error", "Internal error", "The error was logged.", instance=request.path

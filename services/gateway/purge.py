@@ -35,7 +35,7 @@ from services.gateway.resources import API, respond
 from services.gateway.tables import TABLES
 from shared import operations, retention, topics
 from shared.catalog import TableDef, split_table_name
-from shared.db import Conn
+from shared.db import Conn, affected
 from shared.events import ChunkSubmitted, decode, encode
 from shared.service import POOL
 
@@ -188,12 +188,8 @@ async def _purge(
             async with conn.transaction():
                 for kind in retention.TABLES:
                     gone += await retention.forget(conn, kind, [import_id])
-        gone["verifications"] += int(
-            (
-                await conn.execute(
-                    "DELETE FROM tidegate.verifications WHERE tables @> ARRAY[$1::text]", table
-                )
-            ).split()[-1]
+        gone["verifications"] += await affected(
+            conn, "DELETE FROM tidegate.verifications WHERE tables @> ARRAY[$1::text]", table
         )
         return len(ids), gone
     assert found is not None
@@ -205,19 +201,19 @@ async def _purge(
             removed, lines = await _cut_chunks(conn, import_id, key)
             gone["outbox"] += removed
             if lines:
-                status = await conn.execute(
+                gone["row_errors"] += await affected(
+                    conn,
                     "DELETE FROM tidegate.row_errors WHERE import_id = $1 AND line = ANY($2)",
                     import_id,
                     lines,
                 )
-                gone["row_errors"] += int(status.split()[-1])
-    status = await conn.execute(
+    gone["verifications"] += await affected(
+        conn,
         "DELETE FROM tidegate.verifications WHERE tables @> ARRAY[$1::text]"
         " AND (SELECT bool_and(strpos(result::text, v) > 0) FROM unnest($2::text[]) AS v)",
         table,
         list(key.values()),
     )
-    gone["verifications"] += int(status.split()[-1])
     return len(ids), gone
 
 

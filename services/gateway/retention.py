@@ -5,17 +5,12 @@ are idempotent."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
 import structlog
 from aiohttp import web
 
 from services.gateway.access import WINDOW_SECONDS
-from shared.db import Conn
-from shared.failures import is_transient
-from shared.service import POOL, SETTINGS
+from shared.db import Conn, affected
+from shared.service import POOL, SETTINGS, every
 
 log = structlog.get_logger(__name__)
 
@@ -23,27 +18,22 @@ EVERY_SECONDS = 300
 BATCH = 10_000  # audit rows per statement, so a long backlog never holds locks for long
 
 
-async def _delete(conn: Conn, sql: str, *args: object) -> int:
-    status = await conn.execute(sql, *args)  # "DELETE <n>"
-    return int(status.split()[-1])
-
-
 async def sweep(conn: Conn, audit_retention_days: int) -> dict[str, int]:
     """Delete what has expired; returns how many rows of each table."""
     gone = {
-        "key_requests": await _delete(
+        "key_requests": await affected(
             conn,
             "DELETE FROM tidegate.key_requests WHERE at < now() - make_interval(secs => $1)",
             WINDOW_SECONDS,
         ),
-        "idempotency_keys": await _delete(
+        "idempotency_keys": await affected(
             conn,
             "DELETE FROM tidegate.idempotency_keys WHERE created_at < now() - interval '24 hours'",
         ),
         "audit_log": 0,
     }
     while audit_retention_days > 0:
-        deleted = await _delete(
+        deleted = await affected(
             conn,
             "DELETE FROM tidegate.audit_log WHERE id IN (SELECT id FROM tidegate.audit_log"
             " WHERE at < now() - make_interval(days => $1) LIMIT $2)",
@@ -56,25 +46,11 @@ async def sweep(conn: Conn, audit_retention_days: int) -> dict[str, int]:
     return gone
 
 
-async def retention_context(app: web.Application) -> AsyncIterator[None]:
-    days = app[SETTINGS].audit_retention_days
+async def _sweep(app: web.Application) -> None:
+    async with app[POOL].acquire() as conn:
+        gone = await sweep(conn, app[SETTINGS].audit_retention_days)
+    if any(gone.values()):
+        log.info("expired rows deleted", **gone)
 
-    async def run() -> None:
-        while True:
-            try:
-                async with app[POOL].acquire() as conn:
-                    gone = await sweep(conn, days)
-                if any(gone.values()):
-                    log.info("expired rows deleted", **gone)
-            except Exception as exc:  # never ends the sweep: the next one may succeed
-                if is_transient(exc):
-                    log.warning("retention sweep failed; next try in a while", error=repr(exc))
-                else:
-                    log.exception("retention sweep failed; next try in a while")
-            await asyncio.sleep(EVERY_SECONDS)
 
-    task = asyncio.create_task(run(), name="retention")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+retention_context = every(EVERY_SECONDS, _sweep, "retention sweep")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from services.gateway import idempotency
-from services.gateway.problems import Problem
+from services.gateway.problems import retry_later
 
 RETRY_AFTER_SECONDS = 5
 
@@ -37,14 +37,13 @@ class UploadGate:
         if held in self._idempotency:
             raise idempotency.in_use()
         if self._per_key.total() >= self._limit:
-            problem = Problem(
+            raise retry_later(
                 503,
                 "too-many-uploads",
                 "Too many uploads in progress",
                 f"This gateway is receiving {self._limit} uploads; retry shortly.",
+                RETRY_AFTER_SECONDS,
             )
-            problem.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            raise problem
         self._per_key[key_id] += 1
         if held is not None:
             self._idempotency.add(held)

@@ -20,16 +20,23 @@ from shared import operations
 from shared.config import Settings
 
 
+def _keeping_one(
+    pool: asyncpg.Pool, settings_for: Callable[[str], Settings], tmp_path: Path
+) -> BackupStore:
+    """A store in `tmp_path` that keeps one backup per set of tables."""
+    settings = msgspec.structs.replace(
+        settings_for("loader"), backup_dir=str(tmp_path), backup_keep_last=1
+    )
+    return BackupStore(pool, settings)
+
+
 async def test_backups_beyond_the_newest_are_deleted_with_their_files(
     pool: asyncpg.Pool,
     db: asyncpg.Connection,
     settings_for: Callable[[str], Settings],
     tmp_path: Path,
 ) -> None:
-    settings = msgspec.structs.replace(
-        settings_for("loader"), backup_dir=str(tmp_path), backup_keep_last=1
-    )
-    store = BackupStore(pool, settings)
+    store = _keeping_one(pool, settings_for, tmp_path)
     table = f"public.kept_{uuid.uuid4().hex[:8]}"
     await db.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, note text)")
     await db.execute(f"INSERT INTO {table} VALUES (1, 'a'), (2, NULL)")
@@ -90,10 +97,7 @@ async def test_retention_is_per_table_and_keeps_a_pre_import_backup_that_may_be_
     """keep_last = 1: one table's backups never push out another table's, and the backup
     taken before an import stays while that import can be rolled back, without counting
     (a data_manager's 20 backups of their table deleted everyone's)."""
-    settings = msgspec.structs.replace(
-        settings_for("loader"), backup_dir=str(tmp_path), backup_keep_last=1
-    )
-    store = BackupStore(pool, settings)
+    store = _keeping_one(pool, settings_for, tmp_path)
     mine, theirs = (f"public.ret_{uuid.uuid4().hex[:8]}" for _ in range(2))
     for table in (mine, theirs):
         await db.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY)")
@@ -130,10 +134,7 @@ async def test_a_backup_deleted_in_a_transaction_that_rolls_back_keeps_its_file(
     settings_for: Callable[[str], Settings],
     tmp_path: Path,
 ) -> None:
-    settings = msgspec.structs.replace(
-        settings_for("loader"), backup_dir=str(tmp_path), backup_keep_last=1
-    )
-    store = BackupStore(pool, settings)
+    store = _keeping_one(pool, settings_for, tmp_path)
     table = f"public.ret_{uuid.uuid4().hex[:8]}"
     await db.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY)")
     kept = await _backup(store, pool, db, table)
