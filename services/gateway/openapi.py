@@ -68,13 +68,15 @@ PROBLEM_REASONS = {
     401: "No valid API key",
     403: "The key's role or tables do not permit this",
     404: "Not found (or not yours)",
+    408: "The body stopped arriving (TIDEGATE_BODY_IDLE_SECONDS)",
     409: "Conflict",
+    410: "No longer kept (retention)",
     413: "File too large",
     415: "Unsupported media type",
     422: "The request cannot be processed",
     429: "Rate limit or concurrent-import limit reached",
     500: "Internal error",
-    503: "The database or the broker is unreachable (Retry-After)",
+    503: "The database or the broker is unreachable, the gateway is busy or stopping (Retry-After)",
 }
 
 
@@ -247,7 +249,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
             "get": operation(
                 "The rejected rows as in the file, plus tidegate_line and tidegate_errors",
                 {200: {"description": "CSV (UTF-8)", "content": CSV}},
-                (404,),
+                (404, 410),
                 params=[IMPORT_ID],
             )
         },
@@ -260,7 +262,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                         "headers": {"Location": {"schema": STR}},
                     }
                 },
-                (404, 409, 413, 415, 422),
+                (404, 408, 409, 410, 413, 415, 422),
                 params=[IMPORT_ID, *IMPORT_PARAMS[1:]],
                 requestBody={"required": False, "content": CSV},
             )
@@ -473,7 +475,7 @@ def _paths() -> dict[str, Schema]:
                         "headers": {"Location": {"schema": STR}},
                     }
                 },
-                (404, 409, 413, 415, 422),
+                (404, 408, 409, 413, 415, 422),
                 params=IMPORT_PARAMS,
                 requestBody={
                     "required": True,
