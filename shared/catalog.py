@@ -90,7 +90,8 @@ def split_table_name(raw: str, default_schema: str) -> tuple[str, str] | None:
     parts = raw.split(".")
     if len(parts) == 1:
         parts = [default_schema, parts[0]]
-    if len(parts) != 2 or not all(0 < len(p) <= MAX_NAME_LENGTH for p in parts):
+    # PostgreSQL's limit is in bytes: a longer name is an error there, not a miss.
+    if len(parts) != 2 or not all(0 < len(p.encode()) <= MAX_NAME_LENGTH for p in parts):
         return None
     if any(ch in p for p in parts for ch in '\x00"\n\r'):
         return None

@@ -223,14 +223,14 @@ async def open_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         await producer.stop()
 
 
-async def partition_lag(
+async def partition_offsets(
     bootstrap: str, groups: Mapping[str, Sequence[str]]
-) -> dict[str, dict[str, list[int]]]:
-    """Seen from the broker, per consumer group, topic and partition: records not yet
-    committed by the group, whether or not a member is alive to report it. Each group's
-    committed offsets are read by a consumer of that group that never subscribes (so it
-    never joins the group or moves its partitions)."""
-    lag: dict[str, dict[str, list[int]]] = {}
+) -> dict[str, dict[str, list[tuple[int, int]]]]:
+    """Seen from the broker, per consumer group, topic and partition: (the offset the group
+    has consumed to, the partition's end), whether or not a member is alive to report it.
+    Each group's committed offsets are read by a consumer of that group that never
+    subscribes (so it never joins the group or moves its partitions)."""
+    found: dict[str, dict[str, list[tuple[int, int]]]] = {}
     for group, names in groups.items():
         probe = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
@@ -243,23 +243,26 @@ async def partition_lag(
             ]
             ends = await asyncio.wait_for(probe.end_offsets(parts), BROKER_CALL_SECONDS)
             starts = await asyncio.wait_for(probe.beginning_offsets(parts), BROKER_CALL_SECONDS)
-            lag[group] = {t: [0] * len(probe.partitions_for_topic(t) or ()) for t in names}
+            found[group] = {t: [(0, 0)] * len(probe.partitions_for_topic(t) or ()) for t in names}
             for tp in parts:
                 done = await asyncio.wait_for(probe.committed(tp), BROKER_CALL_SECONDS)
                 position = done if done is not None and done >= 0 else starts[tp]
-                lag[group][tp.topic][tp.partition] = max(ends[tp] - position, 0)
+                found[group][tp.topic][tp.partition] = (position, ends[tp])
         finally:
             await asyncio.wait_for(probe.stop(), BROKER_CALL_SECONDS)
-    return lag
+    return found
 
 
 async def group_lag(
     bootstrap: str, groups: Mapping[str, Sequence[str]]
 ) -> dict[str, dict[str, int]]:
-    """Per consumer group and topic: records not yet committed (`partition_lag`, summed)."""
+    """Per consumer group and topic: records not yet consumed (`partition_offsets`)."""
     return {
-        group: {topic: sum(parts) for topic, parts in topics_.items()}
-        for group, topics_ in (await partition_lag(bootstrap, groups)).items()
+        group: {
+            topic: sum(max(end - done, 0) for done, end in parts)
+            for topic, parts in topics_.items()
+        }
+        for group, topics_ in (await partition_offsets(bootstrap, groups)).items()
     }
 
 
@@ -422,7 +425,21 @@ class ConsumerLoop(Generic[E]):
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
             if end is not None:
-                behind = max(end - await consumer.position(tp), 0)
+                position = await consumer.position(tp)
+                if position > end:
+                    # The broker lost the log (a restart of a memory-only broker, or an
+                    # unclean election) and started it again below this member: what it
+                    # holds now was published since, and is read from its start.
+                    log.warning(
+                        "partition behind this consumer: reading it from its start",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        position=position,
+                        end=end,
+                    )
+                    await consumer.seek_to_beginning(tp)
+                    continue
+                behind = end - position
                 PARTITION_LAG.labels(self.service, self.group, tp.topic, str(tp.partition)).set(
                     behind
                 )

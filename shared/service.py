@@ -180,6 +180,9 @@ def _consumers(app: web.Application) -> list[dict[str, Any]]:
     ]
 
 
+DOWN_AFTER_BEATS = 3  # an instance silent for this many heartbeats is down
+
+
 async def heartbeat(app: web.Application) -> AsyncIterator[None]:
     """Every `heartbeat_seconds`, this instance reports itself (`tidegate.service_heartbeats`:
     service, version, host, pid, its consumers) for `sync status`, which shows it down after

@@ -23,6 +23,7 @@ its concurrency slot.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -46,10 +47,18 @@ from shared.config import Settings
 from shared.db import Conn
 from shared.events import ImportStatus
 from shared.failures import is_transient
-from shared.kafka import BROKER_CALL_SECONDS, EventPublisher, partition_lag, partition_of
+from shared.kafka import BROKER_CALL_SECONDS, EventPublisher, partition_of, partition_offsets
 from shared.service import POOL, PUBLISHER, READINESS, SETTINGS
 
 log = structlog.get_logger(__name__)
+
+# The service whose instances consume each chunk group.
+GROUP_SERVICE = {
+    group: service
+    for service, groups in topics.CONSUMER_GROUPS.items()
+    for group in groups
+    if group in topics.CHUNK_GROUPS
+}
 
 # Any fixed number: one auditor reconciles at a time.
 RECONCILER_LOCK = 0x7467_7263
@@ -100,6 +109,8 @@ class Reconciler:
         self._auditor = auditor
         self._settings = settings
         self._stopping = asyncio.Event()
+        # Each chunk group's committed offset per partition, and since when it is that.
+        self._consumed: dict[tuple[str, str, int], tuple[int, float]] = {}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -133,12 +144,15 @@ class Reconciler:
                 IMPORTS_STUCK.set(gauges["stuck"])
                 OLDEST_CHUNK_SECONDS.set(float(gauges["oldest_chunk_seconds"]))
                 stalled = await repository.stalled_imports(conn, self._settings.stall_seconds)
-                queued = await self._queued([row["id"] for row in stalled])
+                queued = await self._queued(conn, [row["id"] for row in stalled])
                 for row in stalled:
                     with structlog.contextvars.bound_contextvars(import_id=str(row["id"])):
                         if row["id"] in queued:
                             REDRIVES.labels("waited_for_consumers").inc()
-                            log.info("import queued behind its consumers; not re-driven")
+                            log.info(
+                                "import queued behind its consumers; not re-driven",
+                                behind=queued[row["id"]],
+                            )
                             continue
                         try:
                             await self._redrive(conn, row)
@@ -152,26 +166,52 @@ class Reconciler:
                 await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILER_LOCK)
         return acted
 
-    async def _queued(self, import_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        """The imports with chunk events still unconsumed by a group on their key's
-        partition. If the broker cannot say, every one is taken as lost (re-driving
-        repeats work at worst; waiting on a broker that lost them would wait for ever)."""
+    async def _queued(
+        self, conn: Conn, import_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, int]]:
+        """The imports whose chunk events still wait, unconsumed, on their key's partition
+        for a group that is working through them (its committed offset there moved within
+        the stall time) or whose service has no instance alive (nothing can take a re-drive
+        before it is back); with those groups' lag ("group topic" → records). Records that
+        an alive group does not move past are taken as lost: a consumer whose broker lost its
+        log may be past them. If the broker cannot say, no import is queued (re-driving
+        repeats work at worst; waiting on a broker that lost the events would wait for
+        ever)."""
         if not import_ids:
-            return set()
+            return {}
         try:
-            lag = await partition_lag(self._settings.kafka_bootstrap_servers, topics.CHUNK_GROUPS)
+            offsets = await partition_offsets(
+                self._settings.kafka_bootstrap_servers, topics.CHUNK_GROUPS
+            )
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("consumer lag unknown; stalled imports taken as lost", error=repr(exc))
-            return set()
-        return {
-            import_id
-            for import_id in import_ids
-            if any(
-                parts and parts[partition_of(str(import_id), len(parts))] > 0
-                for per_topic in lag.values()
-                for parts in per_topic.values()
-            )
-        }
+            return {}
+        alive = await repository.services_alive(conn, self._settings.heartbeat_seconds)
+        now = time.monotonic()
+        waiting: dict[tuple[str, str, int], int] = {}  # (group, topic, partition) → lag
+        for group, per_topic in offsets.items():
+            down = GROUP_SERVICE[group] not in alive
+            for topic, parts in per_topic.items():
+                for partition, (done, end) in enumerate(parts):
+                    where = (group, topic, partition)
+                    last = self._consumed.get(where)
+                    if last is None or last[0] != done:
+                        self._consumed[where] = (done, now)
+                    moving = now - self._consumed[where][1] < self._settings.stall_seconds
+                    if end > done and (moving or down):
+                        waiting[where] = end - done
+        queued = {}
+        for import_id in import_ids:
+            behind = {
+                f"{group} {topic}": waiting[(group, topic, p)]
+                for group, per_topic in offsets.items()
+                for topic, parts in per_topic.items()
+                if parts
+                and (group, topic, p := partition_of(str(import_id), len(parts))) in waiting
+            }
+            if behind:
+                queued[import_id] = behind
+        return queued
 
     async def _redrive(self, conn: Conn, row: asyncpg.Record) -> None:
         import_id: uuid.UUID = row["id"]

@@ -11,6 +11,7 @@ from services.auditor.state import Counts
 from shared import ledger, topics
 from shared.db import Conn
 from shared.events import ChunkLoaded, RowError
+from shared.service import DOWN_AFTER_BEATS
 
 
 async def lock_import(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
@@ -217,3 +218,13 @@ async def progress_gauges(conn: Conn, stall_seconds: float) -> asyncpg.Record:
     )
     assert row is not None
     return row
+
+
+async def services_alive(conn: Conn, heartbeat_seconds: float) -> set[str]:
+    """The services with at least one instance whose heartbeat is recent."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT service FROM tidegate.service_heartbeats"
+        " WHERE last_seen > now() - make_interval(secs => $1)",
+        heartbeat_seconds * DOWN_AFTER_BEATS,
+    )
+    return {r["service"] for r in rows}

@@ -20,11 +20,10 @@ from services.gateway.resources import import_url, respond
 from shared import topics
 from shared.db import Conn
 from shared.kafka import group_lag
-from shared.service import POOL, SETTINGS
+from shared.service import DOWN_AFTER_BEATS, POOL, SETTINGS
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
-DOWN_AFTER_BEATS = 3
 
 
 class Consumer(msgspec.Struct, kw_only=True):

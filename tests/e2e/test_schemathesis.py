@@ -52,6 +52,12 @@ checks.positive_data_acceptance.expected-statuses = [202, 404, 409, 422]
 include-operation-id = "backups.delete"
 checks.positive_data_acceptance.expected-statuses = [202, 404, 409, 422]
 
+# A purge names a table, and its key the primary key's columns with values of their types,
+# which a schema cannot say.
+[[operations]]
+include-operation-id = "purges.create"
+checks.positive_data_acceptance.expected-statuses = [200, 404, 409, 422]
+
 # The key's values must be of the key columns' types, which a schema cannot say.
 [[operations]]
 include-operation-id = "verifications.create"
@@ -111,10 +117,14 @@ async def test_schemathesis_finds_nothing(
             spare_id = (await response.json())["id"]
     values = {"table": customers, "import_id": import_id, "key_id": spare_id}
     key_operations = ("keys.rotate", "keys.revoke")
+    last = (*key_operations, "purges.create", "imports.stream")
     runs = (
-        # Everything but rotating and revoking keys, with a key that stays valid, and the
-        # live stream, which answers until the client leaves (test_console_api tests it).
-        ("main", token, 30, "--exclude-operation-id", (*key_operations, "imports.stream")),
+        # Everything but rotating and revoking keys, with a key that stays valid, purges
+        # (they forget what other operations read), and the live stream, which answers
+        # until the client leaves (test_console_api tests it).
+        ("main", token, 30, "--exclude-operation-id", last),
+        # Purges, once everything else has run.
+        ("purges", token, 10, "--include-operation-id", ("purges.create",)),
         # Rotating and revoking, on a spare admin key (it may well rotate itself away).
         ("keys", spare, 10, "--include-operation-id", key_operations),
     )

@@ -67,3 +67,11 @@ def test_header_mismatch_names_missing_unexpected_and_duplicated() -> None:
 )
 def test_table_names(raw: str, expected: tuple[str, str] | None) -> None:
     assert split_table_name(raw, "public") == expected
+
+
+def test_a_table_name_longer_than_postgresqls_limit_in_bytes_is_no_name() -> None:
+    """PostgreSQL limits names to 63 bytes: 40 two-byte characters are too long (an error
+    there, which answered 500), though only 40 characters."""
+    assert split_table_name("é" * 31, "public") == ("public", "é" * 31)
+    assert split_table_name("é" * 40, "public") is None
+    assert split_table_name(f"{'s' * 63}.t", "public") == ("s" * 63, "t")
