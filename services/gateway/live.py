@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 from aiohttp import web
@@ -39,10 +39,14 @@ def _resume(request: web.Request) -> tuple[int | None, datetime | None]:
     if raw is None:
         return None, None
     if raw.isdigit():
+        if int(raw) >= 2**63:
+            raise invalid("since", "Last-Event-ID is not a cursor this gateway gave.")
         return int(raw), None
     try:
         since = datetime.fromisoformat(raw)
-    except ValueError:
+        if since.tzinfo is not None:
+            since = since.astimezone(UTC)  # out of range once in UTC: not a time at all
+    except (ValueError, OverflowError):
         raise invalid("since", "since (or Last-Event-ID) must be an ISO 8601 time.") from None
     if since.tzinfo is None:
         raise invalid("since", "since (or Last-Event-ID) must carry a time zone.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -63,7 +63,9 @@ def time_param(request: web.Request, name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)  # out of range once in UTC: not a time at all
+    except (ValueError, OverflowError):
         value = None
     if value is None or value.tzinfo is None:
         raise invalid(name, f"{name} must be an ISO 8601 timestamp with a UTC offset.")

@@ -90,6 +90,8 @@ async def test_every_role_gets_the_expected_status_from_every_endpoint(
                     kwargs["json"] = {"name": "made by matrix", "role": "viewer"}
                 elif endpoint.get("body") == "verify":
                     kwargs["json"] = {"tables": [customers]}
+                elif endpoint.get("body") == "purge":
+                    kwargs["json"] = {"table": "public.matrix_never_imported"}
                 async with session.request(endpoint["method"], path, **kwargs) as response:
                     if response.status != 200 or not endpoint.get("stream"):
                         await response.read()  # a stream answers until the client leaves

@@ -42,12 +42,12 @@ FILL = [
     # imports, spread over a year, keys and teams
     "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, status,"
     " key_id, team, created_at, updated_at, finished_at)"
-    " SELECT gen_random_uuid(), 'public.t' || (i % 200), '{{id}}', 1000, 'http', 'completed',"
+    " SELECT gen_random_uuid(), 'public.fill_t' || (i % 200), '{{id}}', 1000, 'http', 'completed',"
     " ('00000000-0000-4000-8000-' || lpad(to_hex(i % 500), 12, '0'))::uuid, 't' || (i % 50),"
     " now() - make_interval(mins => i), now() - make_interval(mins => i),"
     " now() - make_interval(mins => i) FROM generate_series(1, {imports}) AS i",
     "CREATE TEMP TABLE fill_ids ON COMMIT DROP AS SELECT id, row_number() OVER () AS n"
-    " FROM tidegate.imports",
+    " FROM tidegate.imports WHERE target_table LIKE 'public.fill\\_t%'",
     "INSERT INTO tidegate.row_errors (import_id, seq, stage, line, column_name, code,"
     " message, value, severity) SELECT f.id, 0, 'validated', i, 'c' || (i % 9),"
     " 'invalid_date', 'not a date', (i % 10000)::text, 'error'"
@@ -72,15 +72,15 @@ FILL = [
     " rows_failed) SELECT f.id, i / 50000, 'validated', 1000, 1000, 0"
     " FROM generate_series(1, {chunk_progress}) AS i JOIN fill_ids f ON f.n = 1 + i % 50000",
     "INSERT INTO tidegate.load_lineage (import_id, seq, part, target_table, row_count, keys)"
-    " SELECT f.id, i / 50000, 0, 'public.t' || (i % 200), 1, jsonb_build_array("
+    " SELECT f.id, i / 50000, 0, 'public.fill_t' || (i % 200), 1, jsonb_build_array("
     " jsonb_build_array(i)) FROM generate_series(1, {load_lineage}) AS i"
     " JOIN fill_ids f ON f.n = 1 + i % 50000",
     "INSERT INTO tidegate.backups (id, tables, status, key_id, team, created_at)"
-    " SELECT gen_random_uuid(), ARRAY['public.t' || (i % 200)], 'completed',"
+    " SELECT gen_random_uuid(), ARRAY['public.fill_t' || (i % 200)], 'completed',"
     " ('00000000-0000-4000-8000-' || lpad(to_hex(i % 500), 12, '0'))::uuid, 't' || (i % 50),"
     " now() - make_interval(mins => i) FROM generate_series(1, {backups}) AS i",
     "INSERT INTO tidegate.verifications (id, tables, status, key_id, team, created_at)"
-    " SELECT gen_random_uuid(), ARRAY['public.t' || (i % 200)], 'completed',"
+    " SELECT gen_random_uuid(), ARRAY['public.fill_t' || (i % 200)], 'completed',"
     " ('00000000-0000-4000-8000-' || lpad(to_hex(i % 500), 12, '0'))::uuid, 't' || (i % 50),"
     " now() - make_interval(mins => i) FROM generate_series(1, {verifications}) AS i",
     "INSERT INTO tidegate.operations (id, kind, trigger, import_id, status, finished_at)"
