@@ -52,14 +52,6 @@ from shared.service import POOL, PUBLISHER, READINESS, SETTINGS
 
 log = structlog.get_logger(__name__)
 
-# The service whose instances consume each chunk group.
-GROUP_SERVICE = {
-    group: service
-    for service, groups in topics.CONSUMER_GROUPS.items()
-    for group in groups
-    if group in topics.CHUNK_GROUPS
-}
-
 # Any fixed number: one auditor reconciles at a time.
 RECONCILER_LOCK = 0x7467_7263
 PASS_LOCK_TIMEOUT_MS = 2000  # a row another transaction holds is looked at next pass
@@ -170,13 +162,13 @@ class Reconciler:
         self, conn: Conn, import_ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, dict[str, int]]:
         """The imports whose chunk events still wait, unconsumed, on their key's partition
-        for a group that is working through them (its committed offset there moved within
-        the stall time) or whose service has no instance alive (nothing can take a re-drive
-        before it is back); with those groups' lag ("group topic" → records). Records that
-        an alive group does not move past are taken as lost: a consumer whose broker lost its
-        log may be past them. If the broker cannot say, no import is queued (re-driving
-        repeats work at worst; waiting on a broker that lost the events would wait for
-        ever)."""
+        for a group that is working through them: its committed offset there moved within
+        the stall time, or the group had no member alive and joined then (heartbeats;
+        nothing could take a re-drive before one is back); with those groups' lag.
+        Records that an alive group does not move past are taken as lost: a consumer
+        whose broker lost its log may be past them. If the broker cannot say, no import is
+        queued (re-driving repeats work at worst; waiting on a broker that lost the events
+        would wait for ever)."""
         if not import_ids:
             return {}
         try:
@@ -186,19 +178,21 @@ class Reconciler:
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("consumer lag unknown; stalled imports taken as lost", error=repr(exc))
             return {}
-        alive = await repository.services_alive(conn, self._settings.heartbeat_seconds)
+        consuming = await repository.groups_consuming(conn, self._settings.heartbeat_seconds)
         now = time.monotonic()
         waiting: dict[tuple[str, str, int], int] = {}  # (group, topic, partition) → lag
         for group, per_topic in offsets.items():
-            down = GROUP_SERVICE[group] not in alive
+            down = group not in consuming
             for topic, parts in per_topic.items():
                 for partition, (done, end) in enumerate(parts):
                     where = (group, topic, partition)
                     last = self._consumed.get(where)
-                    if last is None or last[0] != done:
+                    if last is None or last[0] != done or down:
+                        # Moved, or no instance could move it: a group back from being
+                        # down has the stall time to move before its records count as lost.
                         self._consumed[where] = (done, now)
                     moving = now - self._consumed[where][1] < self._settings.stall_seconds
-                    if end > done and (moving or down):
+                    if end > done and moving:
                         waiting[where] = end - done
         queued = {}
         for import_id in import_ids:

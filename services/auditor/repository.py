@@ -220,11 +220,14 @@ async def progress_gauges(conn: Conn, stall_seconds: float) -> asyncpg.Record:
     return row
 
 
-async def services_alive(conn: Conn, heartbeat_seconds: float) -> set[str]:
-    """The services with at least one instance whose heartbeat is recent."""
+async def groups_consuming(conn: Conn, heartbeat_seconds: float) -> set[str]:
+    """The consumer groups with a member alive and joined: an instance whose heartbeat is
+    recent says its consumer loop of the group is running."""
     rows = await conn.fetch(
-        "SELECT DISTINCT service FROM tidegate.service_heartbeats"
-        " WHERE last_seen > now() - make_interval(secs => $1)",
+        "SELECT DISTINCT c->>'group' AS grp FROM tidegate.service_heartbeats h,"
+        " jsonb_array_elements(coalesce(h.detail->'consumers', '[]'::jsonb)) AS c"
+        " WHERE h.last_seen > now() - make_interval(secs => $1)"
+        " AND (c->>'running')::boolean",
         heartbeat_seconds * DOWN_AFTER_BEATS,
     )
-    return {r["service"] for r in rows}
+    return {r["grp"] for r in rows}

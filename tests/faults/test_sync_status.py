@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from tests.e2e.test_cli_admin import _cli
-from tests.faults.conftest import Scenario
+from tests.faults.conftest import CHUNKS, Scenario
 from tidegate import client
 from tidegate.keys import create_key
 
@@ -40,11 +40,14 @@ async def test_a_stopped_loader_is_down_and_its_lag_grows(scenario: Scenario) ->
     for _ in range(120):
         status = await _status(scenario)
         lags.append(status["consumer_lag"]["groups"][LOADER_GROUP][VALIDATED])
-        if "loader" in status["services_down"] and len(set(lags)) >= 3:
+        if "loader" in status["services_down"] and lags[-1] == CHUNKS:
             break
         await asyncio.sleep(0.5)
     assert status["healthy"] is False and status["services_down"] == ["loader"], status
-    assert lags[-1] > 0 and sorted(lags) == lags and len(set(lags)) >= 3  # it grows
+    assert lags[0] < CHUNKS and sorted(lags) == lags  # it grows to every chunk of the import
+    await asyncio.sleep(3 * 5)  # three stall times: the queued chunks are not re-driven
+    status = await _status(scenario)
+    assert status["consumer_lag"]["groups"][LOADER_GROUP][VALIDATED] == CHUNKS
     assert [i for i in status["imports_running"] if i["id"] == import_id]
     code, out, _ = await _cli(
         "sync", "status", "--api", scenario.stack.api_url, key=scenario.watcher
