@@ -114,7 +114,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     streams = request.app[STREAMS]
     sender = _Sender(only)
     async with streams.open(principal, request[TOKEN], live=True) as watch:
-        await streams.cursor()  # the watcher's start: what commits from now is handed over
+        opened = await streams.start()
         response = await sse.open_stream(request)
         await response.write(b"retry: 2000\n\n")
         while after is not None or since is not None:  # the backlog, page by page
@@ -135,7 +135,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             after, since = int(rows[-1]["change"]), None
         quiet = 0.0
         while (changes := await _next(request, watch)) is not None:
-            out = sender.frames(changes)
+            out = sender.frames([c for c in changes if not opened.committed(c.row["change"])])
             quiet = 0.0 if out else quiet + (0 if changes else CHECK_SECONDS)
             if quiet >= HEARTBEAT_SECONDS:
                 out, quiet = b": still here\n\n", 0.0

@@ -41,6 +41,19 @@ QUEUE_BATCHES = 256  # polls' worth of changes a stream may have unsent before i
 BATCH_ROWS = 2000
 
 
+class Snapshot:
+    """Which transactions had committed when a stream opened (`pg_current_snapshot()`):
+    what they changed is the stream's backlog, not news."""
+
+    def __init__(self, text: str) -> None:
+        xmin, xmax, running = text.split(":")
+        self.xmin, self.xmax = int(xmin), int(xmax)
+        self.running = {int(x) for x in running.split(",") if x}
+
+    def committed(self, xid: int) -> bool:
+        return xid < self.xmin or (xid < self.xmax and xid not in self.running)
+
+
 class Change:
     """One import row as the watcher read it, with the cursor a client resumes from."""
 
@@ -127,6 +140,13 @@ class Streams:
                 self._cursor, _ = await repository.changed_imports(conn, limit=0)
         return self._cursor
 
+    async def start(self) -> Snapshot:
+        """For a stream opening: what commits from now on will be handed to it, and what had
+        committed already (its backlog is read, not handed over)."""
+        await self.cursor()
+        async with self._pool.acquire() as conn:
+            return Snapshot(await conn.fetchval("SELECT pg_current_snapshot()::text"))
+
     async def run(self) -> None:
         """Watch while streams are open; re-check their keys every REVALIDATE_SECONDS."""
         stopping = self._stopping
@@ -143,6 +163,7 @@ class Streams:
                 if not is_transient(exc):
                     log.exception("stream watcher failed; will retry")
             if not self._open:
+                self._cursor = None  # no one listens: the next stream starts from then
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 5)

@@ -159,3 +159,37 @@ async def test_a_change_committed_long_after_it_began_is_sent(
             "UPDATE tidegate.imports SET status = 'failed', finished_at = now() WHERE id = $1",
             busy,
         )
+
+
+async def test_a_stream_sends_only_what_changes_after_it_opened(
+    services: Running, make_key: MakeKey, db: asyncpg.Connection, customers: str
+) -> None:
+    """Changes committed before a stream opened (and before `since`) are not news: opened
+    without a resume point, it sends only what changes from then on, however old the
+    watcher's cursor (a console listing imports prepended old ones)."""
+    before = uuid.UUID(await unfinished_import(db, customers))
+    await db.execute("UPDATE tidegate.imports SET version = version + 1 WHERE id = $1", before)
+    after = uuid.UUID(await unfinished_import(db, customers))
+    token = await make_key("admin", name="only news")
+    async with aiohttp.ClientSession(base_url=services.api, headers=bearer(token)) as http:
+        async with http.get(STREAM) as stream:
+            await asyncio.sleep(1)  # the watcher looks at least once meanwhile
+            await db.execute(
+                "UPDATE tidegate.imports SET status = 'failed', finished_at = now(),"
+                " version = version + 1 WHERE id = $1",
+                after,
+            )
+            seen = []
+            async with asyncio.timeout(10):
+                async for kind, _, data in _frames(stream):
+                    if kind == "import":
+                        seen.append((data["id"], data["status"]))
+                    if (str(after), "failed") in seen:
+                        break
+    assert str(before) not in {i for i, _ in seen}, seen
+    for import_id in (before, after):
+        await db.execute(
+            "UPDATE tidegate.imports SET status = 'failed', finished_at = now()"
+            " WHERE id = $1 AND finished_at IS NULL",
+            import_id,
+        )
