@@ -426,7 +426,7 @@ class ConsumerLoop(Generic[E]):
             end = consumer.highwater(tp)
             if end is not None:
                 position = await consumer.position(tp)
-                if position > end:
+                if position > end and position > (await consumer.end_offsets([tp]))[tp]:
                     # The broker lost the log (a restart of a memory-only broker, or an
                     # unclean election) and started it again below this member: what it
                     # holds now was published since, and is read from its start.

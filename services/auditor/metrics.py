@@ -17,6 +17,11 @@ REDRIVES = Counter(
     " import_failed: an import given up on).",
     ["action"],
 )
+RECONCILER_PASSES = Counter(
+    "tidegate_reconciler_passes_total",
+    "Passes the reconciler finished (one auditor at a time makes them; a pass never waits"
+    " long on a lock, so this keeps growing).",
+)
 IMPORTS_UNFINISHED = Gauge("tidegate_imports_unfinished", "Imports not yet in a final state.")
 IMPORTS_STUCK = Gauge(
     "tidegate_imports_stuck", "Unfinished imports re-driven and still without progress."

@@ -40,6 +40,7 @@ from services.auditor.metrics import (
     IMPORTS_STUCK,
     IMPORTS_UNFINISHED,
     OLDEST_CHUNK_SECONDS,
+    RECONCILER_PASSES,
     REDRIVES,
 )
 from shared import imports, journal, operations, topics
@@ -153,6 +154,7 @@ class Reconciler:
                             continue
                         acted += 1
                 await self._resend_operations(conn)
+                RECONCILER_PASSES.inc()
             finally:
                 await conn.execute("RESET lock_timeout")
                 await conn.execute("SELECT pg_advisory_unlock($1)", RECONCILER_LOCK)

@@ -55,11 +55,25 @@ GENERIC = {
 }
 
 
+def _no_nul(request: web.Request) -> None:
+    """400 for a query parameter holding NUL, which PostgreSQL text cannot hold."""
+    for name, value in request.query.items():
+        if "\x00" in name or "\x00" in value:
+            raise Problem(
+                400,
+                "invalid-parameter",
+                "Invalid parameter",
+                "A query parameter holds a NUL character.",
+                parameter=name.replace("\x00", ""),
+            )
+
+
 @web.middleware
 async def problem_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     try:
+        _no_nul(request)
         return await handler(request)
     except Problem:
         raise

@@ -170,3 +170,10 @@ async def test_times_out_of_range_are_400(
     async with http.get(path, params={name: value}) as answer:
         problem = await answer.json(content_type=None)
     assert (answer.status, problem["parameter"]) == (400, name)
+
+
+async def test_a_nul_in_a_query_parameter_is_400(http: aiohttp.ClientSession) -> None:
+    """It answered 500 (PostgreSQL text cannot hold NUL; found by Schemathesis)."""
+    async with http.get("/api/v1/audit-log", params={"action": "a\x00b"}) as answer:
+        problem = await answer.json(content_type=None)
+    assert (answer.status, problem["parameter"]) == (400, "action")
