@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 
@@ -24,7 +25,7 @@ import msgspec
 
 from shared import journal, operations, topics
 from shared.db import Conn
-from shared.events import ChunkSubmitted, Mode, encode, event_id, event_type
+from shared.events import ChunkSubmitted, Mode, encode, event_id, type_tag
 
 
 async def register_import(
@@ -81,33 +82,52 @@ async def hold_for_rollback(conn: Conn, import_id: uuid.UUID) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(import_id))
 
 
-async def store_chunk(conn: Conn, event: ChunkSubmitted, *, published: bool) -> None:
-    """Keep a chunk.submitted event in the outbox. Unpublished, the relay publishes it;
-    either way the reconciler can re-drive it. A chunk already stored is left as it is."""
+async def store_chunk(
+    conn: Conn, event: ChunkSubmitted, *, published: bool, payload: bytes | None = None
+) -> None:
+    """Keep a chunk.submitted event in the outbox (`payload`: the event already encoded).
+    Unpublished, the relay publishes it; either way the reconciler can re-drive it. A
+    chunk already stored is left as it is."""
+    await store_encoded_chunk(
+        conn,
+        event.import_id,
+        event.seq,
+        encode(event) if payload is None else payload,
+        published=published,
+    )
+
+
+async def store_encoded_chunk(
+    conn: Conn, import_id: uuid.UUID, seq: int, payload: bytes, *, published: bool
+) -> None:
+    """`store_chunk` of a chunk.submitted event already encoded."""
     await conn.execute(
         "INSERT INTO tidegate.outbox"
         " (event_id, event_type, topic, key, payload, import_id, published_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END)"
         " ON CONFLICT (event_id) DO NOTHING",
-        event_id(event),
-        event_type(event),
+        f"{import_id}:{seq}:submitted",  # as events.event_id says
+        type_tag(ChunkSubmitted),
         topics.CHUNK_SUBMITTED,
-        str(event.import_id),  # one partition per import: chunks are validated in order
-        encode(event),
-        event.import_id,
+        str(import_id),  # one partition per import: chunks are validated in order
+        payload,
+        import_id,
         published,
     )
 
 
-async def matches_stored_copy(conn: Conn, event: ChunkSubmitted, *, required: bool) -> bool:
-    """True if `event` is the chunk stored in the outbox under its id, byte for byte as
-    encoded; when none is stored, `not required`."""
-    payload = await conn.fetchval(
-        "SELECT payload FROM tidegate.outbox WHERE event_id = $1", event_id(event)
+async def matches_stored_copy(
+    conn: Conn, event: ChunkSubmitted, payload: bytes, *, required: bool
+) -> bool:
+    """True if `payload` (`event` encoded) is the chunk stored in the outbox under the
+    event's id, byte for byte (compared by SHA-256, so the copy is not read back); when
+    none is stored, `not required`."""
+    stored = await conn.fetchval(
+        "SELECT sha256(payload) FROM tidegate.outbox WHERE event_id = $1", event_id(event)
     )
-    if payload is None:
+    if stored is None:
         return not required
-    return bytes(payload) == encode(event)
+    return bytes(stored) == hashlib.sha256(payload).digest()
 
 
 async def fail_import(conn: Conn, import_id: uuid.UUID, reason: str, by: str) -> int | None:

@@ -123,17 +123,19 @@ class ParsedUpload:
         self._spool = tempfile.SpooledTemporaryFile(max_size=self.SPOOL_MEMORY)
 
     def add(self, event: events.ChunkSubmitted) -> None:
+        """Spool the event, encoded once: it is stored as it is spooled."""
         data = events.encode(event)
         self._spool.write(len(data).to_bytes(4, "big"))
         self._spool.write(data)
         self.chunks += 1
 
-    def events(self) -> Iterator[events.ChunkSubmitted]:
+    def payloads(self) -> Iterator[tuple[int, bytes]]:
+        """(seq, encoded chunk event) of every chunk, in order."""
         self._spool.seek(0)
+        seq = 0
         while size := int.from_bytes(self._spool.read(4), "big"):
-            event = events.decode(self._spool.read(size))
-            assert isinstance(event, events.ChunkSubmitted)
-            yield event
+            yield seq, self._spool.read(size)
+            seq += 1
 
     def close(self) -> None:
         self._spool.close()
@@ -259,8 +261,8 @@ async def record_import(
 ) -> ImportReceived:
     """Store the import with its chunk events in the outbox. Call inside a transaction."""
     assert conn.is_in_transaction()
-    for event in parsed.events():
-        await imports.store_chunk(conn, event, published=False)
+    for seq, payload in parsed.payloads():
+        await imports.store_encoded_chunk(conn, parsed.import_id, seq, payload, published=False)
     record = await repository.insert_import(
         conn,
         import_id=parsed.import_id,

@@ -123,6 +123,7 @@ async def _cut_chunks(
 async def _cut_lineage(conn: Conn, table: str, typed: Any) -> Counter[str]:
     """Remove the key from the lineage and the row images of every import into `table`."""
     gone: Counter[str] = Counter()
+    key = msgspec.json.decode(typed)
     for store, aligned in (("load_lineage", ()), ("row_images", ("before",))):
         rows = await conn.fetch(
             f"SELECT import_id, seq, part, keys, digests{''.join(', ' + a for a in aligned)}"  # noqa: S608
@@ -133,7 +134,7 @@ async def _cut_lineage(conn: Conn, table: str, typed: Any) -> Counter[str]:
         )
         for row in rows:
             keys = msgspec.json.decode(row["keys"])
-            keep = [i for i, k in enumerate(keys) if k != msgspec.json.decode(typed)]
+            keep = [i for i, k in enumerate(keys) if k != key]
             gone[store] += len(keys) - len(keep)
             where = (row["import_id"], row["seq"], row["part"])
             if not keep:

@@ -28,6 +28,7 @@ from shared.events import (
     DuplicatePolicy,
     Event,
     RowError,
+    encode,
     shape_problem,
 )
 from shared.failures import is_transient
@@ -74,6 +75,7 @@ class ChunkValidator:
                 EVENTS_IGNORED.labels("validator", "import_finished").inc()
                 log.info("chunk of a finished import ignored", seq=event.seq)
                 return []
+            payload = encode(event)  # compared with the stored copy, or stored
             if state is None:
                 await imports.register_import(
                     conn,
@@ -84,7 +86,9 @@ class ChunkValidator:
                     mode=event.mode,
                     producer=delivery.source,
                 )
-            elif not await imports.matches_stored_copy(conn, event, required=not state.upstream):
+            elif not await imports.matches_stored_copy(
+                conn, event, payload, required=not state.upstream
+            ):
                 # A chunk of a known import must be the copy tidegate stored for it: the
                 # gateway's for an upload, the first one received for an upstream import.
                 raise InvalidEvent(
@@ -119,7 +123,7 @@ class ChunkValidator:
                     event, [], [], [], len(event.rows), "reject", chunk_error=reason
                 )
             if state is None or state.upstream:  # the gateway's chunks are stored already
-                await imports.store_chunk(conn, event, published=True)
+                await imports.store_chunk(conn, event, published=True, payload=payload)
             await repository.record_verdict(conn, result)
         return [(topics.CHUNK_VALIDATED, result, str(event.import_id))]
 
