@@ -10,7 +10,12 @@ in the same run:
 - the 10,000-row file, upload → completed, median of 5;
 - 8 keys importing a 10,000-row file each at once (the seed's workload): aggregate rows/s;
 - recovery on the clean import: verify-data, backup, rollback, restore;
-- each process's peak RSS.
+- each process's peak RSS;
+- Debian's `pgloader` on the same files into the same table shape on the same server (on the
+  2 %-bad file, on a 100,000-row file of the same kind: it retries bad rows one by one);
+- bytes the services published to the broker per row, PostgreSQL WAL bytes per row
+  (`pg_stat_wal`), each stage's time per chunk (p50/p95, from the services' histograms);
+- the broker's resident memory after each of 20 consecutive 100,000-row imports.
 
 `--profile` samples every service with py-spy during the clean run and prints where each
 spends its time (collapsed stacks in bench/profiles/, for speedscope or flamegraph.pl).
@@ -22,11 +27,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +48,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tidegate import client
 from tidegate.keys import create_key
-from tidegate.sample_data import TABLE_SQL, write_file
+from tidegate.sample_data import HEADER, TABLE_SQL, write_file
 from tidegate.stack import SERVICES, Stack
 
 DATA = Path(__file__).parent / "data"
@@ -71,6 +79,71 @@ async def raw_copy(database_url: str, path: Path) -> float:
         with path.open("rb") as source:
             await conn.copy_to_table("bench_copy", source=source, format="csv", header=True)
         return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+PGLOADER_BAD_ROWS = 100_000  # pgloader retries a refused batch row by row: ~550 rows/s
+
+
+def pgloader(database_url: str, path: Path, table: str) -> float | None:
+    """Seconds for Debian's pgloader to load the file into a fresh table of the same shape
+    (None when pgloader is not installed). It runs with its defaults (4 workers, batches
+    of 25,000 rows), truncating nothing and creating nothing."""
+    program = shutil.which("pgloader")
+    if program is None:
+        return None
+    asyncio.run(_fresh_table(database_url, table))
+    columns = ", ".join(HEADER)
+    command = f"""LOAD CSV FROM '{path.resolve()}' ({columns})
+INTO {pgloader_url(database_url)}?tablename={table} ({columns})
+WITH skip header = 1, fields optionally enclosed by '"', fields escaped by double-quote,
+     fields terminated by ',';
+"""
+    with tempfile.TemporaryDirectory() as work:
+        load = Path(work) / "bench.load"
+        load.write_text(command)
+        started = time.perf_counter()
+        done = subprocess.run(
+            [program, "--quiet", "--root-dir", work, str(load)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"pgloader failed: {done.stderr[-2000:]}")
+    return elapsed
+
+
+def pgloader_url(database_url: str) -> str:
+    """The URL in pgloader's syntax: a Unix socket directory (the embedded server's
+    `?host=/dir`) is written `unix:/dir:port`."""
+    parts = urllib.parse.urlsplit(database_url)
+    query = urllib.parse.parse_qs(parts.query)
+    user = parts.username or "postgres"
+    database = parts.path.lstrip("/") or user
+    if "host" in query and query["host"][0].startswith("/"):
+        directory = Path(query["host"][0])
+        socket = next(directory.glob(".s.PGSQL.*"))
+        port = socket.name.rsplit(".", maxsplit=1)[-1]
+        return f"postgresql://{user}@unix:{directory}:{port}/{database}"
+    return urllib.parse.urlunsplit(parts._replace(query=""))
+
+
+async def _fresh_table(database_url: str, table: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(TABLE_SQL.format(table=f"public.{table}"))
+    finally:
+        await conn.close()
+
+
+async def wal_bytes(database_url: str) -> int:
+    """WAL bytes PostgreSQL has written since its statistics were reset."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT wal_bytes FROM pg_stat_wal"))
     finally:
         await conn.close()
 
@@ -269,6 +342,62 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+async def scrape(stack: Stack) -> dict[str, str]:
+    """Each service's /metrics text."""
+    texts = {}
+    async with aiohttp.ClientSession() as session:
+        for name in SERVICES:
+            async with session.get(f"http://127.0.0.1:{stack.ports[name]}/metrics") as answer:
+                texts[name] = await answer.text()
+    return texts
+
+
+def published_bytes(texts: dict[str, str]) -> float:
+    """Bytes of event values all services have sent to the broker."""
+    return sum(
+        sample.value
+        for text in texts.values()
+        for family in text_string_to_metric_families(text)
+        if family.name == "tidegate_event_bytes_published"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
+def handle_buckets(texts: dict[str, str]) -> dict[str, dict[float, float]]:
+    """Per consumer: the cumulative bucket counts of its time per event (all topics)."""
+    found: dict[str, dict[float, float]] = {}
+    for name, text in texts.items():
+        for family in text_string_to_metric_families(text):
+            if family.name != "tidegate_event_handle_seconds":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket") and sample.labels["service"] == name:
+                    bound = float(sample.labels["le"])
+                    buckets = found.setdefault(name, {})
+                    buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    return found
+
+
+def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The q-quantile of the observations between two readings of a histogram (the upper
+    bound of the bucket it falls in, as Prometheus' histogram_quantile would start)."""
+    counts = sorted((bound, after[bound] - before.get(bound, 0.0)) for bound in after)
+    total = counts[-1][1] if counts else 0.0
+    for bound, seen in counts:
+        if total and seen >= q * total:
+            return bound
+    return float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 async def busy_seconds(stack: Stack) -> dict[str, float]:
     """Time each consumer spent applying events (sum of tidegate_event_handle_seconds)."""
     busy: dict[str, float] = {}
@@ -294,36 +423,70 @@ async def busy_seconds(stack: Stack) -> dict[str, float]:
     return busy
 
 
+def measure(
+    stack: Stack, label: str, path: Path, table: str, rows: int, *, profile: bool
+) -> tuple[Any, ...]:
+    """One import of the big file, with what each part of the stack spent on it."""
+    url, api = stack.database_url, stack.api_url
+    before = asyncio.run(busy_seconds(stack))
+    texts_before = asyncio.run(scrape(stack))
+    wal_before = asyncio.run(wal_bytes(url))
+    asyncio.run(reset_statements(url))
+    cpu_before = cpu_seconds(stack)
+    with profiling(stack, profile and label == "clean") as profiles:
+        elapsed, final = asyncio.run(pipeline(url, api, path, table))
+    cpu = cpu_used(cpu_before, cpu_seconds(stack))
+    after = asyncio.run(busy_seconds(stack))
+    texts_after = asyncio.run(scrape(stack))
+    carried = {
+        "broker bytes/row": (published_bytes(texts_after) - published_bytes(texts_before)) / rows,
+        "WAL bytes/row": (asyncio.run(wal_bytes(url)) - wal_before) / rows,
+    }
+    hist_before, hist_after = handle_buckets(texts_before), handle_buckets(texts_after)
+    per_chunk = {
+        name: (
+            quantile(hist_before.get(name, {}), buckets, 0.5),
+            quantile(hist_before.get(name, {}), buckets, 0.95),
+        )
+        for name, buckets in hist_after.items()
+    }
+    busy = {k: after[k] - before.get(k, 0.0) for k in after}
+    statements = asyncio.run(statement_times(url))
+    return (label, elapsed, final, busy, statements, profiles, cpu, carried, per_chunk)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--clean-only", action="store_true", help="skip the file with 2%% bad rows")
     parser.add_argument("--profile", action="store_true", help="py-spy each service (clean run)")
+    parser.add_argument(
+        "--broker-imports", type=int, default=20, help="100,000-row imports for broker memory"
+    )
     args = parser.parse_args()
     big, small = dataset(args.rows), dataset(10_000)
     bad = None if args.clean_only else dataset(args.rows, bad_every=50)
+    bad_sample = None if args.clean_only else dataset(PGLOADER_BAD_ROWS, bad_every=50)
+    medium = dataset(100_000) if args.broker_imports else None
     os.environ.setdefault("TIDEGATE_MAX_FILE_BYTES", str(1 << 30))
-    os.environ.setdefault("TIDEGATE_MAX_RECORDS_PER_IMPORT", str(args.rows))
+    os.environ.setdefault("TIDEGATE_MAX_RECORDS_PER_IMPORT", str(max(args.rows, 100_000)))
     stack = Stack(Path(".tidegate") / "bench", pg_preload=("pg_stat_statements",))
     stack.start()
     url, api = stack.database_url, stack.api_url
+    peers: dict[str, tuple[int, float | None]] = {}
+    broker_rss: list[float] = []
     try:
         copy_s = asyncio.run(raw_copy(url, big))
+        peers["clean"] = (args.rows, pgloader(url, big, "bench_pgloader"))
+        if bad_sample is not None:
+            peers["2% bad"] = (PGLOADER_BAD_ROWS, pgloader(url, bad_sample, "bench_pgloader_bad"))
         runs = [("clean", big, "bench_pipeline")]
         if bad is not None:
             runs.append(("2% bad", bad, "bench_pipeline_bad"))
-        results = []
-        for label, path, table in runs:
-            before = asyncio.run(busy_seconds(stack))
-            asyncio.run(reset_statements(url))
-            cpu_before = cpu_seconds(stack)
-            with profiling(stack, args.profile and label == "clean") as profiles:
-                elapsed, final = asyncio.run(pipeline(url, api, path, table))
-            cpu = cpu_used(cpu_before, cpu_seconds(stack))
-            after = asyncio.run(busy_seconds(stack))
-            busy = {k: after[k] - before.get(k, 0.0) for k in after}
-            statements = asyncio.run(statement_times(url))
-            results.append((label, elapsed, final, busy, statements, profiles, cpu))
+        results = [
+            measure(stack, label, path, table, args.rows, profile=args.profile)
+            for label, path, table in runs
+        ]
         clean = results[0][2]
         undo = asyncio.run(recovery(url, api, clean["id"], "public.bench_pipeline"))
         small_runs = [
@@ -331,12 +494,49 @@ def main() -> None:
             for n in range(5)
         ]
         concurrent_s = asyncio.run(concurrent(url, api, small))
+        broker = stack._broker._process if stack._broker is not None else None
+        if medium is not None and broker is not None:
+            print(f"broker RSS after each of {args.broker_imports} 100,000-row imports:")
+            for n in range(args.broker_imports):
+                asyncio.run(pipeline(url, api, medium, f"bench_broker_{n}"))
+                broker_rss.append(rss_mb(broker.pid))
+                print(f"  import {n + 1:2}: {broker_rss[-1]:6.0f} MB", flush=True)
         rss = {name: peak_rss_mb(p.pid) for name, p in stack.processes.items()}
-        if stack._broker is not None and stack._broker._process is not None:
-            rss["broker (tansu)"] = peak_rss_mb(stack._broker._process.pid)
+        if broker is not None:
+            rss["broker (tansu)"] = peak_rss_mb(broker.pid)
     finally:
         stack.stop()
     report(args.rows, big, copy_s, results, undo, small_runs, concurrent_s, rss)
+    report_peers(args.rows, copy_s / args.rows, results, peers, broker_rss)
+
+
+def report_peers(
+    total_rows: int,
+    copy_row_s: float,
+    results: list[Any],
+    peers: dict[str, tuple[int, float | None]],
+    broker_rss: list[float],
+) -> None:
+    """pgloader beside the pipeline, and the broker's memory over consecutive imports."""
+    rows = {label: elapsed for label, elapsed, *_ in results}
+    for label, (count, seconds) in peers.items():
+        if seconds is None:
+            print(f"pgloader, {label}: not installed (scripts/system-deps.sh installs it)")
+            continue
+        rate = count / seconds
+        line = (
+            f"pgloader, {label:<7} ({count:,} rows)     : {seconds:7.2f}s  {rate:10,.0f} rows/s"
+            f"  = {copy_row_s * rate:.2f} of COPY's rate"
+        )
+        if label in rows:
+            mine = total_rows / rows[label]
+            line += f"; the pipeline's rate is {mine / rate:.2f} x pgloader's"
+        print(line)
+    if broker_rss:
+        print(
+            f"broker RSS over {len(broker_rss)} imports of 100,000 rows: first {broker_rss[0]:.0f}"
+            f" MB, last {broker_rss[-1]:.0f} MB, max {max(broker_rss):.0f} MB"
+        )
 
 
 def report(
@@ -355,7 +555,7 @@ def report(
         f"{psutil.cpu_count()} cores"
     )
     print(f"raw COPY (asyncpg, same table shape) : {copy_s:7.2f}s  {copy_rate:10,.0f} rows/s")
-    for label, elapsed, final, busy, statements, profiles, cpu in results:
+    for label, elapsed, final, busy, statements, profiles, cpu, carried, per_chunk in results:
         counts = final["counts"]
         print(
             f"pipeline, {label:<7} upload→final     : {elapsed:7.2f}s  "
@@ -380,6 +580,11 @@ def report(
             f"    CPU seconds ({sum(cpu.values()):.1f} in all,"
             f" of {elapsed * psutil.cpu_count():.1f} available): "
             + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+        )
+        print("    " + ", ".join(f"{k} {v:,.0f}" for k, v in carried.items()))
+        print(
+            "    time per event (p50/p95, histogram bucket bounds): "
+            + ", ".join(f"{k} {lo * 1000:g}/{hi * 1000:g} ms" for k, (lo, hi) in per_chunk.items())
         )
         print("    PostgreSQL execution time by statement kind (pg_stat_statements):")
         for kind, calls, seconds in statements:

@@ -36,6 +36,7 @@ from shared.failures import is_transient
 from shared.metrics import (
     CONSUMER_LAG,
     CONSUMER_RECONNECTS,
+    EVENT_BYTES_PUBLISHED,
     EVENT_SECONDS,
     EVENTS_CONSUMED,
     PARTITION_LAG,
@@ -153,6 +154,7 @@ class EventPublisher:
     def __init__(self, producer: AIOKafkaProducer, source: str) -> None:
         self._producer = producer
         self.source = source
+        self._service = source.rsplit("/", maxsplit=1)[-1]
 
     async def send(self, items: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
         """Send events; the returned futures complete when the broker acknowledges them."""
@@ -193,6 +195,8 @@ class EventPublisher:
 
     async def send_records(self, records: Sequence[RawRecord]) -> list[asyncio.Future[Any]]:
         """Send already-encoded records; futures complete on acknowledgement."""
+        for topic, value, _, _ in records:
+            EVENT_BYTES_PUBLISHED.labels(self._service, topic).inc(len(value))
         return [
             await asyncio.wait_for(
                 self._producer.send(topic, value, key=key, headers=headers), BROKER_CALL_SECONDS

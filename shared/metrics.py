@@ -33,6 +33,11 @@ PARTITION_LAG = Gauge(
     " measured while it owned the partition).",
     ["service", "group", "topic", "partition"],
 )
+EVENT_BYTES_PUBLISHED = Counter(
+    "tidegate_event_bytes_published_total",
+    "Bytes of event values sent to the broker (before compression), by topic.",
+    ["service", "topic"],
+)
 CONSUMER_RECONNECTS = Counter(
     "tidegate_consumer_reconnects_total",
     "Times a consumer lost the broker and was rebuilt (topics re-created if missing).",
