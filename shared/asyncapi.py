@@ -14,22 +14,34 @@ import msgspec
 
 from shared import events, topics
 
+# (channel, topic, message, what a client does with it, description); a channel may carry
+# several messages (one entry each, the channel described once).
 _CHANNELS: tuple[tuple[str, str, type[msgspec.Struct], str, str], ...] = (
     (
         "chunkSubmitted",
         topics.CHUNK_SUBMITTED,
         events.ChunkSubmitted,
         "send",
-        "A slice of a CSV file. Sent by the gateway (through its outbox) and by upstream"
-        " producers, which must use the import id as the record key so that an import's chunks"
-        " are validated in file order, number chunks from 0, and mark the final one `last`.",
+        "Chunks of CSV files. An upstream producer sends a chunk's rows inline"
+        " (ChunkSubmitted): it must use the import id as the record key so that an import's"
+        " chunks are validated in file order, number chunks from 0, and mark the final one"
+        " `last`; the validator stores the first copy of each. The gateway stores an upload's"
+        " chunks in PostgreSQL and sends a reference to each (ChunkStored, the claim check).",
+    ),
+    (
+        "chunkSubmitted",
+        topics.CHUNK_SUBMITTED,
+        events.ChunkStored,
+        "receive",
+        "",
     ),
     (
         "chunkValidated",
         topics.CHUNK_VALIDATED,
         events.ChunkValidated,
         "receive",
-        "The validator's verdict on a chunk: the rows that passed and every row error.",
+        "The validator's verdict on a stored chunk: the rows it drops, the cells it changed,"
+        " its counts and every row error; never the rows.",
     ),
     (
         "chunkLoaded",
@@ -96,11 +108,10 @@ def document() -> dict[str, Any]:
     messages: dict[str, Any] = {}
     for name, address, struct, action, description in _CHANNELS:
         message = struct.__name__
-        channels[name] = {
-            "address": address,
-            "description": description,
-            "messages": {message: {"$ref": f"#/components/messages/{message}"}},
-        }
+        channel = channels.setdefault(
+            name, {"address": address, "description": description, "messages": {}}
+        )
+        channel["messages"][message] = {"$ref": f"#/components/messages/{message}"}
         operations[f"{action}{message}"] = {
             "action": action,
             "channel": {"$ref": f"#/channels/{name}"},

@@ -1,6 +1,9 @@
 """Event schemas: the public contract on the topics (documented in docs/asyncapi.json).
 
-Rows travel as compact arrays per chunk. Schema changes only add fields with defaults;
+A chunk's rows travel once: an upstream producer may send them inline (chunk.submitted);
+the gateway stores an upload's chunks in PostgreSQL and sends a reference (chunk.stored, the
+claim check). Every later event names the chunk by (import_id, seq) and carries counts and
+verdicts, never the rows. Schema changes only add fields with defaults;
 a breaking change is a new `...v2` type. Every event has a deterministic id, so a consumer
 can recognise a redelivery.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -73,18 +77,36 @@ class ChunkSubmitted(_Event, frozen=True, tag="tidegate.chunk.submitted.v1"):
         return list(range(self.first_line, self.first_line + len(self.rows)))
 
 
-class ChunkValidated(_Event, frozen=True, tag="tidegate.chunk.validated.v1"):
-    """The rows of a chunk that passed every rule (possibly neutralised), and one error per
-    bad cell. `total_rows = len(rows) + invalid_rows + skipped_rows`, except that a
-    validate-only chunk carries no rows. `duplicate_rows` counts rows whose key repeats an
-    earlier row of the file or a row already in the table, whatever the policy did with
-    them; `match_on` is the key an `update` policy matches on."""
+class ChunkStored(_Event, frozen=True, tag="tidegate.chunk.stored.v1"):
+    """A chunk kept in tidegate's chunk store under (import_id, seq): the claim check the
+    gateway sends for an upload's chunk instead of its rows. `row_count` and `last` are
+    the stored chunk's (the auditor counts from them)."""
+
+    seq: NonNegative
+    row_count: NonNegative
+    last: bool = False
+
+
+class CellChange(msgspec.Struct, frozen=True, array_like=True):
+    """A cell the validator changed (neutralised, normalised): `row` and `column` are
+    positions in the stored chunk and its columns."""
+
+    row: NonNegative
+    column: NonNegative
+    value: str
+
+
+class ChunkValidated(_Event, frozen=True, tag="tidegate.chunk.validated.v2"):
+    """The validator's verdict on a stored chunk: the rows not to load (`dropped`, their
+    positions in the chunk: invalid rows, then rows the duplicate policy skips), the cells
+    it changed, and one error per bad cell. The rows themselves stay in the chunk store.
+    `len(dropped) = invalid_rows + skipped_rows`. `duplicate_rows` counts rows whose key
+    repeats an earlier row of the file or a row already in the table, whatever the policy
+    did with them; `match_on` is the key an `update` policy matches on."""
 
     seq: NonNegative
     table: str
     columns: tuple[str, ...]
-    rows: list[list[str]]
-    lines: list[int]
     total_rows: NonNegative
     invalid_rows: NonNegative
     errors: list[RowError] = msgspec.field(default_factory=list)
@@ -94,6 +116,13 @@ class ChunkValidated(_Event, frozen=True, tag="tidegate.chunk.validated.v1"):
     match_on: tuple[str, ...] = ()
     skipped_rows: NonNegative = 0
     duplicate_rows: NonNegative = 0
+    dropped: list[NonNegative] = msgspec.field(default_factory=list)
+    changes: list[CellChange] = msgspec.field(default_factory=list)
+
+    @property
+    def valid_rows(self) -> int:
+        """Rows the verdict lets through to the loader."""
+        return self.total_rows - len(self.dropped)
 
 
 class ChunkLoaded(_Event, frozen=True, tag="tidegate.chunk.loaded.v1"):
@@ -168,6 +197,7 @@ class VerificationRequested(
 
 Event = (
     ChunkSubmitted
+    | ChunkStored
     | ChunkValidated
     | ChunkLoaded
     | ImportStatus
@@ -179,22 +209,27 @@ Event = (
 
 def shape_problem(event: ChunkSubmitted | ChunkValidated) -> str | None:
     """What makes a chunk event impossible to apply as it stands, beyond its schema:
-    columns repeated, lines that do not match the rows, and in a validated chunk rows whose
-    cell count differs from the columns' or counts that do not add up (a submitted chunk
-    may have ragged rows: they are the validator's row errors). Checked before any side
+    columns repeated, lines that do not match the rows, and in a verdict dropped rows or
+    changed cells outside the chunk, or counts that do not add up (a submitted chunk may
+    have ragged rows: they are the validator's row errors). Checked before any side
     effect."""
     width = len(event.columns)
     if width == 0 or len(set(event.columns)) != width:
         return "columns must be non-empty and distinct"
-    if event.lines is not None and len(event.lines) != len(event.rows):
-        return f"{len(event.lines)} lines for {len(event.rows)} rows"
-    if isinstance(event, ChunkValidated):
-        for i, row in enumerate(event.rows):
-            if len(row) != width:
-                return f"row {i} has {len(row)} cells for {width} columns"
-        accounted = len(event.rows) + event.invalid_rows + event.skipped_rows
-        if accounted > event.total_rows:
-            return f"rows, invalid and skipped add up to {accounted} > total_rows"
+    if isinstance(event, ChunkSubmitted):
+        if event.lines is not None and len(event.lines) != len(event.rows):
+            return f"{len(event.lines)} lines for {len(event.rows)} rows"
+        return None
+    dropped = event.dropped
+    if any(b <= a for a, b in itertools.pairwise(dropped)):
+        return "dropped rows must be in increasing order"
+    if dropped and dropped[-1] >= event.total_rows:
+        return f"dropped row {dropped[-1]} beyond total_rows"
+    if len(dropped) != event.invalid_rows + event.skipped_rows:
+        return f"{len(dropped)} dropped rows for {event.invalid_rows} invalid and skipped"
+    for change in event.changes:
+        if change.row >= event.total_rows or change.column >= width:
+            return f"changed cell ({change.row}, {change.column}) outside the chunk"
     return None
 
 
@@ -222,7 +257,7 @@ def event_type(event: msgspec.Struct) -> str:
 def event_id(event: Event) -> str:
     """Deterministic id: the same effect always carries the same id."""
     match event:
-        case ChunkSubmitted(seq=seq):
+        case ChunkSubmitted(seq=seq) | ChunkStored(seq=seq):
             return f"{event.import_id}:{seq}:submitted"
         case ChunkValidated(seq=seq):
             return f"{event.import_id}:{seq}:validated"

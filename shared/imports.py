@@ -4,9 +4,8 @@
   first `chunk.submitted` event: whichever of the validator and the auditor sees it first
   inserts the row (both derive the same row from the event). Its owner is the producer's
   CloudEvents `ce_source`. Events of any other kind for an unknown import are never applied.
-- Submitted chunks are kept in the outbox: the gateway stores each before it is published;
-  the validator stores a copy of each upstream chunk it validates (marked published), so
-  the reconciler can re-drive either kind from PostgreSQL.
+- Submitted chunks are kept in the chunk store (shared/chunk_store.py), so the reconciler
+  can re-drive either kind from PostgreSQL.
 - Failing an import outside the auditor's flow of facts: the reconciler giving up on an
   import that makes no progress, or an admin's escape hatch; cancelling one. What a failed
   or cancelled import had loaded is then rolled back (shared/operations.py).
@@ -17,15 +16,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Sequence
 
 import msgspec
 
-from shared import journal, operations, topics
+from shared import journal, operations
 from shared.db import Conn
-from shared.events import ChunkSubmitted, Mode, encode, event_id, type_tag
+from shared.events import Mode
 
 
 async def register_import(
@@ -80,54 +78,6 @@ async def hold_for_load(conn: Conn, import_id: uuid.UUID) -> None:
 async def hold_for_rollback(conn: Conn, import_id: uuid.UUID) -> None:
     """Until the transaction ends: waits for the chunks being loaded, and no other starts."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(import_id))
-
-
-async def store_chunk(
-    conn: Conn, event: ChunkSubmitted, *, published: bool, payload: bytes | None = None
-) -> None:
-    """Keep a chunk.submitted event in the outbox (`payload`: the event already encoded).
-    Unpublished, the relay publishes it; either way the reconciler can re-drive it. A
-    chunk already stored is left as it is."""
-    await store_encoded_chunk(
-        conn,
-        event.import_id,
-        event.seq,
-        encode(event) if payload is None else payload,
-        published=published,
-    )
-
-
-async def store_encoded_chunk(
-    conn: Conn, import_id: uuid.UUID, seq: int, payload: bytes, *, published: bool
-) -> None:
-    """`store_chunk` of a chunk.submitted event already encoded."""
-    await conn.execute(
-        "INSERT INTO tidegate.outbox"
-        " (event_id, event_type, topic, key, payload, import_id, published_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END)"
-        " ON CONFLICT (event_id) DO NOTHING",
-        f"{import_id}:{seq}:submitted",  # as events.event_id says
-        type_tag(ChunkSubmitted),
-        topics.CHUNK_SUBMITTED,
-        str(import_id),  # one partition per import: chunks are validated in order
-        payload,
-        import_id,
-        published,
-    )
-
-
-async def matches_stored_copy(
-    conn: Conn, event: ChunkSubmitted, payload: bytes, *, required: bool
-) -> bool:
-    """True if `payload` (`event` encoded) is the chunk stored in the outbox under the
-    event's id, byte for byte (compared by SHA-256, so the copy is not read back); when
-    none is stored, `not required`."""
-    stored = await conn.fetchval(
-        "SELECT sha256(payload) FROM tidegate.outbox WHERE event_id = $1", event_id(event)
-    )
-    if stored is None:
-        return not required
-    return bytes(stored) == hashlib.sha256(payload).digest()
 
 
 async def fail_import(conn: Conn, import_id: uuid.UUID, reason: str, by: str) -> int | None:

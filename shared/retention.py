@@ -2,8 +2,8 @@
 "Retention"). Three kinds of record, each with its own setting in days (0: for ever),
 counted from the moment the import finished; nothing of an unfinished import is touched:
 
-- `chunks` (TIDEGATE_CHUNK_RETENTION_DAYS, 7): the copies of its chunks (the outbox's
-  chunk events, a full copy of the file) and other published events. After: its failed
+- `chunks` (TIDEGATE_CHUNK_RETENTION_DAYS, 7): its chunk store (a full copy of the file)
+  and its published events in the outbox. After: its failed
   rows can no longer be downloaded or retried without a file (410).
 - `lineage` (TIDEGATE_LINEAGE_RETENTION_DAYS, 30): which rows it wrote and their images
   before it (`load_lineage`, `row_images`). After: it can no longer be rolled back (409
@@ -34,7 +34,7 @@ Kind = Literal["chunks", "lineage", "diagnostics"]
 
 # The tables each kind forgets, all keyed by import_id.
 TABLES: dict[Kind, tuple[str, ...]] = {
-    "chunks": ("outbox",),
+    "chunks": ("chunks", "outbox"),
     "lineage": ("load_lineage", "row_images"),
     "diagnostics": (
         "row_errors",

@@ -2,10 +2,13 @@
 their previous values back. This module plans it (the gateway answers a dry run or a
 conflict at once); the loader, the only writer of target tables, applies the plan.
 
-The import's lineage (keys and digests of the rows it inserted) and row images (rows as
-they were before it updated them, with the keys and digests of the rows as updated) say
-what it wrote. A row whose digest differs from the one recorded, or that is gone, was
-changed since by someone else: a conflict. With conflicts the rollback changes nothing
+The import's lineage (keys of the rows it inserted, with the id of the transaction that
+loaded them, or with their digests) and row images (rows as they were before it updated
+them, with the keys and digests of the rows as updated) say what it wrote. A row whose
+`xmin` is no longer that transaction's id, or whose digest differs from the one recorded, or
+that is gone, was changed since by someone else: a conflict. (`xmin` survives VACUUM FREEZE,
+VACUUM FULL and CLUSTER; a restored dump writes every row anew, so after a restore every row
+of an earlier import counts as changed.) With conflicts the rollback changes nothing
 unless forced; forced, it deletes and restores anyway and reports what it overwrote.
 
 The loader plans again and applies in one transaction, under the import's exclusive lock
@@ -43,6 +46,15 @@ class Plan(msgspec.Struct, kw_only=True):
     overwritten: int = 0  # conflicting rows a forced rollback deleted or restored anyway
 
 
+# The 32-bit transaction id (what `xmin` holds) of lineage row `l`'s xid8, NULL if none.
+XID32 = "(l.xid::text::numeric % 4294967296)::bigint"
+# SQL: target row `t` is not as written row `w` (digest, xid) left it.
+CHANGED = (
+    "(w.digest IS NOT NULL AND hashtextextended(t::text, 0) <> w.digest)"
+    " OR (w.xid IS NOT NULL AND t.xmin::text::bigint <> w.xid)"
+)
+
+
 def matches(table: TableDef, row: str, key: str) -> str:
     """SQL: row `row` of the table has the primary key held in the jsonb array `key`."""
     return " AND ".join(
@@ -53,13 +65,15 @@ def matches(table: TableDef, row: str, key: str) -> str:
 
 async def _collect(conn: Conn, import_id: object, table: TableDef) -> None:
     """The temporary table `tg_written` of every row the import wrote: kind 'i' (inserted)
-    or 'u' (updated, with its before-image), its key and its digest as written."""
+    or 'u' (updated, with its before-image), its key, and its digest as written or the
+    transaction id (32 bits, as `xmin` holds it) that wrote it."""
     await conn.execute(
-        "CREATE TEMP TABLE tg_written (kind text, key jsonb, digest bigint, before jsonb)"
-        " ON COMMIT DROP"
+        "CREATE TEMP TABLE tg_written (kind text, key jsonb, digest bigint, before jsonb,"
+        " xid bigint) ON COMMIT DROP"
     )
     await conn.execute(
-        "INSERT INTO tg_written SELECT 'i', x.key, x.digest, NULL FROM tidegate.load_lineage l,"
+        f"INSERT INTO tg_written SELECT 'i', x.key, x.digest, NULL, {XID32}"
+        " FROM tidegate.load_lineage l,"
         " ROWS FROM (jsonb_array_elements(l.keys), unnest(l.digests)) AS x(key, digest)"
         " WHERE l.import_id = $1 AND l.keys IS NOT NULL",
         import_id,
@@ -71,7 +85,8 @@ async def _collect(conn: Conn, import_id: object, table: TableDef) -> None:
         + ")"
     )
     await conn.execute(
-        f"INSERT INTO tg_written SELECT 'u', coalesce(x.key, {old_key}), x.digest, x.before"
+        f"INSERT INTO tg_written SELECT 'u', coalesce(x.key, {old_key}), x.digest, x.before,"
+        " NULL"
         " FROM tidegate.row_images r, ROWS FROM (jsonb_array_elements(r.keys),"
         " unnest(r.digests), jsonb_array_elements(r.before)) AS x(key, digest, before)"
         " WHERE r.import_id = $1",
@@ -112,8 +127,7 @@ async def plan(conn: Conn, import_id: object, table: TableDef) -> Plan:
     await conn.execute(
         "CREATE TEMP TABLE tg_undo ON COMMIT DROP AS SELECT w.*,"
         " CASE WHEN t IS NULL THEN 'deleted'"  # a primary key is never NULL
-        " WHEN w.digest IS NOT NULL AND hashtextextended(t::text, 0) <> w.digest"
-        " THEN 'changed' ELSE 'ok' END AS state"
+        f" WHEN {CHANGED} THEN 'changed' ELSE 'ok' END AS state"
         f" FROM tg_written w LEFT JOIN {table.sql_name} t ON {matches(table, 't', 'w.key')}"
     )
     await conn.execute("ANALYZE tg_undo")

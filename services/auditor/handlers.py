@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from services.auditor import repository, view
+from services.auditor import repository
 from services.auditor.metrics import IMPORT_SECONDS, IMPORTS_FINISHED
 from services.auditor.state import (
     FAILED,
@@ -30,12 +30,12 @@ from services.auditor.view import AuditedEvent, SubmittedView, ValidatedView
 from shared import imports, journal, operations, topics
 from shared.db import Conn
 from shared.errors import InvalidEvent
-from shared.events import ChunkLoaded, ImportStatus, RowError
+from shared.events import ChunkLoaded, ChunkStored, ImportStatus, RowError
 from shared.kafka import Delivery, Outgoing
 
 log = structlog.get_logger(__name__)
 
-ChunkEvent = SubmittedView | ValidatedView | ChunkLoaded
+ChunkEvent = SubmittedView | ChunkStored | ValidatedView | ChunkLoaded
 
 
 class Observation(msgspec.Struct, frozen=True):
@@ -54,6 +54,9 @@ def observe(event: ChunkEvent) -> Observation:
     match event:
         case SubmittedView():
             n = len(event.rows)
+            return Observation("submitted", Submitted(event.seq, n, event.last), n, n, 0, [], None)
+        case ChunkStored():
+            n = event.row_count
             return Observation("submitted", Submitted(event.seq, n, event.last), n, n, 0, [], None)
         case ValidatedView():
             valid = event.total_rows - event.invalid_rows - event.skipped_rows
@@ -114,17 +117,17 @@ def _status(import_id: uuid.UUID, status: str, version: int, counts: Counts) -> 
 
 
 async def _check(conn: Conn, event: ChunkEvent, source: str) -> None:
-    """Raise InvalidEvent unless the event says what tidegate recorded: a gateway import's
-    chunk.submitted its stored copy, a chunk.validated the validator's verdict, a
-    chunk.loaded the loader's ledger. (A forged verdict with invalid_rows = total would
-    fail an import and start its rollback.)"""
+    """Raise InvalidEvent unless the event says what tidegate recorded: a reference, or a
+    gateway import's inline chunk, the chunk store's row count and `last` flag, a
+    chunk.validated the validator's verdict, a chunk.loaded the loader's ledger. (A forged
+    verdict with invalid_rows = total would fail an import and start its rollback.)"""
     match event:
-        case SubmittedView() if source == "http":
-            stored = await repository.stored_submission(conn, event.import_id, event.seq)
-            copy = None if stored is None else view.decode(stored)
-            same = isinstance(copy, SubmittedView) and (
-                (copy.table, copy.columns, len(copy.rows), copy.last, copy.mode)
-                == (event.table, event.columns, len(event.rows), event.last, event.mode)
+        case ChunkStored() | SubmittedView() if isinstance(event, ChunkStored) or source == "http":
+            count = event.row_count if isinstance(event, ChunkStored) else len(event.rows)
+            stored = await repository.stored_shape(conn, event.import_id, event.seq)
+            same = stored is not None and (
+                stored["row_count"] is None  # stored before the store kept its counts
+                or (stored["row_count"], stored["last"]) == (count, event.last)
             )
         case ValidatedView():
             verdict = await repository.recorded_verdict(conn, event.import_id, event.seq)

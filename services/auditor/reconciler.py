@@ -10,8 +10,8 @@ the same work twice. Any other is re-driven, exactly the missing steps:
 - a chunk the loader's ledger holds but whose loaded fact was never counted: the fact is
   counted from the ledger (the event that announced it was lost);
 - a chunk not yet counted as submitted or validated, or (unless validate-only) not in the
-  ledger: its chunk.submitted event is published again from the outbox. The validator
-  gives the same verdict, the loader loads it once or re-announces its outcome.
+  ledger: a reference to it in the chunk store (chunk.stored) is published again. The
+  validator gives the same verdict, the loader loads it once or re-announces its outcome.
 
 Each re-drive is idempotent by the events' deterministic ids, logged with the import id,
 counted in `tidegate_redrives_total` and shown in the import's `redrives`. An import
@@ -75,7 +75,7 @@ class Missing:
             or (not validate_only and seq not in ledger)
         }
         self.resend = sorted(unfinished & stored)
-        self.lost = sorted(unfinished - stored)  # no copy in the outbox: cannot be re-driven
+        self.lost = sorted(unfinished - stored)  # not in the chunk store: cannot be re-driven
 
     def describe(self) -> str:
         parts = []
@@ -222,9 +222,9 @@ class Reconciler:
             statuses.append(await self._auditor.apply(conn, outcome))
         REDRIVES.labels("counted_from_ledger").inc(len(missing.uncounted_loads))
         stored = await repository.stored_chunks(conn, import_id, missing.resend)
-        acks = await self._publisher.send_stored([dict(r) for r in stored])
-        acks += await self._publisher.send(
-            [(topics.IMPORT_STATUS, s, str(import_id)) for s in statuses]
+        acks = await self._publisher.send(
+            [(topics.CHUNK_SUBMITTED, ref, str(import_id)) for ref in stored]
+            + [(topics.IMPORT_STATUS, s, str(import_id)) for s in statuses]
         )
         await asyncio.wait_for(asyncio.gather(*acks), BROKER_CALL_SECONDS)
         REDRIVES.labels("chunk_resent").inc(len(stored))

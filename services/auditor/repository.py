@@ -8,9 +8,9 @@ import uuid
 import asyncpg
 
 from services.auditor.state import Counts
-from shared import ledger, topics
+from shared import chunk_store, ledger
 from shared.db import Conn
-from shared.events import ChunkLoaded, RowError
+from shared.events import ChunkLoaded, ChunkStored, RowError
 from shared.service import DOWN_AFTER_BEATS
 
 
@@ -34,12 +34,14 @@ async def recorded_verdict(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncp
     )
 
 
-async def stored_submission(conn: Conn, import_id: uuid.UUID, seq: int) -> bytes | None:
-    """The chunk.submitted event the gateway stored for this chunk, as stored."""
-    payload = await conn.fetchval(
-        "SELECT payload FROM tidegate.outbox WHERE event_id = $1", f"{import_id}:{seq}:submitted"
+async def stored_shape(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Record | None:
+    """The row count and `last` flag of the chunk in the chunk store (None if none is; both
+    NULL for a chunk stored before the store kept them)."""
+    return await conn.fetchrow(
+        "SELECT row_count, last FROM tidegate.chunks WHERE import_id = $1 AND seq = $2",
+        import_id,
+        seq,
     )
-    return None if payload is None else bytes(payload)
 
 
 async def record_fact(
@@ -152,12 +154,11 @@ async def stalled_imports(conn: Conn, stall_seconds: float) -> list[asyncpg.Reco
 
 
 async def chunk_records(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record:
-    """What PostgreSQL knows of an import's chunks: the seqs in the outbox, the facts
+    """What PostgreSQL knows of an import's chunks: the seqs in the chunk store, the facts
     counted per stage, and the seqs in the loader's ledger."""
     row = await conn.fetchrow(
         "SELECT (SELECT chunks_total FROM tidegate.imports WHERE id = $1) AS chunks_total,"
-        " ARRAY(SELECT split_part(event_id, ':', 2)::int FROM tidegate.outbox"
-        "  WHERE import_id = $1 AND topic = $2) AS stored,"
+        " ARRAY(SELECT seq FROM tidegate.chunks WHERE import_id = $1) AS stored,"
         " ARRAY(SELECT seq FROM tidegate.chunk_progress"
         "  WHERE import_id = $1 AND stage = 'submitted') AS submitted,"
         " ARRAY(SELECT seq FROM tidegate.chunk_progress"
@@ -166,7 +167,6 @@ async def chunk_records(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record:
         "  WHERE import_id = $1 AND stage = 'loaded') AS loaded,"
         " ARRAY(SELECT seq FROM tidegate.chunk_ledger WHERE import_id = $1) AS ledger",
         import_id,
-        topics.CHUNK_SUBMITTED,
     )
     assert row is not None
     return row
@@ -183,17 +183,26 @@ async def ledger_outcomes(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> 
     return [ledger.outcome_of(import_id, dict(r)) for r in rows]
 
 
-async def stored_chunks(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> list[asyncpg.Record]:
-    """The chunk.submitted events of these chunks, as stored in the outbox (by the gateway,
-    or by the validator for an upstream import)."""
-    return await conn.fetch(
-        "SELECT event_id, event_type, topic, key, payload, created_at FROM tidegate.outbox"
-        " WHERE import_id = $1 AND topic = $2"
-        " AND split_part(event_id, ':', 2)::int = ANY($3::int[]) ORDER BY id",
+async def stored_chunks(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> list[ChunkStored]:
+    """References to these chunks in the chunk store (stored by the gateway, or by the
+    validator for an upstream import), to be sent again."""
+    rows = await conn.fetch(
+        "SELECT seq, row_count, last, CASE WHEN row_count IS NULL THEN payload END AS payload"
+        " FROM tidegate.chunks WHERE import_id = $1 AND seq = ANY($2::int[]) ORDER BY seq",
         import_id,
-        topics.CHUNK_SUBMITTED,
         seqs,
     )
+    references = []
+    for row in rows:
+        if row["payload"] is not None:  # stored before the store kept its counts
+            chunk = chunk_store.decode(row["payload"])
+            count, last = len(chunk.rows), chunk.last
+        else:
+            count, last = row["row_count"], row["last"]
+        references.append(
+            ChunkStored(import_id=import_id, seq=row["seq"], row_count=count, last=last)
+        )
+    return references
 
 
 async def mark_redriven(conn: Conn, import_id: uuid.UUID) -> None:

@@ -1,5 +1,6 @@
 """The auditor's view of the chunk events: it needs how many rows a chunk holds, not what
-they say, so rows are kept as undecoded `msgspec.Raw` slices (no per-cell objects)."""
+they say, so an inline chunk's rows are kept as undecoded `msgspec.Raw` slices (no per-cell
+objects). References (chunk.stored) and verdicts carry counts only."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 import msgspec
 
 from shared import events
-from shared.events import ChunkLoaded, ImportStatus, Mode, NonNegative, RowError
+from shared.events import ChunkLoaded, ChunkStored, ImportStatus, Mode, NonNegative, RowError
 
 
 class _View(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -16,15 +17,15 @@ class _View(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     seq: NonNegative
     table: str
     columns: tuple[str, ...]
-    rows: list[msgspec.Raw]
 
 
 class SubmittedView(_View, frozen=True, tag="tidegate.chunk.submitted.v1"):
+    rows: list[msgspec.Raw]
     last: bool = False
     mode: Mode = "import"
 
 
-class ValidatedView(_View, frozen=True, tag="tidegate.chunk.validated.v1"):
+class ValidatedView(_View, frozen=True, tag="tidegate.chunk.validated.v2"):
     total_rows: NonNegative
     invalid_rows: NonNegative
     errors: list[RowError] = msgspec.field(default_factory=list)
@@ -34,7 +35,7 @@ class ValidatedView(_View, frozen=True, tag="tidegate.chunk.validated.v1"):
     duplicate_rows: NonNegative = 0
 
 
-AuditedEvent = SubmittedView | ValidatedView | ChunkLoaded | ImportStatus
+AuditedEvent = SubmittedView | ChunkStored | ValidatedView | ChunkLoaded | ImportStatus
 
 _msgpack: msgspec.msgpack.Decoder[AuditedEvent] = msgspec.msgpack.Decoder(AuditedEvent)
 _json: msgspec.json.Decoder[AuditedEvent] = msgspec.json.Decoder(AuditedEvent)

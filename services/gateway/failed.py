@@ -2,7 +2,7 @@
 loaded.
 
 A failed row is a line with an error (not only warnings), or every row of a chunk that
-failed as a whole. Its cells come from the chunk events kept in the outbox, in the file's
+failed as a whole. Its cells come from the chunk store, in the file's
 column order under the file's own header names, followed by DIAGNOSTIC_COLUMNS (its line
 and its errors), which an upload of the edited file recognises and leaves out.
 """
@@ -21,9 +21,8 @@ import asyncpg
 import msgspec
 
 from services.gateway.intake import DIAGNOSTIC_COLUMNS
-from shared import topics
+from shared import chunk_store
 from shared.db import Conn
-from shared.events import ChunkSubmitted, decode
 from shared.spreadsheet import escape_cell
 
 Row = Mapping[str, Any] | asyncpg.Record
@@ -63,13 +62,9 @@ async def failed_rows(conn: Conn, imp: Row) -> AsyncIterator[tuple[list[str], in
     whole = await _whole_chunk_failures(conn, imp["id"])
     chunk_error = imp["error"] or "the chunk failed as a whole"
     async for stored in conn.cursor(
-        "SELECT payload FROM tidegate.outbox WHERE import_id = $1 AND topic = $2"
-        " ORDER BY split_part(event_id, ':', 2)::int",
-        imp["id"],
-        topics.CHUNK_SUBMITTED,
+        "SELECT payload FROM tidegate.chunks WHERE import_id = $1 ORDER BY seq", imp["id"]
     ):
-        chunk = decode(stored["payload"])
-        assert isinstance(chunk, ChunkSubmitted)
+        chunk = chunk_store.decode(stored["payload"])
         for cells, line in zip(chunk.rows, chunk.line_numbers(), strict=True):
             if line in errors:
                 yield cells, line, "; ".join(errors[line])

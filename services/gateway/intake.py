@@ -1,7 +1,7 @@
 """Receiving an import in two steps: read and parse the body, checking the header and
 cutting chunks into a spool, with no database connection held (`parse_upload`); then
-record the import with its chunk events in one short transaction, the outbox
-(`record_import`). Nothing is stored if any step fails.
+record the import with its chunks in one short transaction: the chunk store, and a
+reference to each in the outbox (`record_import`). Nothing is stored if any step fails.
 
 A file exported by `GET /imports/{id}/failed` ends each row with diagnostic columns
 (`DIAGNOSTIC_COLUMNS`); they are recognised by their header names and left out, and for a
@@ -20,8 +20,9 @@ import msgspec
 from services.gateway import repository
 from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 from services.gateway.metrics import CHUNKS_SUBMITTED, IMPORT_BYTES, ROWS_RECEIVED
-from shared import events, imports, operations
+from shared import chunk_store, events, operations
 from shared.catalog import TableDef, map_header
+from shared.chunk_store import StoredChunk
 from shared.db import Conn
 from shared.rulebook import NO_RULES, TableRules
 
@@ -126,15 +127,19 @@ class ParsedUpload:
         """Spool the event, encoded once: it is stored as it is spooled."""
         data = events.encode(event)
         self._spool.write(len(data).to_bytes(4, "big"))
+        self._spool.write(len(event.rows).to_bytes(4, "big"))
+        self._spool.write(event.last.to_bytes(1, "big"))
         self._spool.write(data)
         self.chunks += 1
 
-    def payloads(self) -> Iterator[tuple[int, bytes]]:
-        """(seq, encoded chunk event) of every chunk, in order."""
+    def stored(self) -> Iterator[StoredChunk]:
+        """Every chunk as the chunk store keeps it, in order."""
         self._spool.seek(0)
         seq = 0
         while size := int.from_bytes(self._spool.read(4), "big"):
-            yield seq, self._spool.read(size)
+            rows = int.from_bytes(self._spool.read(4), "big")
+            last = bool(self._spool.read(1)[0])
+            yield StoredChunk(seq, rows, last, self._spool.read(size))
             seq += 1
 
     def close(self) -> None:
@@ -259,10 +264,10 @@ async def record_import(
     filename: str | None,
     owner: Owner,
 ) -> ImportReceived:
-    """Store the import with its chunk events in the outbox. Call inside a transaction."""
+    """Store the import with its chunks (and their references in the outbox). Call inside
+    a transaction."""
     assert conn.is_in_transaction()
-    for seq, payload in parsed.payloads():
-        await imports.store_encoded_chunk(conn, parsed.import_id, seq, payload, published=False)
+    await chunk_store.store_uploaded(conn, parsed.import_id, parsed.stored())
     record = await repository.insert_import(
         conn,
         import_id=parsed.import_id,

@@ -2,8 +2,8 @@
 rows, or one row's (by primary key), from every copy tidegate keeps of them, for every
 finished import into the table:
 
-- the chunk copies in the outbox (the rows as uploaded): the whole chunks, or the row's
-  lines cut out of them;
+- the chunk store (the rows as uploaded): the whole chunks, or the row's lines cut out of
+  them;
 - the lineage and the row images (what each import wrote, and the rows before it);
 - the row errors (with the values quoted in them), and for a whole table the timeline and
   the per-chunk records;
@@ -33,10 +33,10 @@ from services.gateway.recovery import operation_url
 from services.gateway.relay import RELAY
 from services.gateway.resources import API, respond
 from services.gateway.tables import TABLES
-from shared import operations, retention, topics
+from shared import chunk_store, operations, retention
 from shared.catalog import TableDef, split_table_name
 from shared.db import Conn, affected
-from shared.events import ChunkSubmitted, decode, encode
+from shared.events import encode
 from shared.service import POOL
 
 routes = web.RouteTableDef()
@@ -52,7 +52,7 @@ class Purged(msgspec.Struct, frozen=True):
     table: str
     key_columns: list[str] | None
     imports: int  # finished imports into the table whose copies were purged
-    removed: dict[str, int]  # rows (or for the outbox, chunk rows) removed, per store
+    removed: dict[str, int]  # rows (or for the chunk store, chunk rows) removed, per store
     backups_deleting: list[str]  # operations deleting the backups that held the table
     backups_holding: list[str]  # backups that still hold it (backups=false)
 
@@ -95,12 +95,9 @@ async def _cut_chunks(
     """Remove the key's rows from the import's chunk copies: (rows removed, their lines)."""
     removed, lines = 0, []
     for stored in await conn.fetch(
-        "SELECT id, payload FROM tidegate.outbox WHERE import_id = $1 AND topic = $2",
-        import_id,
-        topics.CHUNK_SUBMITTED,
+        "SELECT seq, payload FROM tidegate.chunks WHERE import_id = $1", import_id
     ):
-        chunk = decode(stored["payload"])
-        assert isinstance(chunk, ChunkSubmitted)
+        chunk = chunk_store.decode(stored["payload"])
         where = {c: chunk.columns.index(c) for c in key if c in chunk.columns}
         if len(where) != len(key):
             continue
@@ -115,7 +112,12 @@ async def _cut_chunks(
         if len(kept_rows) != len(chunk.rows):
             cut = msgspec.structs.replace(chunk, rows=kept_rows, lines=kept_lines)
             await conn.execute(
-                "UPDATE tidegate.outbox SET payload = $2 WHERE id = $1", stored["id"], encode(cut)
+                "UPDATE tidegate.chunks SET payload = $3, row_count = $4"
+                " WHERE import_id = $1 AND seq = $2",
+                import_id,
+                stored["seq"],
+                encode(cut),
+                len(kept_rows),
             )
     return removed, lines
 
@@ -200,7 +202,7 @@ async def _purge(
     for import_id in ids:
         async with conn.transaction():
             removed, lines = await _cut_chunks(conn, import_id, key)
-            gone["outbox"] += removed
+            gone["chunks"] += removed
             if lines:
                 gone["row_errors"] += await affected(
                     conn,

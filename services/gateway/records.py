@@ -22,11 +22,10 @@ from services.gateway.params import invalid, required_param
 from services.gateway.problems import Problem
 from services.gateway.resources import respond
 from services.gateway.tables import find_table
-from shared import topics
+from shared import chunk_store
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
 from shared.error_codes import ErrorCode
-from shared.events import ChunkSubmitted, decode
 from shared.service import POOL
 
 routes = web.RouteTableDef()
@@ -107,17 +106,11 @@ def _where(table: TableDef) -> str:
 async def _line(
     conn: Conn, table: TableDef, import_id: Any, seq: int, key: list[str]
 ) -> int | None:
-    """The file line of the row with this key in the chunk, from the chunk event kept in
-    the outbox (None if it is gone, or the key is not among the chunk's cells)."""
-    payload = await conn.fetchval(
-        "SELECT payload FROM tidegate.outbox WHERE event_id = $1 AND topic = $2",
-        f"{import_id}:{seq}:submitted",
-        topics.CHUNK_SUBMITTED,
-    )
-    if payload is None:
+    """The file line of the row with this key in the chunk, from the chunk store (None if
+    the chunk is gone, or the key is not among its cells)."""
+    chunk = await chunk_store.read(conn, import_id, seq)
+    if chunk is None:
         return None
-    chunk = decode(payload)
-    assert isinstance(chunk, ChunkSubmitted)
     if not all(c in chunk.columns for c in table.primary_key):
         return None
     places = [chunk.columns.index(c) for c in table.primary_key]

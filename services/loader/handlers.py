@@ -1,9 +1,11 @@
 """chunk-validated → rows in the target table → chunk-loaded.
 
 The chunk is claimed in the ledger, loaded and its outcome recorded in one transaction,
-so a redelivered chunk changes nothing: it only re-announces the recorded outcome. Rows
-the database refuses (constraints, triggers) are isolated by bisection inside savepoints
-and reported as row errors; the rest of the chunk loads.
+so a redelivered chunk changes nothing: it only re-announces the recorded outcome. The rows
+are read from the chunk store, as the validator's verdict lets them through. New rows go in
+with COPY in that transaction; if the database refuses any (constraints, triggers), the
+transaction is rolled back and the chunk loaded again with statements, the refused rows
+isolated by bisection inside savepoints and reported as row errors; the rest loads.
 
 The duplicate policy picks the statement: plain insert (reject), insert skipping rows
 that conflict on a unique key (skip), or insert-or-update on the match key (update). A
@@ -26,14 +28,22 @@ import asyncpg
 import structlog
 
 from services.loader import repository
-from services.loader.metrics import CHUNK_LOAD_SECONDS, ROWS_LOADED
-from shared import imports, journal, ledger, topics
+from services.loader.metrics import CHUNK_LOAD_SECONDS, CHUNKS_BY_PATH, ROWS_LOADED
+from shared import chunk_store, imports, journal, ledger, topics
 from shared.attempts import AttemptsExhausted, with_attempts
 from shared.catalog import TableCache, TableDef
 from shared.db import Conn
 from shared.error_codes import ErrorCode
-from shared.errors import InvalidEvent
-from shared.events import ChunkLoaded, ChunkValidated, Event, RowError, digest, shape_problem
+from shared.errors import InvalidEvent, TidegateError
+from shared.events import (
+    ChunkLoaded,
+    ChunkSubmitted,
+    ChunkValidated,
+    Event,
+    RowError,
+    digest,
+    shape_problem,
+)
 from shared.kafka import Delivery, Outgoing
 from shared.metrics import EVENTS_IGNORED
 
@@ -73,6 +83,11 @@ def refusal_error(line: int, exc: asyncpg.PostgresError) -> RowError:
         code=SQLSTATE_CODES.get(exc.sqlstate or "", "rejected_by_database"),
         message=detail,
     )
+
+
+class CopyRefused(TidegateError):
+    """The database refused a chunk's COPY: its transaction is lost, load it again (a
+    signal between two methods of the loader, never raised out of it)."""
 
 
 class NotAdmitted(InvalidEvent):
@@ -140,6 +155,18 @@ class ChunkLoader:
         """Load the chunk once (or, with `give_up`, record it failed for that reason);
         raises NotAdmitted for a chunk the validator did not produce (or of an import
         that has finished)."""
+        try:
+            outcome = await self._load(conn, event, give_up, copy=True)
+        except CopyRefused:
+            outcome = await self._load(conn, event, give_up, copy=False)
+        ROWS_LOADED.labels("loaded").inc(outcome.loaded_rows)
+        ROWS_LOADED.labels("refused").inc(outcome.failed_rows)
+        ROWS_LOADED.labels("skipped").inc(outcome.skipped_rows)
+        return outcome
+
+    async def _load(
+        self, conn: Conn, event: ChunkValidated, give_up: str | None, *, copy: bool
+    ) -> ChunkLoaded:
         async with conn.transaction():
             await imports.hold_for_load(conn, event.import_id)
             if not await repository.claim_chunk(conn, event.import_id, event.seq):
@@ -147,33 +174,47 @@ class ChunkLoader:
                 assert entry is not None
                 log.info("chunk already loaded; re-announcing", seq=event.seq)
                 return ledger.outcome_of(event.import_id, dict(entry))
-            await self._admit(conn, event)
+            chunk = await self._admit(conn, event)
             if give_up is not None:
                 log.error("chunk failed: every attempt was refused", seq=event.seq, cause=give_up)
                 outcome = self._failed(event, give_up)
-            elif not event.rows or event.chunk_error is not None:
+            elif not event.valid_rows or event.chunk_error is not None:
                 outcome = ChunkLoaded(
                     import_id=event.import_id, seq=event.seq, loaded_rows=0, failed_rows=0
                 )
+            elif chunk is None:
+                outcome = self._failed(event, "the chunk is no longer in the chunk store")
             elif event.mode == "dry_run":
                 trial = conn.transaction()
                 await trial.start()
                 try:
-                    outcome = await self._insert(conn, event)
+                    outcome = await self._insert(conn, event, chunk, copy=False)
                 finally:
                     await trial.rollback()
             else:
-                outcome = await self._insert(conn, event)
+                outcome = await self._insert(conn, event, chunk, copy=copy)
             await repository.record_outcome(conn, outcome)
-        ROWS_LOADED.labels("loaded").inc(outcome.loaded_rows)
-        ROWS_LOADED.labels("refused").inc(outcome.failed_rows)
-        ROWS_LOADED.labels("skipped").inc(outcome.skipped_rows)
         return outcome
 
-    async def _insert(self, conn: Conn, event: ChunkValidated) -> ChunkLoaded:
+    async def _insert(
+        self, conn: Conn, event: ChunkValidated, chunk: ChunkSubmitted, *, copy: bool
+    ) -> ChunkLoaded:
+        rows, lines = chunk_store.passed_rows(chunk, event)
         table = await self._tables.get(conn, event.table)
         if table is None:
             return self._failed(event, f"table {event.table} no longer exists")
+        if copy and event.on_duplicate == "reject":
+            try:
+                loaded = await repository.copy_rows(
+                    conn, table, event.columns, rows, event.import_id, event.seq
+                )
+            except (*ROW_REFUSALS, *CHUNK_REFUSALS) as exc:
+                raise CopyRefused from exc
+            CHUNKS_BY_PATH.labels("copy").inc()
+            return ChunkLoaded(
+                import_id=event.import_id, seq=event.seq, loaded_rows=loaded, failed_rows=0
+            )
+        CHUNKS_BY_PATH.labels("isolated" if event.on_duplicate == "reject" else "statement").inc()
         if event.on_duplicate == "update":
             statement = repository.upsert_statement(table, event.columns, event.match_on)
         else:
@@ -183,12 +224,12 @@ class ChunkLoader:
         parts = itertools.count()
         try:
             loaded, updated, errors = await self._isolate(
-                conn, statement, table, event, event.rows, event.lines, parts
+                conn, statement, table, event, rows, lines, parts
             )
         except CHUNK_REFUSALS as exc:
             return self._failed(event, f"the table changed under the import: {exc}")
         failed = len(errors)
-        skipped = len(event.rows) - loaded - failed
+        skipped = len(rows) - loaded - failed
         return ChunkLoaded(
             import_id=event.import_id,
             seq=event.seq,
@@ -228,12 +269,13 @@ class ChunkLoader:
         return first[0] + second[0], first[1] + second[1], first[2] + second[2]
 
     @staticmethod
-    async def _admit(conn: Conn, event: ChunkValidated) -> None:
-        """Only the validator's own verdict about a chunk of a running import is loaded."""
+    async def _admit(conn: Conn, event: ChunkValidated) -> ChunkSubmitted | None:
+        """Only the validator's own verdict about a chunk of a running import is loaded;
+        returns the stored chunk (None if it is gone) or raises NotAdmitted."""
         state = await repository.admission(conn, event.import_id, event.seq)
         if state is None:
             raise NotAdmitted("unknown_import", f"import {event.import_id} is not known")
-        finished, verdict = state
+        finished, verdict, payload = state
         if verdict != digest(event):
             raise NotAdmitted(
                 "not_validated",
@@ -241,6 +283,15 @@ class ChunkLoader:
             )
         if finished:
             raise NotAdmitted("import_finished", f"import {event.import_id} has finished")
+        if payload is None:
+            return None
+        chunk = chunk_store.decode(payload)
+        if (len(chunk.rows), chunk.columns) != (event.total_rows, event.columns):
+            raise NotAdmitted(
+                "not_validated",
+                f"chunk {event.seq} of import {event.import_id} is not the stored chunk",
+            )
+        return chunk
 
     @staticmethod
     def _failed(event: ChunkValidated, reason: str) -> ChunkLoaded:
@@ -249,6 +300,6 @@ class ChunkLoader:
             import_id=event.import_id,
             seq=event.seq,
             loaded_rows=0,
-            failed_rows=len(event.rows),
+            failed_rows=event.valid_rows,
             chunk_error=reason,
         )

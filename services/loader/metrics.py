@@ -5,6 +5,13 @@ from prometheus_client import Counter, Histogram
 ROWS_LOADED = Counter(
     "tidegate_loader_rows_total", "Valid rows offered to the database, by outcome.", ["outcome"]
 )
+CHUNKS_BY_PATH = Counter(
+    "tidegate_loader_chunks_total",
+    "Chunks loaded, by path: copy (COPY in the chunk's transaction), statement (an INSERT"
+    " per chunk: duplicate policies, dry runs), isolated (the database refused the COPY, so"
+    " the refused rows were found by bisection).",
+    ["path"],
+)
 CHUNK_LOAD_SECONDS = Histogram(
     "tidegate_loader_chunk_seconds",
     "Time to load one chunk, ledger included.",

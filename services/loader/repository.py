@@ -1,6 +1,12 @@
 """SQL of the loader: the chunk ledger and inserting rows with their lineage.
 
-Rows are inserted with one statement per chunk: the columns travel as text arrays (each
+A chunk of new rows goes in with COPY (CSV, every cell quoted, every column FORCE_NULL, so an
+empty cell is NULL as everywhere else), in the chunk's own transaction, with one lineage row:
+the keys it inserted and the transaction's id. A row is unchanged since the import while its
+`xmin` is that id (the concurrency token of Npgsql and EF Core), so no digest is computed.
+
+Otherwise (the database refused the COPY, a duplicate policy, a dry run) rows are inserted
+with one statement per chunk or part: the columns travel as text arrays (each
 one array literal, `shared.db.text_array`),
 `unnest` turns them back into rows and PostgreSQL's own input functions convert them
 (as COPY would). Data-modifying CTEs record, in the same statement, the primary keys of
@@ -11,6 +17,8 @@ changed since.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 
 import asyncpg
@@ -43,17 +51,21 @@ async def ledger_entry(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Re
     )
 
 
-async def admission(conn: Conn, import_id: uuid.UUID, seq: int) -> tuple[bool, bytes | None] | None:
+async def admission(
+    conn: Conn, import_id: uuid.UUID, seq: int
+) -> tuple[bool, bytes | None, bytes | None] | None:
     """None for an unknown import, else (finished, digest of the validator's verdict on
-    the chunk, None if it has none)."""
+    the chunk, the stored chunk), each None when there is none."""
     row = await conn.fetchrow(
-        "SELECT i.finished_at IS NOT NULL AS finished, v.digest FROM tidegate.imports i"
+        "SELECT i.finished_at IS NOT NULL AS finished, v.digest, c.payload"
+        " FROM tidegate.imports i"
         " LEFT JOIN tidegate.chunk_verdicts v ON v.import_id = i.id AND v.seq = $2"
+        " LEFT JOIN tidegate.chunks c ON c.import_id = i.id AND c.seq = $2"
         " WHERE i.id = $1",
         import_id,
         seq,
     )
-    return None if row is None else (bool(row["finished"]), row["digest"])
+    return None if row is None else (bool(row["finished"]), row["digest"], row["payload"])
 
 
 async def import_settings(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
@@ -169,6 +181,51 @@ def upsert_statement(table: TableDef, columns: tuple[str, ...], match_on: tuple[
         " SELECT (SELECT count(*) FROM upserted) AS loaded,"
         " (SELECT count(*) FROM before) AS updated"
     )
+
+
+async def copy_rows(
+    conn: Conn,
+    table: TableDef,
+    columns: tuple[str, ...],
+    rows: list[list[str]],
+    import_id: uuid.UUID,
+    seq: int,
+) -> int:
+    """COPY the rows into the table and record one lineage row with the keys of the rows
+    and this transaction's id; the rows loaded. Raises what the database refuses (the
+    transaction is then unusable: it must not be a savepoint's, whose rows carry the
+    subtransaction's id)."""
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    await conn.copy_to_table(
+        table.name,
+        schema_name=table.schema,
+        columns=list(columns),
+        source=io.BytesIO(out.getvalue().encode()),
+        format="csv",
+        force_null=list(columns),
+    )
+    if table.primary_key:
+        places = [columns.index(c) for c in table.primary_key]
+        arrays = [text_array([row[p] for row in rows]) for p in places]
+        casts = [table.column(c).cast_sql for c in table.primary_key]
+        unnest = ", ".join(f"${i + 5}::text::text[]" for i in range(len(places)))
+        names = ", ".join(f"c{i}" for i in range(len(places)))
+        typed = ", ".join(f"NULLIF(u.c{i}, '')::{cast}" for i, cast in enumerate(casts))
+        keys = f"(SELECT jsonb_agg(jsonb_build_array({typed})) FROM unnest({unnest}) AS u({names}))"
+    else:
+        arrays, keys = [], "NULL::jsonb"
+    await conn.execute(
+        "INSERT INTO tidegate.load_lineage"
+        " (import_id, seq, part, target_table, row_count, keys, xid)"
+        f" VALUES ($1, $2, 0, $3, $4, {keys}, pg_current_xact_id())",
+        import_id,
+        seq,
+        table.qualified_name,
+        len(rows),
+        *arrays,
+    )
+    return len(rows)
 
 
 async def insert_rows(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import msgspec
 
 from services.validator.column import ColumnRule
-from shared.events import RowError
+from shared.events import CellChange, RowError
 
 MAX_VALUE_IN_REPORT = 500  # characters of an offending value kept in the report
 
@@ -17,6 +17,8 @@ class ChunkResult(msgspec.Struct, frozen=True):
     lines: list[int]
     errors: list[RowError]  # errors and warnings, in line order
     invalid_rows: int
+    positions: list[int]  # where each passing row is in the chunk
+    changes: list[CellChange]  # the cells of passing rows that were changed
 
 
 def report_value(value: str) -> str:
@@ -25,15 +27,17 @@ def report_value(value: str) -> str:
 
 def _well_shaped(
     width: int, rows: list[list[str]], lines: Sequence[int]
-) -> tuple[list[list[str]], list[int], list[RowError]]:
-    """The rows with `width` fields, their lines, and an error for each other row."""
+) -> tuple[list[list[str]], list[int], list[int], list[RowError]]:
+    """The rows with `width` fields, their lines and positions, and an error for each
+    other row."""
     if all(len(row) == width for row in rows):
-        return rows, list(lines), []
-    shaped, shaped_lines, errors = [], [], []
-    for row, line in zip(rows, lines, strict=True):
+        return rows, list(lines), list(range(len(rows))), []
+    shaped, shaped_lines, positions, errors = [], [], [], []
+    for position, (row, line) in enumerate(zip(rows, lines, strict=True)):
         if len(row) == width:
             shaped.append(row)
             shaped_lines.append(line)
+            positions.append(position)
         else:
             errors.append(
                 RowError(
@@ -43,14 +47,14 @@ def _well_shaped(
                     message=f"expected {width} fields, found {len(row)}",
                 )
             )
-    return shaped, shaped_lines, errors
+    return shaped, shaped_lines, positions, errors
 
 
 def validate_rows(
     rules: Sequence[ColumnRule], rows: list[list[str]], lines: Sequence[int]
 ) -> ChunkResult:
     """Split rows into valid ones and one error per bad cell (or per ragged row)."""
-    shaped, shaped_lines, errors = _well_shaped(len(rules), rows, lines)
+    shaped, shaped_lines, positions, errors = _well_shaped(len(rules), rows, lines)
     bad: set[int] = set()
     new_columns: dict[int, list[str]] = {}
     if shaped:
@@ -73,15 +77,22 @@ def validate_rows(
                         severity="error" if finding.fatal else "warning",
                     )
                 )
+    changes = []
     if new_columns:
+        original = shaped
         shaped = [list(row) for row in shaped]
-        for position, current in new_columns.items():
-            for row, value in zip(shaped, current, strict=True):
-                row[position] = value
+        for column, current in new_columns.items():
+            for i, (row, value) in enumerate(zip(shaped, current, strict=True)):
+                if value != original[i][column] and i not in bad:
+                    changes.append(CellChange(positions[i], column, value))
+                row[column] = value
+        changes.sort(key=lambda c: (c.row, c.column))
     if bad:
-        valid = [row for i, row in enumerate(shaped) if i not in bad]
-        valid_lines = [line for i, line in enumerate(shaped_lines) if i not in bad]
+        keep = [i for i in range(len(shaped)) if i not in bad]
+        valid = [shaped[i] for i in keep]
+        valid_lines = [shaped_lines[i] for i in keep]
+        positions = [positions[i] for i in keep]
     else:
         valid, valid_lines = shaped, shaped_lines
     errors.sort(key=lambda e: e.line)
-    return ChunkResult(valid, valid_lines, errors, len(rows) - len(valid))
+    return ChunkResult(valid, valid_lines, errors, len(rows) - len(valid), positions, changes)

@@ -17,12 +17,14 @@ from services.validator.claims import KeyClaims
 from services.validator.column import ColumnRule
 from services.validator.metrics import CELL_ERRORS, PHASE_SECONDS, ROWS_VALIDATED
 from services.validator.relations import Outcome, RefSpec, RelationCheck, key_specs, ref_spec
-from shared import imports, journal, topics
+from shared import chunk_store, imports, journal, topics
 from shared.attempts import AttemptsExhausted, with_attempts
 from shared.catalog import HeaderMismatch, TableCache, TableDef, load_table, match_header
 from shared.db import Conn
 from shared.errors import InvalidEvent
 from shared.events import (
+    CellChange,
+    ChunkStored,
     ChunkSubmitted,
     ChunkValidated,
     DuplicatePolicy,
@@ -67,7 +69,7 @@ class ChunkValidator:
         self._claims = KeyClaims()
 
     async def handle(self, event: Event, delivery: Delivery) -> list[Outgoing]:
-        if not isinstance(event, ChunkSubmitted):
+        if not isinstance(event, ChunkSubmitted | ChunkStored):
             return []
         async with self._pool.acquire() as conn:
             state = await imports.import_state(conn, event.import_id)
@@ -75,32 +77,13 @@ class ChunkValidator:
                 EVENTS_IGNORED.labels("validator", "import_finished").inc()
                 log.info("chunk of a finished import ignored", seq=event.seq)
                 return []
-            payload = encode(event)  # compared with the stored copy, or stored
-            if state is None:
-                await imports.register_import(
-                    conn,
-                    import_id=event.import_id,
-                    table=event.table,
-                    columns=event.columns,
-                    chunk_size=len(event.rows),
-                    mode=event.mode,
-                    producer=delivery.source,
-                )
-            elif not await imports.matches_stored_copy(
-                conn, event, payload, required=not state.upstream
-            ):
-                # A chunk of a known import must be the copy tidegate stored for it: the
-                # gateway's for an upload, the first one received for an upstream import.
-                raise InvalidEvent(
-                    f"chunk {event.seq} of import {event.import_id} is not the copy"
-                    " tidegate stored for it"
-                )
+            chunk = await self._chunk(conn, event, state, delivery.source)
             attempts = state.auto_retry if state is not None else 1
 
             refused = journal.refusals(conn, event.import_id, "validator", event.seq, attempts)
             try:
                 result = await with_attempts(
-                    lambda: self.validate(conn, event),
+                    lambda: self.validate(conn, chunk),
                     attempts,
                     self._backoff,
                     "validator",
@@ -111,7 +94,7 @@ class ChunkValidator:
                     "chunk failed: every attempt was refused", seq=event.seq, cause=str(exc)
                 )
                 result = self._result(
-                    event, [], [], [], len(event.rows), "reject", chunk_error=str(exc)
+                    chunk, [], [], [], len(chunk.rows), "reject", chunk_error=str(exc)
                 )
             except Exception as exc:
                 if is_transient(exc):
@@ -120,12 +103,52 @@ class ChunkValidator:
                 log.exception("chunk could not be validated", seq=event.seq)
                 reason = f"internal error while validating this chunk ({type(exc).__name__})"
                 result = self._result(
-                    event, [], [], [], len(event.rows), "reject", chunk_error=reason
+                    chunk, [], [], [], len(chunk.rows), "reject", chunk_error=reason
                 )
-            if state is None or state.upstream:  # the gateway's chunks are stored already
-                await imports.store_chunk(conn, event, published=True, payload=payload)
             await repository.record_verdict(conn, result)
         return [(topics.CHUNK_VALIDATED, result, str(event.import_id))]
+
+    @staticmethod
+    async def _chunk(
+        conn: Conn,
+        event: ChunkSubmitted | ChunkStored,
+        state: imports.ImportState | None,
+        producer: str | None,
+    ) -> ChunkSubmitted:
+        """The chunk to validate: the stored one for a reference; an inline chunk stored
+        first if it is the first copy of an upstream import's chunk, else refused unless it
+        is the copy stored for it (the gateway's for an upload, the first received for an
+        upstream import)."""
+        if isinstance(event, ChunkStored):
+            stored = (
+                None if state is None else await chunk_store.read(conn, event.import_id, event.seq)
+            )
+            if stored is None or stored.import_id != event.import_id or stored.seq != event.seq:
+                raise InvalidEvent(
+                    f"chunk {event.seq} of import {event.import_id} is not in the chunk store"
+                )
+            return stored
+        payload = encode(event)
+        if state is None:
+            await imports.register_import(
+                conn,
+                import_id=event.import_id,
+                table=event.table,
+                columns=event.columns,
+                chunk_size=len(event.rows),
+                mode=event.mode,
+                producer=producer,
+            )
+        if state is None or state.upstream:
+            same = await chunk_store.store_received(conn, event, payload)
+        else:
+            same = await chunk_store.is_stored_copy(conn, event, payload)
+        if not same:
+            raise InvalidEvent(
+                f"chunk {event.seq} of import {event.import_id} is not the copy"
+                " tidegate stored for it"
+            )
+        return event
 
     async def validate(self, conn: Conn, event: ChunkSubmitted) -> ChunkValidated:
         table = await self._tables.get(conn, event.table)
@@ -163,22 +186,19 @@ class ChunkValidator:
             )
         if event.last:
             self._claims.forget(event.import_id)
-        rows, lines = cells.rows, cells.lines
         dropped = related.rejected | related.skipped
-        if dropped:
-            rows = [r for i, r in enumerate(rows) if i not in dropped]
-            lines = [n for i, n in enumerate(lines) if i not in dropped]
+        kept = [p for i, p in enumerate(cells.positions) if i not in dropped]
         errors = sorted(cells.errors + related.errors, key=lambda e: e.line)
         invalid = cells.invalid_rows + len(related.rejected)
-        ROWS_VALIDATED.labels("valid").inc(len(rows))
+        ROWS_VALIDATED.labels("valid").inc(len(kept))
         ROWS_VALIDATED.labels("invalid").inc(invalid)
         ROWS_VALIDATED.labels("skipped").inc(len(related.skipped))
         for error in errors:
             CELL_ERRORS.labels(error.code, error.severity).inc()
         return self._result(
             event,
-            rows,
-            lines,
+            kept,
+            cells.changes,
             errors,
             invalid,
             policy,
@@ -242,8 +262,8 @@ class ChunkValidator:
     @staticmethod
     def _result(
         event: ChunkSubmitted,
-        rows: list[list[str]],
-        lines: list[int],
+        kept: list[int],
+        changes: list[CellChange],
         errors: list[RowError],
         invalid: int,
         policy: DuplicatePolicy,
@@ -252,15 +272,16 @@ class ChunkValidator:
         match_on: tuple[str, ...] = (),
         chunk_error: str | None = None,
     ) -> ChunkValidated:
-        if event.mode == "validate_only":
-            rows, lines = [], []  # nothing will be loaded: counts and errors suffice
+        """The verdict: `kept`, the positions of the rows to load; `changes`, the cells
+        changed (those of rows not kept are left out)."""
+        passing = set(kept)
         return ChunkValidated(
             import_id=event.import_id,
             seq=event.seq,
             table=event.table,
             columns=event.columns,
-            rows=rows,
-            lines=lines,
+            dropped=[i for i in range(len(event.rows)) if i not in passing],
+            changes=[c for c in changes if c.row in passing],
             total_rows=len(event.rows),
             invalid_rows=invalid,
             errors=errors,

@@ -30,6 +30,7 @@ from shared.error_codes import FORMAT, REQUIRED, codes_in
 from shared.errors import InvalidEvent
 from shared.events import VerificationRequested
 from shared.kafka import Outgoing
+from shared.rollback import CHANGED, XID32
 from shared.rulebook import RuleBook, RuleFileError, TableRules, unique_keys
 
 log = structlog.get_logger(__name__)
@@ -255,7 +256,7 @@ async def check_lineage(
     )
     rows = await conn.fetch(
         "WITH written AS ("
-        " SELECT x.key, x.digest, c.loaded_at FROM tidegate.load_lineage l"
+        f" SELECT x.key, x.digest, {XID32} AS xid, c.loaded_at FROM tidegate.load_lineage l"
         " JOIN tidegate.imports i ON i.id = l.import_id AND i.status <> 'rolled_back'"
         " JOIN tidegate.chunk_ledger c ON c.import_id = l.import_id AND c.seq = l.seq,"
         " ROWS FROM (jsonb_array_elements(l.keys), unnest(l.digests)) AS x(key, digest)"
@@ -263,18 +264,18 @@ async def check_lineage(
         " AND NOT EXISTS (SELECT 1 FROM tidegate.operations o WHERE o.import_id = l.import_id"
         "  AND o.kind = 'rollback' AND o.status = 'completed' AND NOT o.dry_run)"
         " UNION ALL"
-        " SELECT x.key, x.digest, c.loaded_at FROM tidegate.row_images r"
+        " SELECT x.key, x.digest, NULL, c.loaded_at FROM tidegate.row_images r"
         " JOIN tidegate.imports i ON i.id = r.import_id AND i.status <> 'rolled_back'"
         " JOIN tidegate.chunk_ledger c ON c.import_id = r.import_id AND c.seq = r.seq,"
         " ROWS FROM (jsonb_array_elements(r.keys), unnest(r.digests)) AS x(key, digest)"
         " WHERE r.target_table = $1 AND r.keys IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM tidegate.operations o WHERE o.import_id = r.import_id"
         "  AND o.kind = 'rollback' AND o.status = 'completed' AND NOT o.dry_run)),"
-        " latest AS (SELECT DISTINCT ON (key) key, digest FROM written"
+        " latest AS (SELECT DISTINCT ON (key) key, digest, xid FROM written"
         f"  WHERE {scope.key_match(table, 2)} ORDER BY key, loaded_at DESC)"
         " SELECT w.key, CASE WHEN t IS NULL THEN 'deleted' ELSE 'changed' END AS now"
         f" FROM latest w LEFT JOIN {table.sql_name} t ON {key_match}"
-        " WHERE t IS NULL OR (w.digest IS NOT NULL AND hashtextextended(t::text, 0) <> w.digest)",
+        f" WHERE t IS NULL OR {CHANGED}",
         table.qualified_name,
         *scope.params,
     )

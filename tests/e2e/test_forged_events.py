@@ -10,7 +10,7 @@ import uuid
 
 import asyncpg
 
-from shared import events, imports, topics
+from shared import chunk_store, events, topics
 from tests.conftest import Running
 from tests.faults.test_untrusted_events import _dead_letters, _produce
 from tidegate.sample_data import HEADER, rows
@@ -19,7 +19,7 @@ GOOD = [list(r) for r in rows(5, start_id=700_001)]
 
 
 async def _gateway_import(db: asyncpg.Connection, table: str) -> events.ChunkSubmitted:
-    """An upload's import, its one chunk stored (and published) by the gateway, not yet
+    """An upload's import, its one chunk stored by the gateway, not yet
     validated."""
     chunk = events.ChunkSubmitted(
         import_id=uuid.uuid4(),
@@ -38,7 +38,7 @@ async def _gateway_import(db: asyncpg.Connection, table: str) -> events.ChunkSub
         list(HEADER),
     )
     async with db.transaction():
-        await imports.store_chunk(db, chunk, published=True)
+        assert await chunk_store.store_received(db, chunk, events.encode(chunk))
     return chunk
 
 
@@ -60,17 +60,20 @@ async def test_forged_chunk_events_of_a_gateway_import_change_nothing(
         seq=0,
         table=customers,
         columns=tuple(HEADER),
-        rows=GOOD,
-        lines=list(range(2, 7)),
+        dropped=list(range(5)),
         total_rows=5,
         invalid_rows=5,
     )
+    unstored = events.ChunkStored(import_id=chunk.import_id, seq=7, row_count=5)
     all_failed = events.ChunkLoaded(import_id=chunk.import_id, seq=0, loaded_rows=0, failed_rows=5)
     await _produce(bootstrap, topics.CHUNK_SUBMITTED, other_rows)
     await _produce(bootstrap, topics.CHUNK_VALIDATED, all_invalid)
     await _produce(bootstrap, topics.CHUNK_LOADED, all_failed)
+    await _produce(bootstrap, topics.CHUNK_SUBMITTED, unstored)
     validator, auditor = "tidegate-validator", "tidegate-auditor"
     expected = {
+        (events.event_id(unstored), validator): "not in the chunk store",
+        (events.event_id(unstored), auditor): "not what tidegate recorded",
         (events.event_id(other_rows), validator): "not the copy tidegate stored",
         (events.event_id(other_rows), auditor): "not what tidegate recorded",
         (events.event_id(all_invalid), auditor): "not what tidegate recorded",

@@ -25,6 +25,7 @@ SIZES = {
     "row_errors": 400_000,
     "import_journal": 400_000,
     "outbox": 100_000,
+    "chunks": 100_000,
     "audit_log": 300_000,
     "chunk_ledger": 200_000,
     "chunk_progress": 300_000,
@@ -59,6 +60,9 @@ FILL = [
     "INSERT INTO tidegate.outbox (event_id, event_type, topic, key, payload, import_id,"
     " published_at) SELECT 'fill:' || i, 't', 'tidegate.chunk.submitted', f.id::text,"
     " '\\x00', f.id, now() FROM generate_series(1, {outbox}) AS i"
+    " JOIN fill_ids f ON f.n = 1 + i % 50000",
+    "INSERT INTO tidegate.chunks (import_id, seq, row_count, last, payload)"
+    " SELECT f.id, i / 50000, 1000, false, '\\x00' FROM generate_series(1, {chunks}) AS i"
     " JOIN fill_ids f ON f.n = 1 + i % 50000",
     "INSERT INTO tidegate.audit_log (at, key_id, action, method, path, status, outcome,"
     " request_id) SELECT now() - make_interval(secs => i),"

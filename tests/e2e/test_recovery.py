@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import uuid
 from typing import Any
 
@@ -489,3 +490,45 @@ async def test_without_rollback_on_failure_a_failed_import_keeps_what_it_loaded(
     assert not await db.fetchval(
         "SELECT count(*) FROM tidegate.operations WHERE import_id = $1", uuid.UUID(answer["id"])
     )
+
+
+async def test_copied_rows_are_told_changed_by_xmin_through_freeze_and_rewrites(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, people: str
+) -> None:
+    """New rows go in with COPY and one lineage row per chunk holding the transaction id:
+    a row is the import's own while its xmin is that id. VACUUM FREEZE, VACUUM FULL and
+    CLUSTER keep it so; any UPDATE (even a no-op) or a rewrite of the rows (as restoring a
+    dump does) makes the row count as changed since."""
+    body = "id,email,name\n5,five@example.com,Five\n6,six@example.com,Six\n7,,Seven\n"
+    status, answer, _ = await post_csv(http, people, body)
+    assert status == 202, answer
+    import_id = answer["id"]
+    assert (await wait_final(db, import_id))["loaded_rows"] == 3
+    lineage = await db.fetch(
+        "SELECT keys, digests, xid FROM tidegate.load_lineage WHERE import_id = $1", import_id
+    )
+    assert len(lineage) == 1 and lineage[0]["digests"] is None and lineage[0]["xid"] is not None
+    assert sorted(json.loads(lineage[0]["keys"])) == [[5], [6], [7]]
+    assert await db.fetchval(f"SELECT email FROM {people} WHERE id = 7") is None  # empty: NULL
+
+    async def plan() -> tuple[int, int, list[Any]]:
+        status, found = await post(http, f"/imports/{import_id}/rollback", dry_run="true")
+        assert status == 200, found
+        keys = sorted((c["key"], c["now"]) for c in found["conflict_keys"])
+        return found["conflicts"], found["delete"], keys
+
+    pkey = people.split(".")[1] + "_pkey"
+    for rewrite in (
+        f"VACUUM (FREEZE) {people}",
+        f"VACUUM FULL {people}",
+        f"CLUSTER {people} USING {pkey}",
+    ):
+        await db.execute(rewrite)
+        assert await plan() == (0, 3, []), rewrite
+    await db.execute(f"UPDATE {people} SET name = name WHERE id = 6")  # a no-op still counts
+    assert await plan() == (1, 3, [([6], "changed")])
+    await db.execute(
+        f"CREATE TEMP TABLE copy_of AS SELECT * FROM {people};"
+        f" DELETE FROM {people}; INSERT INTO {people} SELECT * FROM copy_of"
+    )  # what restoring a dump does to the rows
+    assert await plan() == (3, 3, [([5], "changed"), ([6], "changed"), ([7], "changed")])

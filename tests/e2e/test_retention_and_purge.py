@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from shared import topics
 from shared.events import ChunkSubmitted, decode
 from shared.retention import Retention, sweep
 from tests.conftest import Running, wait_final
@@ -43,7 +42,7 @@ async def _import(http: aiohttp.ClientSession, db: asyncpg.Connection, table: st
 async def _kept(db: asyncpg.Connection, import_id: uuid.UUID) -> dict[str, int]:
     """Rows each store keeps of the import."""
     counts = {}
-    for table in ("outbox", "load_lineage", "row_images", "row_errors", "chunk_progress",
+    for table in ("chunks", "load_lineage", "row_images", "row_errors", "chunk_progress",
                   "chunk_ledger", "chunk_verdicts", "import_journal"):  # fmt: skip
         counts[table] = await db.fetchval(
             f"SELECT count(*) FROM tidegate.{table} WHERE import_id = $1",
@@ -86,15 +85,15 @@ async def test_each_kind_is_forgotten_after_its_retention(
         running,
     )
     before = {i: await _kept(db, i) for i in [*ids, updated]}
-    assert all(before[i]["outbox"] and before[i]["load_lineage"] for i in ids)
+    assert all(before[i]["chunks"] and before[i]["load_lineage"] for i in ids)
     assert before[updated]["row_images"] > 0
 
     gone = await sweep(db, Retention(chunks=7, lineage=30, diagnostics=90))
     assert gone["imports"] >= 5  # 10 d: chunks; 40 d: chunks, lineage (two); 100 d: all
 
     ten, forty, hundred = [await _kept(db, i) for i in ids]
-    assert ten["outbox"] == 0 and ten["load_lineage"] > 0 and ten["row_errors"] > 0
-    assert forty["outbox"] == forty["load_lineage"] == 0 and forty["row_errors"] > 0
+    assert ten["chunks"] == 0 and ten["load_lineage"] > 0 and ten["row_errors"] > 0
+    assert forty["chunks"] == forty["load_lineage"] == 0 and forty["row_errors"] > 0
     assert (await _kept(db, updated))["row_images"] == 0
     assert all(count == 0 for count in hundred.values()), hundred
     assert (
@@ -167,10 +166,7 @@ async def test_purge_removes_one_row_then_a_table_from_every_copy(
         return [
             r["payload"]
             for r in await db.fetch(
-                "SELECT payload FROM tidegate.outbox WHERE import_id = ANY($1::uuid[])"
-                " AND topic = $2",
-                ids,
-                topics.CHUNK_SUBMITTED,
+                "SELECT payload FROM tidegate.chunks WHERE import_id = ANY($1::uuid[])", ids
             )
         ]
 
@@ -193,7 +189,7 @@ async def test_purge_removes_one_row_then_a_table_from_every_copy(
     assert code == 0, err
     purged = json.loads(out)
     assert purged["key_columns"] == ["id"] and purged["imports"] == 2
-    assert purged["removed"]["outbox"] == 2  # its row in each import's chunks
+    assert purged["removed"]["chunks"] == 2  # its row in each import's chunks
     assert len(purged["backups_holding"]) == 1  # a backup file cannot be edited: listed
     assert "2" not in _payload_ids(await payloads())
     assert {"1", "3", "4", "5", "6"} <= _payload_ids(await payloads())

@@ -10,8 +10,9 @@ import asyncpg
 import pytest
 
 from services.loader.handlers import ChunkLoader
+from shared import chunk_store
 from shared.catalog import TableCache
-from shared.events import ChunkValidated, digest
+from shared.events import ChunkSubmitted, ChunkValidated, digest, encode
 from tidegate.sample_data import HEADER, TABLE_SQL, rows
 
 
@@ -22,21 +23,22 @@ async def table(db: asyncpg.Connection) -> str:
     return name
 
 
-def chunk(table: str, data: list[list[str]], seq: int = 0) -> ChunkValidated:
-    return ChunkValidated(
-        import_id=uuid.uuid4(),
-        seq=seq,
+async def admitted(db: asyncpg.Connection, table: str, data: list[list[str]]) -> ChunkValidated:
+    """A chunk of a new import, stored, and the validator's verdict letting all of it through,
+    registered as the validator does."""
+    submitted = ChunkSubmitted(
+        import_id=uuid.uuid4(), seq=0, table=table, columns=tuple(HEADER), rows=data
+    )
+    event = ChunkValidated(
+        import_id=submitted.import_id,
+        seq=0,
         table=table,
         columns=tuple(HEADER),
-        rows=data,
-        lines=list(range(2, 2 + len(data))),
         total_rows=len(data),
         invalid_rows=0,
     )
-
-
-async def admitted(db: asyncpg.Connection, event: ChunkValidated) -> ChunkValidated:
-    """Register the import and the validator's verdict, as the validator does."""
+    async with db.transaction():
+        assert await chunk_store.store_received(db, submitted, encode(submitted))
     await db.execute(
         "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"
         " VALUES ($1, $2, $3, 1, 'kafka') ON CONFLICT DO NOTHING",
@@ -65,7 +67,7 @@ def loader(pool: asyncpg.Pool) -> ChunkLoader:
 async def test_the_same_chunk_twice_and_concurrently_loads_once(
     pool: asyncpg.Pool, db: asyncpg.Connection, table: str
 ) -> None:
-    event = await admitted(db, chunk(table, list(rows(500))))
+    event = await admitted(db, table, list(rows(500)))
     chunk_loader = loader(pool)
 
     async def load() -> tuple[int, int]:
@@ -94,7 +96,7 @@ async def test_refused_rows_are_isolated_and_the_rest_loads(
     data[80][5] = "99999999999.99"  # 11 digits before the point: numeric(12,2) overflows
     await db.execute(f"ALTER TABLE {table} ADD CHECK (city <> 'Malmö')")
     malmo = [i for i, r in enumerate(data) if r[3] == "Malmö"]
-    event = await admitted(db, chunk(table, data))
+    event = await admitted(db, table, data)
     async with pool.acquire() as conn:
         outcome = await loader(pool).load(conn, event)
     refused = {e.line - 2: e.code for e in outcome.errors}
@@ -114,7 +116,7 @@ async def test_refused_rows_are_isolated_and_the_rest_loads(
 async def test_a_dropped_table_fails_the_chunk_not_the_loader(
     pool: asyncpg.Pool, db: asyncpg.Connection, table: str
 ) -> None:
-    event = await admitted(db, chunk(table, list(rows(5))))
+    event = await admitted(db, table, list(rows(5)))
     await db.execute(f"DROP TABLE {table}")
     async with pool.acquire() as conn:
         outcome = await loader(pool).load(conn, event)

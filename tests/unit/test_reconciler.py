@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
+
 from services.auditor.reconciler import Missing
 from shared import events
 
@@ -41,12 +43,17 @@ def test_shape_problems_are_found_before_any_effect() -> None:
         seq=0,
         table="public.t",
         columns=("a", "b"),
-        rows=[["1", "2"], ["3"]],
-        lines=[2, 3],
+        dropped=[1, 1],
         total_rows=2,
-        invalid_rows=0,
+        invalid_rows=2,
     )
-    assert events.shape_problem(validated) == "row 1 has 1 cells for 2 columns"
+    assert events.shape_problem(validated) == "dropped rows must be in increasing order"
+    changed = msgspec.structs.replace(
+        validated, dropped=[1], invalid_rows=1, changes=[events.CellChange(0, 2, "x")]
+    )
+    assert events.shape_problem(changed) == "changed cell (0, 2) outside the chunk"
+    uncounted = msgspec.structs.replace(validated, dropped=[0], invalid_rows=0)
+    assert events.shape_problem(uncounted) == "1 dropped rows for 0 invalid and skipped"
     submitted = events.ChunkSubmitted(
         import_id=uuid.uuid4(), seq=0, table="public.t", columns=("a", "a"), rows=[]
     )
