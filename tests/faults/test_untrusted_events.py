@@ -16,7 +16,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import events, topics
-from shared.kafka import cloudevent_headers
+from shared.kafka import cloudevent_headers, log_ends
 from tests.faults.conftest import CHUNKS, Scenario
 from tidegate.keys import create_key
 from tidegate.sample_data import HEADER
@@ -162,7 +162,9 @@ async def _replay_everything(bootstrap: str) -> int:
     end and produce each record once more (key, value and headers as they were), which is
     what a consumer group rewound to offset 0 receives. Returns how many."""
     names = (topics.CHUNK_SUBMITTED, topics.CHUNK_VALIDATED, topics.CHUNK_LOADED)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await consumer.start()
     await producer.start()
@@ -172,9 +174,8 @@ async def _replay_everything(bootstrap: str) -> int:
             for name in names
             for p in consumer.partitions_for_topic(name) or ()
         ]
-        consumer.assign(partitions)
+        ends = await log_ends(consumer, partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
         records = []
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=500)
