@@ -17,8 +17,9 @@ in the same run:
   (`pg_stat_wal`), each stage's time per chunk (p50/p95, from the services' histograms);
 - the broker's resident memory after each of 20 consecutive 100,000-row imports.
 
-`--profile` samples every service with py-spy during the clean run and prints where each
-spends its time (collapsed stacks in bench/profiles/, for speedscope or flamegraph.pl).
+`--profile` samples every service with py-spy during each run of the big file and prints
+where each spends its time (collapsed stacks in bench/profiles/, for speedscope or
+flamegraph.pl).
 Not part of the test run.
 """
 
@@ -262,14 +263,15 @@ async def statement_times(database_url: str, top: int = 10) -> list[tuple[str, i
 
 
 @contextmanager
-def profiling(stack: Stack, enabled: bool) -> Iterator[dict[str, Path]]:
+def profiling(stack: Stack, enabled: bool, label: str) -> Iterator[dict[str, Path]]:
     """py-spy sampling each service while the block runs (nothing unless `enabled`)."""
     outputs: dict[str, Path] = {}
     spies = []
     if enabled:
         PROFILES.mkdir(exist_ok=True)
         for name, process in stack.processes.items():
-            outputs[name] = PROFILES / f"{name}.collapsed.txt"
+            run = "".join(c if c.isalnum() else "_" for c in label)
+            outputs[name] = PROFILES / f"{name}-{run}.collapsed.txt"
             spies.append(
                 subprocess.Popen(
                     [SPY, "record", "--pid", str(process.pid), "--rate", "40",
@@ -433,7 +435,7 @@ def measure(
     wal_before = asyncio.run(wal_bytes(url))
     asyncio.run(reset_statements(url))
     cpu_before = cpu_seconds(stack)
-    with profiling(stack, profile and label == "clean") as profiles:
+    with profiling(stack, profile, label) as profiles:
         elapsed, final = asyncio.run(pipeline(url, api, path, table))
     cpu = cpu_used(cpu_before, cpu_seconds(stack))
     after = asyncio.run(busy_seconds(stack))
@@ -459,7 +461,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--clean-only", action="store_true", help="skip the file with 2%% bad rows")
-    parser.add_argument("--profile", action="store_true", help="py-spy each service (clean run)")
+    parser.add_argument("--profile", action="store_true", help="py-spy each service")
     parser.add_argument(
         "--broker-imports", type=int, default=20, help="100,000-row imports for broker memory"
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
@@ -197,11 +198,16 @@ async def copy_rows(
     subtransaction's id)."""
     out = io.StringIO()
     csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    data = out.getvalue().encode()
+
+    async def source() -> AsyncIterator[bytes]:  # a file would be read in a thread
+        yield data
+
     await conn.copy_to_table(
         table.name,
         schema_name=table.schema,
         columns=list(columns),
-        source=io.BytesIO(out.getvalue().encode()),
+        source=source(),
         format="csv",
         force_null=list(columns),
     )

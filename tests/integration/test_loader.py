@@ -79,6 +79,16 @@ async def test_the_same_chunk_twice_and_concurrently_loads_once(
     assert list(outcomes) == [(500, 0)] * 3  # later ones re-announce the recorded outcome
     assert await load() == (500, 0)
     assert await db.fetchval(f"SELECT count(*) FROM {table}") == 500
+    # Loaded with COPY in the chunk's own transaction: one lineage row, whose transaction id
+    # every row carries as xmin.
+    lineage = await db.fetch(
+        "SELECT xid::text::bigint % 4294967296 AS xid, digests, jsonb_array_length(keys) AS n"
+        " FROM tidegate.load_lineage WHERE import_id = $1",
+        event.import_id,
+    )
+    assert [(r["digests"], r["n"]) for r in lineage] == [(None, 500)]
+    xmins = await db.fetch(f"SELECT DISTINCT xmin::text::bigint AS x FROM {table}")
+    assert [r["x"] for r in xmins] == [lineage[0]["xid"]]
     assert (
         await db.fetchval(
             "SELECT count(*) FROM tidegate.chunk_ledger WHERE import_id = $1", event.import_id
@@ -107,10 +117,13 @@ async def test_refused_rows_are_isolated_and_the_rest_loads(
     ids = {r[0] for r in await db.fetch(f"SELECT id FROM {table}")}
     assert ids == {int(r[0]) for i, r in enumerate(data) if i not in expected}
     keys = await db.fetch(
-        "SELECT keys FROM tidegate.load_lineage WHERE import_id = $1", event.import_id
+        "SELECT keys, digests, xid FROM tidegate.load_lineage WHERE import_id = $1",
+        event.import_id,
     )
     lineage = {k[0] for record in keys for k in json.loads(record["keys"])}
     assert lineage == ids
+    # The COPY was refused and rolled back: the statements' lineage (digests) is all there is.
+    assert all(r["xid"] is None and r["digests"] is not None for r in keys)
 
 
 async def test_a_dropped_table_fails_the_chunk_not_the_loader(
