@@ -108,9 +108,6 @@ class DateCoercion:
         return parsed.isoformat(sep=" ")
 
 
-SMALL_BLOCK = 16  # values a column block must have before it is halved again
-
-
 class ColumnRule:
     """Checks one column of a chunk at once; clean columns avoid per-cell Python work."""
 
@@ -177,29 +174,13 @@ class ColumnRule:
             and not (self._clean is not None and self._clean(current))
         ):
             failed = {f.row for f in findings if f.fatal}
-            for i in self._suspects(current):
-                value = current[i]
+            for i, value in enumerate(current):
                 if value and i not in failed:
                     for check in self._checks:
                         if (problem := check(value)) is not None:
                             findings.append(Finding(i, *problem))
                             break
         return _one_error_per_cell(findings), current
-
-    def _suspects(self, values: list[str], start: int = 0, stop: int | None = None) -> list[int]:
-        """Positions in values[start:stop] that need a look, one by one: the column check
-        (`_clean`) accepts a block whole, so a column with a few bad values is halved
-        until the blocks it refuses are small, and only those are looked at (the same
-        findings as a look at every value, at a fraction of the calls)."""
-        stop = len(values) if stop is None else stop
-        if self._clean is None or stop - start <= SMALL_BLOCK:
-            return list(range(start, stop))
-        middle = (start + stop) // 2
-        suspects = []
-        for low, high in ((start, middle), (middle, stop)):
-            if not self._clean(values[low:high]):
-                suspects += self._suspects(values, low, high)
-        return suspects
 
     def _coerce(self, current: list[str]) -> list[Finding]:
         """Rewrite opt-in date formats to ISO in place; findings for unreadable dates."""
