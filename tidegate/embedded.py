@@ -122,6 +122,11 @@ class EmbeddedBroker:
         self.stop()
         raise RuntimeError(f"the broker did not listen on port {self.port} in {timeout}s")
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs."""
+        return None if self._process is None else self._process.pid
+
     def kill(self) -> None:
         """SIGKILL, as a crash: everything the broker held is gone (tansu keeps nothing);
         `start()` brings it back, empty, on the same port."""
