@@ -16,7 +16,7 @@ lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 bench: setup
-	sh scripts/system-deps.sh
+	sh scripts/system-deps.sh bench
 	.venv/bin/python -m bench.run $(BENCH_ARGS)
 
 # The seed's diagrams, from their Graphviz source (docs/diagrams/*.dot → *.svg).

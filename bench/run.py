@@ -523,7 +523,9 @@ def report_peers(
     rows = {label: elapsed for label, elapsed, *_ in results}
     for label, (count, seconds) in peers.items():
         if seconds is None:
-            print(f"pgloader, {label}: not installed (scripts/system-deps.sh installs it)")
+            print(
+                f"pgloader, {label}: not installed (`sh scripts/system-deps.sh bench` installs it)"
+            )
             continue
         rate = count / seconds
         line = (
