@@ -214,7 +214,8 @@ class ChunkLoader:
             return ChunkLoaded(
                 import_id=event.import_id, seq=event.seq, loaded_rows=loaded, failed_rows=0
             )
-        CHUNKS_BY_PATH.labels("isolated" if event.on_duplicate == "reject" else "statement").inc()
+        refused = not copy and event.on_duplicate == "reject" and event.mode != "dry_run"
+        CHUNKS_BY_PATH.labels("isolated" if refused else "statement").inc()
         if event.on_duplicate == "update":
             statement = repository.upsert_statement(table, event.columns, event.match_on)
         else:
