@@ -169,12 +169,16 @@ class ChunkLoader:
     ) -> ChunkLoaded:
         async with conn.transaction():
             await imports.hold_for_load(conn, event.import_id)
-            if not await repository.claim_chunk(conn, event.import_id, event.seq):
+            found = await repository.claim(conn, event.import_id, event.seq)
+            if found is None:
+                raise NotAdmitted("unknown_import", f"import {event.import_id} is not known")
+            if not found.claimed:
                 entry = await repository.ledger_entry(conn, event.import_id, event.seq)
                 assert entry is not None
                 log.info("chunk already loaded; re-announcing", seq=event.seq)
                 return ledger.outcome_of(event.import_id, dict(entry))
-            chunk = await self._admit(conn, event)
+            chunk = self._admit(event, found)
+            lineage = None
             if give_up is not None:
                 log.error("chunk failed: every attempt was refused", seq=event.seq, cause=give_up)
                 outcome = self._failed(event, give_up)
@@ -188,32 +192,34 @@ class ChunkLoader:
                 trial = conn.transaction()
                 await trial.start()
                 try:
-                    outcome = await self._insert(conn, event, chunk, copy=False)
+                    outcome, _ = await self._insert(conn, event, chunk, copy=False)
                 finally:
                     await trial.rollback()
             else:
-                outcome = await self._insert(conn, event, chunk, copy=copy)
-            await repository.record_outcome(conn, outcome)
+                outcome, lineage = await self._insert(conn, event, chunk, copy=copy)
+            await repository.record_outcome(conn, outcome, lineage)
         return outcome
 
     async def _insert(
         self, conn: Conn, event: ChunkValidated, chunk: ChunkSubmitted, *, copy: bool
-    ) -> ChunkLoaded:
+    ) -> tuple[ChunkLoaded, repository.Lineage | None]:
+        """The chunk's outcome, and the lineage row still to record with it (COPY's)."""
         rows, lines = chunk_store.passed_rows(chunk, event)
         table = await self._tables.get(conn, event.table)
         if table is None:
-            return self._failed(event, f"table {event.table} no longer exists")
+            return self._failed(event, f"table {event.table} no longer exists"), None
         if copy and event.on_duplicate == "reject":
             try:
-                loaded = await repository.copy_rows(
+                lineage = await repository.copy_rows(
                     conn, table, event.columns, rows, event.import_id, event.seq
                 )
             except (*ROW_REFUSALS, *CHUNK_REFUSALS) as exc:
                 raise CopyRefused from exc
             CHUNKS_BY_PATH.labels("copy").inc()
-            return ChunkLoaded(
-                import_id=event.import_id, seq=event.seq, loaded_rows=loaded, failed_rows=0
+            copied = ChunkLoaded(
+                import_id=event.import_id, seq=event.seq, loaded_rows=len(rows), failed_rows=0
             )
+            return copied, lineage
         refused = not copy and event.on_duplicate == "reject" and event.mode != "dry_run"
         CHUNKS_BY_PATH.labels("isolated" if refused else "statement").inc()
         if event.on_duplicate == "update":
@@ -228,10 +234,10 @@ class ChunkLoader:
                 conn, statement, table, event, rows, lines, parts
             )
         except CHUNK_REFUSALS as exc:
-            return self._failed(event, f"the table changed under the import: {exc}")
+            return self._failed(event, f"the table changed under the import: {exc}"), None
         failed = len(errors)
         skipped = len(rows) - loaded - failed
-        return ChunkLoaded(
+        outcome = ChunkLoaded(
             import_id=event.import_id,
             seq=event.seq,
             loaded_rows=loaded,
@@ -242,6 +248,7 @@ class ChunkLoader:
             duplicate_rows=skipped + sum(e.code == "duplicate_in_table" for e in errors),
             errors=errors,
         )
+        return outcome, None
 
     async def _isolate(
         self,
@@ -270,23 +277,19 @@ class ChunkLoader:
         return first[0] + second[0], first[1] + second[1], first[2] + second[2]
 
     @staticmethod
-    async def _admit(conn: Conn, event: ChunkValidated) -> ChunkSubmitted | None:
+    def _admit(event: ChunkValidated, found: repository.Admission) -> ChunkSubmitted | None:
         """Only the validator's own verdict about a chunk of a running import is loaded;
         returns the stored chunk (None if it is gone) or raises NotAdmitted."""
-        state = await repository.admission(conn, event.import_id, event.seq)
-        if state is None:
-            raise NotAdmitted("unknown_import", f"import {event.import_id} is not known")
-        finished, verdict, payload = state
-        if verdict != digest(event):
+        if found.verdict != digest(event):
             raise NotAdmitted(
                 "not_validated",
                 f"chunk {event.seq} of import {event.import_id} is not the validator's verdict",
             )
-        if finished:
+        if found.finished:
             raise NotAdmitted("import_finished", f"import {event.import_id} has finished")
-        if payload is None:
+        if found.payload is None:
             return None
-        chunk = chunk_store.decode(payload)
+        chunk = chunk_store.decode(found.payload)
         if (len(chunk.rows), chunk.columns) != (event.total_rows, event.columns):
             raise NotAdmitted(
                 "not_validated",

@@ -31,16 +31,36 @@ from shared.db import Conn, text_array
 from shared.events import ChunkLoaded
 
 
-async def claim_chunk(conn: Conn, import_id: uuid.UUID, seq: int) -> bool:
-    """True if this transaction is the first to load the chunk. A concurrent claimer
-    waits here until the first commits, then sees the claim."""
-    claimed = await conn.fetchval(
-        "INSERT INTO tidegate.chunk_ledger (import_id, seq, loaded_rows, failed_rows)"
-        " VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING RETURNING true",
+class Admission(msgspec.Struct, frozen=True):
+    """What the loader finds when it claims a chunk."""
+
+    claimed: bool  # this transaction is the first to load the chunk
+    finished: bool  # the import has finished
+    verdict: bytes | None  # digest of the validator's verdict on the chunk
+    payload: bytes | None  # the stored chunk (read only when claimed)
+
+
+async def claim(conn: Conn, import_id: uuid.UUID, seq: int) -> Admission | None:
+    """Claim the chunk in the ledger and read what admitting it needs, in one statement;
+    None for an unknown import. A concurrent claimer waits here until the first commits,
+    then sees the claim. (The read's snapshot is taken before that wait: it is only used
+    when this transaction claimed the chunk.)"""
+    row = await conn.fetchrow(
+        "WITH claim AS (INSERT INTO tidegate.chunk_ledger (import_id, seq, loaded_rows,"
+        " failed_rows) VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING RETURNING true)"
+        " SELECT EXISTS (SELECT FROM claim) AS claimed,"
+        " i.finished_at IS NOT NULL AS finished, v.digest,"
+        " (SELECT c.payload FROM tidegate.chunks c WHERE c.import_id = i.id AND c.seq = $2"
+        "  AND EXISTS (SELECT FROM claim)) AS payload"
+        " FROM tidegate.imports i"
+        " LEFT JOIN tidegate.chunk_verdicts v ON v.import_id = i.id AND v.seq = $2"
+        " WHERE i.id = $1",
         import_id,
         seq,
     )
-    return claimed is True
+    if row is None:
+        return None
+    return Admission(row["claimed"], row["finished"], row["digest"], row["payload"])
 
 
 async def ledger_entry(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Record | None:
@@ -50,23 +70,6 @@ async def ledger_entry(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Re
         import_id,
         seq,
     )
-
-
-async def admission(
-    conn: Conn, import_id: uuid.UUID, seq: int
-) -> tuple[bool, bytes | None, bytes | None] | None:
-    """None for an unknown import, else (finished, digest of the validator's verdict on
-    the chunk, the stored chunk), each None when there is none."""
-    row = await conn.fetchrow(
-        "SELECT i.finished_at IS NOT NULL AS finished, v.digest, c.payload"
-        " FROM tidegate.imports i"
-        " LEFT JOIN tidegate.chunk_verdicts v ON v.import_id = i.id AND v.seq = $2"
-        " LEFT JOIN tidegate.chunks c ON c.import_id = i.id AND c.seq = $2"
-        " WHERE i.id = $1",
-        import_id,
-        seq,
-    )
-    return None if row is None else (bool(row["finished"]), row["digest"], row["payload"])
 
 
 async def import_settings(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | None:
@@ -81,11 +84,29 @@ async def import_settings(conn: Conn, import_id: uuid.UUID) -> asyncpg.Record | 
     )
 
 
-async def record_outcome(conn: Conn, outcome: ChunkLoaded) -> None:
+class Lineage(msgspec.Struct, frozen=True):
+    """A lineage row to insert with a chunk's outcome: a SELECT whose parameters are
+    numbered from OUTCOME_PARAMS + 1, and their values."""
+
+    select: str
+    args: tuple[object, ...]
+
+
+OUTCOME_PARAMS = 9
+
+
+async def record_outcome(conn: Conn, outcome: ChunkLoaded, lineage: Lineage | None = None) -> None:
+    """The chunk's outcome in the ledger (and its lineage row, in the same statement)."""
+    insert = (
+        "WITH lineage AS (INSERT INTO tidegate.load_lineage"
+        f" (import_id, seq, part, target_table, row_count, keys, xid) {lineage.select}) "
+        if lineage is not None
+        else ""
+    )
     await conn.execute(
-        "UPDATE tidegate.chunk_ledger SET loaded_rows = $3, failed_rows = $4, updated_rows = $5,"
-        " skipped_rows = $6, duplicate_rows = $7, errors = $8, chunk_error = $9"
-        " WHERE import_id = $1 AND seq = $2",
+        f"{insert}UPDATE tidegate.chunk_ledger SET loaded_rows = $3, failed_rows = $4,"
+        " updated_rows = $5, skipped_rows = $6, duplicate_rows = $7, errors = $8,"
+        " chunk_error = $9 WHERE import_id = $1 AND seq = $2",
         outcome.import_id,
         outcome.seq,
         outcome.loaded_rows,
@@ -95,6 +116,7 @@ async def record_outcome(conn: Conn, outcome: ChunkLoaded) -> None:
         outcome.duplicate_rows,
         msgspec.msgpack.encode(outcome.errors) if outcome.errors else None,
         outcome.chunk_error,
+        *(lineage.args if lineage is not None else ()),
     )
 
 
@@ -191,9 +213,9 @@ async def copy_rows(
     rows: list[list[str]],
     import_id: uuid.UUID,
     seq: int,
-) -> int:
-    """COPY the rows into the table and record one lineage row with the keys of the rows
-    and this transaction's id; the rows loaded. Raises what the database refuses (the
+) -> Lineage:
+    """COPY the rows into the table; returns their lineage row (the keys of the rows and
+    this transaction's id), for `record_outcome`. Raises what the database refuses (the
     transaction is then unusable: it must not be a savepoint's, whose rows carry the
     subtransaction's id)."""
     out = io.StringIO()
@@ -211,27 +233,22 @@ async def copy_rows(
         format="csv",
         force_null=list(columns),
     )
+    first = OUTCOME_PARAMS + 1
     if table.primary_key:
         places = [columns.index(c) for c in table.primary_key]
         arrays = [text_array([row[p] for row in rows]) for p in places]
         casts = [table.column(c).cast_sql for c in table.primary_key]
-        unnest = ", ".join(f"${i + 5}::text::text[]" for i in range(len(places)))
+        unnest = ", ".join(f"${first + 4 + i}::text::text[]" for i in range(len(places)))
         names = ", ".join(f"c{i}" for i in range(len(places)))
         typed = ", ".join(f"NULLIF(u.c{i}, '')::{cast}" for i, cast in enumerate(casts))
         keys = f"(SELECT jsonb_agg(jsonb_build_array({typed})) FROM unnest({unnest}) AS u({names}))"
     else:
         arrays, keys = [], "NULL::jsonb"
-    await conn.execute(
-        "INSERT INTO tidegate.load_lineage"
-        " (import_id, seq, part, target_table, row_count, keys, xid)"
-        f" VALUES ($1, $2, 0, $3, $4, {keys}, pg_current_xact_id())",
-        import_id,
-        seq,
-        table.qualified_name,
-        len(rows),
-        *arrays,
+    select = (
+        f"SELECT ${first}::uuid, ${first + 1}::integer, 0, ${first + 2}::text,"
+        f" ${first + 3}::integer, {keys}, pg_current_xact_id()"
     )
-    return len(rows)
+    return Lineage(select, (import_id, seq, table.qualified_name, len(rows), *arrays))
 
 
 async def insert_rows(

@@ -1,7 +1,8 @@
 """Which line of an import first used each key value (`KeyClaims`).
 
 Chunks of an import reach one validator in file order, so it keeps the import's claims in
-memory (about 100 bytes a key value) and records each chunk's new claims as one row per key
+memory (`Owners`: 16 bytes a key value in sorted numpy arrays, searched a chunk at a time,
+plus a dict of the latest claims) and records each chunk's new claims as one row per key
 in `tidegate.import_key_chunks`, from which another validator (after a restart or a
 rebalance) rebuilds them. Validating a chunk again finds its own claims: same verdict.
 """
@@ -10,25 +11,84 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from services.validator import repository
 from shared.db import Conn
 
 Claims = dict[int, tuple[list[int], list[int]]]  # key number → (digests, lines), file order
 
+NONE = -1  # no owner
+
+
+class Owners:
+    """Key digest → its owner, the line that claimed it first, packed as seq << 32 | line.
+
+    A million claims take 16 MB: sorted numpy arrays of digests and owners, searched a
+    chunk at a time, and a dict of the claims since the last merge into them."""
+
+    MERGE_AT = 65_536
+
+    def __init__(self) -> None:
+        self._digests = np.empty(0, np.int64)
+        self._owners = np.empty(0, np.int64)
+        self._recent: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._digests) + len(self._recent)
+
+    def find(self, digests: Sequence[int]) -> list[int]:
+        """The owner of each digest, or NONE."""
+        if len(self._digests):
+            wanted = np.array(digests, np.int64)
+            at = np.searchsorted(self._digests, wanted)
+            at[at == len(self._digests)] = 0
+            found: list[int] = np.where(
+                self._digests[at] == wanted, self._owners[at], NONE
+            ).tolist()
+        else:
+            found = [NONE] * len(digests)
+        recent = self._recent
+        return [
+            o if o != NONE else recent.get(d, NONE) for d, o in zip(digests, found, strict=True)
+        ]
+
+    def claim(self, digests: Sequence[int], owners: Sequence[int]) -> list[int]:
+        """Give each digest not yet owned its owner in `owners`; every digest's owner."""
+        recent = self._recent
+        result = [
+            o if o != NONE else recent.setdefault(d, me)
+            for d, me, o in zip(digests, owners, self.find(digests), strict=True)
+        ]
+        if len(recent) >= self.MERGE_AT:
+            self._merge()
+        return result
+
+    def _merge(self) -> None:
+        count = len(self._recent)
+        digests = np.fromiter(self._recent.keys(), np.int64, count)
+        owners = np.fromiter(self._recent.values(), np.int64, count)
+        order = np.argsort(digests)
+        digests, owners = digests[order], owners[order]
+        at = np.searchsorted(self._digests, digests)
+        self._digests = np.insert(self._digests, at, digests)
+        self._owners = np.insert(self._owners, at, owners)
+        self._recent = {}
+
 
 @dataclass
 class _Book:
     last_seq: int = -1
-    # key number → digest → owner (seq, line) packed as seq << 32 | line: ints, not tuples
-    owners: dict[int, dict[int, int]] = field(default_factory=dict)
+    owners: dict[int, Owners] = field(default_factory=dict)  # by key number
 
-    def add(self, seq: int, key_no: int, digests: Iterable[int], lines: Iterable[int]) -> None:
-        owners = self.owners.setdefault(key_no, {})
-        for digest, line in zip(digests, lines, strict=True):
-            owners.setdefault(digest, seq << 32 | line)
+    def of(self, key_no: int) -> Owners:
+        return self.owners.setdefault(key_no, Owners())
+
+    def add(self, seq: int, key_no: int, digests: Sequence[int], lines: Sequence[int]) -> None:
+        self.of(key_no).claim(digests, [seq << 32 | line for line in lines])
         self.last_seq = max(self.last_seq, seq)
 
 
@@ -59,12 +119,11 @@ class KeyClaims:
         mine: Claims = {}
         base = seq << 32
         for key_no, (digests, lines) in claims.items():
-            owners = book.owners.setdefault(key_no, {})
             won_digests: list[int] = []
             won_lines: list[int] = []
-            for digest, line in zip(digests, lines, strict=True):
-                me = base | line
-                owner = owners.setdefault(digest, me)
+            mine_all = [base | line for line in lines]
+            owned = book.of(key_no).claim(digests, mine_all)
+            for digest, line, me, owner in zip(digests, lines, mine_all, owned, strict=True):
                 if owner == me:
                     won_digests.append(digest)
                     won_lines.append(line)
@@ -81,8 +140,8 @@ class KeyClaims:
         self._books.pop(import_id, None)
 
     async def claimed(
-        self, conn: Conn, import_id: uuid.UUID, key_no: int, digests: Iterable[int], seq: int
+        self, conn: Conn, import_id: uuid.UUID, key_no: int, digests: Sequence[int], seq: int
     ) -> set[int]:
         """Those of `digests` claimed by this import in chunks up to `seq`."""
-        owners = (await self._book(conn, import_id, seq)).owners.get(key_no, {})
-        return {d for d in digests if d in owners and owners[d] >> 32 <= seq}
+        owners = (await self._book(conn, import_id, seq)).of(key_no).find(digests)
+        return {d for d, o in zip(digests, owners, strict=True) if o != NONE and o >> 32 <= seq}

@@ -318,7 +318,7 @@ class RelationCheck:
             values = [chunk.rows[i][ref.positions[o]] for o in order]
             digests[i] = digest([c(v) for c, v in zip(key.canons, values, strict=True)])
         found = await self._claims.claimed(
-            conn, chunk.import_id, key.key_no, digests.values(), chunk.seq
+            conn, chunk.import_id, key.key_no, list(digests.values()), chunk.seq
         )
         return [i for i in missing if digests[i] not in found]
 
