@@ -133,8 +133,8 @@ class ColumnRule:
         if rules.min is not None or rules.max is not None:
             checks.append(_range(rules.min, rules.max))
         self._checks = checks
-        # The type check alone: a clean column is accepted whole, without a look at each.
-        self._clean = (
+        # The type check alone: only the values the whole-column check suspects get a look.
+        self._suspects = (
             column_check(column)
             if len(checks) == 1 and type_check is not None and self._coercion is None
             else None
@@ -165,16 +165,13 @@ class ColumnRule:
             ]
         if self._coercion is not None:
             findings += self._coerce(current)
-        if (
-            self._checks
-            and not (
-                self._length_only
-                and max(map(len, current), default=0) <= (self.column.max_length or 0)
-            )
-            and not (self._clean is not None and self._clean(current))
+        if self._checks and not (
+            self._length_only and max(map(len, current), default=0) <= (self.column.max_length or 0)
         ):
             failed = {f.row for f in findings if f.fatal}
-            for i, value in enumerate(current):
+            suspects = range(len(current)) if self._suspects is None else self._suspects(current)
+            for i in suspects:
+                value = current[i]
                 if value and i not in failed:
                     for check in self._checks:
                         if (problem := check(value)) is not None:

@@ -17,7 +17,8 @@ from shared.catalog import Column
 from shared.error_codes import CellProblem, ErrorCode
 
 CellCheck = Callable[[str], CellProblem | None]  # value -> (code, message) or None
-ColumnCheck = Callable[[Sequence[str]], bool]  # values -> True if every one surely passes
+# values -> the positions of those the cell check may refuse (every other one surely passes)
+ColumnCheck = Callable[[Sequence[str]], list[int]]
 
 _INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
 _INT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
@@ -171,48 +172,84 @@ def cell_check(column: Column) -> CellCheck | None:
 
 
 # Whole-column fast paths: one regex over the column (values joined by NUL, which no value
-# can hold) and C-level conversions. Each accepts a column only if its cell check would
-# accept every non-empty value; anything else is looked at value by value, so the errors
+# can hold) and C-level conversions. Each names a superset of the values its cell check
+# refuses (usually none), so only those are looked at value by value, and the errors
 # reported are the cell checks' own.
 
 
-def _joined(pattern: str) -> Callable[[Sequence[str]], bool]:
+def _joined(pattern: str) -> ColumnCheck:
     whole = re.compile(rf"(?:{pattern})?(?:\x00(?:{pattern})?)*", re.ASCII)
 
-    def matches(values: Sequence[str]) -> bool:
+    def suspects(values: Sequence[str]) -> list[int]:
         text = "\x00".join(values)
-        return text.count("\x00") == len(values) - 1 and whole.fullmatch(text) is not None
+        if text.count("\x00") != len(values) - 1:
+            return list(range(len(values)))  # a value holds a NUL: look at each
+        found: list[int] = []
+        start, index = 0, 0  # where value `index` starts
+        while True:
+            match = whole.match(text, start)
+            assert match is not None  # the pattern matches the empty string
+            stop = match.end()
+            if stop == len(text):
+                return found
+            # The match ends in (or just before) the first value it could not take.
+            index += text.count("\x00", start, stop)
+            found.append(index)
+            start = text.find("\x00", stop)
+            if start < 0:
+                return found
 
-    return matches
+    return suspects
 
 
-def _converts(
-    matches: Callable[[Sequence[str]], bool], parse: Callable[[str], object]
-) -> ColumnCheck:
-    def check(values: Sequence[str]) -> bool:
-        if not matches(values):
-            return False
-        try:
-            for _ in map(parse, map(str.strip, filter(None, values))):
+def _parses(parse: Callable[[str], object], value: str) -> bool:
+    try:
+        parse(value.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _converts(matches: ColumnCheck, parse: Callable[[str], object]) -> ColumnCheck:
+    def suspects(values: Sequence[str]) -> list[int]:
+        found = matches(values)
+        if not found:
+            try:
+                for _ in map(parse, map(str.strip, filter(None, values))):
+                    pass
+            except ValueError:
                 pass
-        except ValueError:
-            return False
-        return True
+            else:
+                return found
+        skip = set(found)
+        return sorted(
+            found
+            + [i for i, v in enumerate(values) if v and i not in skip and not _parses(parse, v)]
+        )
 
-    return check
+    return suspects
 
 
 def _integers(type_name: str) -> ColumnCheck:
     bound = _INT_RANGES[type_name]
     matches = _joined(_INT.pattern)
 
-    def check(values: Sequence[str]) -> bool:
-        if not matches(values):
-            return False
-        numbers = list(map(int, filter(None, values)))
-        return not numbers or (-bound <= min(numbers) and max(numbers) < bound)
+    def suspects(values: Sequence[str]) -> list[int]:
+        found = matches(values)
+        skip = set(found)
+        numbers = [int(v) for i, v in enumerate(values) if v and i not in skip]
+        if not numbers or (-bound <= min(numbers) and max(numbers) < bound):
+            return found
+        return sorted(
+            found
+            + [
+                i
+                for i, v in enumerate(values)
+                if v and i not in skip and not -bound <= int(v) < bound
+            ]
+        )
 
-    return check
+    return suspects
 
 
 def _decimals(column: Column) -> ColumnCheck:
@@ -224,13 +261,15 @@ def _decimals(column: Column) -> ColumnCheck:
     return _joined(rf"\s*[+-]?(?=\.?\d)0*\d{{0,{precision - scale}}}(?:\.\d{{0,{scale}}}0*)?\s*")
 
 
-def _booleans(values: Sequence[str]) -> bool:
-    return set(map(str.lower, map(str.strip, filter(None, values)))) <= _BOOLEANS
+def _booleans(values: Sequence[str]) -> list[int]:
+    if set(map(str.lower, map(str.strip, filter(None, values)))) <= _BOOLEANS:
+        return []
+    return [i for i, v in enumerate(values) if v and v.strip().lower() not in _BOOLEANS]
 
 
 def column_check(column: Column) -> ColumnCheck | None:
-    """A whole-column check that says True only when `cell_check` would accept every
-    non-empty value (None: the column's type has no such fast path)."""
+    """A whole-column check: the positions of the non-empty values `cell_check` may refuse,
+    every other one it accepts (None: the column's type has no such fast path)."""
     name = column.type_name
     if name in _INT_RANGES:
         return _integers(name)

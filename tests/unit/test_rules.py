@@ -122,22 +122,30 @@ SAMPLES = {
 }  # fmt: skip
 
 
-def test_a_column_passed_whole_has_no_value_its_cell_check_refuses() -> None:
-    """The fast path never accepts what the cell check would refuse; a clean column of
-    each type is accepted whole."""
+def test_the_whole_column_check_suspects_every_value_its_cell_check_refuses() -> None:
+    """The fast path never passes over what the cell check would refuse; a clean column of
+    each type has no suspects."""
     for type_name, samples in SAMPLES.items():
         column = col(type_name, precision=6, scale=2) if type_name == "numeric" else col(type_name)
         whole, each = column_check(column), cell_check(column)
         assert whole is not None and each is not None
         good = [v for v in samples if v and each(v) is None]
-        assert good and whole([*good, ""]), type_name
+        assert good and whole([*good, ""]) == [], type_name
         for value in samples:
             if value and each(value) is not None:
-                assert not whole([*good, value]), (type_name, value)
-        for n in range(1, len(samples) + 1):  # mixtures keep the same answer
+                assert whole([*good, value, *good]) == [len(good)], (type_name, value)
+        for n in range(1, len(samples) + 1):  # mixtures: exactly the refused ones here
             mixture = samples[:n]
-            assert whole(mixture) == all(each(v) is None for v in mixture if v), (type_name, n)
-    # A fast path may leave a column to the cell check (which accepts it): never the reverse.
+            refused = [i for i, v in enumerate(mixture) if v and each(v) is not None]
+            assert whole(mixture) == refused, (type_name, n)
+            assert whole([*mixture, *mixture]) == refused + [n + i for i in refused]
+    # A fast path may leave a value to the cell check (which accepts it): never the reverse.
     floats = col("float8")
-    assert not column_check(floats)(["nan", "Infinity"])  # type: ignore[misc]
+    assert column_check(floats)(["nan", "Infinity"]) == [0, 1]  # type: ignore[misc]
     assert codes(floats, "nan", "Infinity") == [None, None]
+
+
+def test_a_value_holding_a_nul_makes_every_value_a_suspect() -> None:
+    check = column_check(col("int4"))
+    assert check is not None
+    assert check(["1", "2\x003", "4"]) == [0, 1, 2]
