@@ -247,7 +247,9 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--validate-only", action="store_true", help="check; load nothing")
     mode.add_argument("--dry-run", action="store_true", help="load, then roll back")
     imp.add_argument("--on-duplicate", choices=["reject", "skip", "update"])
-    imp.add_argument("--encoding", help="e.g. windows-1252 (default: detected)")
+    imp.add_argument(
+        "--encoding", help="e.g. shift_jis, koi8-r, windows-1250 (default: detected by the gateway)"
+    )
     imp.add_argument("--delimiter", help=", ; | or tab (default: sniffed)")
     imp.add_argument("--auto-retry", type=int, help="attempts per refused chunk (default 3)")
     imp.add_argument("--atomic", action="store_true", help="any rejected row: keep nothing")

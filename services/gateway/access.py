@@ -38,6 +38,7 @@ WINDOW_SECONDS = 60
 # Route name → the permissions any one of which admits the request.
 ROUTE_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "imports.create": ("import", "validate"),
+    "encodings.detect": ("import", "validate"),
     "imports.list": ("import", "validate"),
     "imports.stream": ("import", "validate"),
     "tables.list": ("import", "validate"),

@@ -9,7 +9,7 @@ where a record ends, so quoted fields with embedded newlines, doubled quotes, LF
 line endings and stray quotes in unquoted fields are all handled as the csv module does.
 
 The encoding and the delimiter are taken as given or decided from the first
-`SNIFF_BYTES` of the file (see `sniff_encoding` and `sniff_delimiter`); the decision is
+`SNIFF_BYTES` of the file (see source_encoding.py and `sniff_delimiter`); the decision is
 reported with the import, never made silently.
 """
 
@@ -21,6 +21,13 @@ import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from services.gateway.source_encoding import (
+    Decision,
+    EncodingUndetermined,
+    detect,
+    first_bad_utf8,
+)
+
 # A field may be large (a 5 MB text cell is legal), up to the record limit, which each
 # chunker checks itself; the csv module's own limit only needs to be no smaller.
 csv.field_size_limit(1 << 30)
@@ -28,38 +35,6 @@ DEFAULT_MAX_RECORD = 8 * 1024 * 1024
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
-
-# Accepted encodings: public name → Python codec. UTF-8 tolerates a BOM.
-ENCODINGS = {
-    "utf-8": "utf-8-sig",
-    "utf-16": "utf-16",
-    "utf-16le": "utf-16-le",
-    "utf-16be": "utf-16-be",
-    "windows-1252": "cp1252",
-    "iso-8859-1": "latin-1",
-    "iso-8859-15": "iso8859-15",
-}
-_ALIASES = {
-    "utf8": "utf-8",
-    "utf-8-sig": "utf-8",
-    "utf16": "utf-16",
-    "utf-16-le": "utf-16le",
-    "utf-16-be": "utf-16be",
-    "cp1252": "windows-1252",
-    "latin-1": "iso-8859-1",
-    "latin1": "iso-8859-1",
-    "iso8859-1": "iso-8859-1",
-    "iso-8859-15": "iso-8859-15",
-    "iso8859-15": "iso-8859-15",
-    "latin-9": "iso-8859-15",
-}
-
-
-def encoding_name(raw: str) -> str | None:
-    """The public name of an accepted encoding label, or None."""
-    label = raw.strip().lower().replace("_", "-")
-    label = _ALIASES.get(label, label)
-    return label if label in ENCODINGS else None
 
 
 def delimiter_char(raw: str) -> str | None:
@@ -69,7 +44,8 @@ def delimiter_char(raw: str) -> str | None:
 
 
 class CsvInputError(Exception):
-    """The body cannot be read as CSV. `line`/`column` are 1-based when known."""
+    """The body cannot be read as CSV. `line`/`column` are 1-based when known; `candidates`
+    are the encodings an undetermined file may be in."""
 
     def __init__(
         self,
@@ -79,12 +55,14 @@ class CsvInputError(Exception):
         line: int | None = None,
         column: int | None = None,
         byte_offset: int | None = None,
+        candidates: list[str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.line = line
         self.column = column
         self.byte_offset = byte_offset
+        self.candidates = candidates
 
 
 @dataclass
@@ -95,34 +73,6 @@ class ParsedChunk:
 
 def _line_breaks(text: str) -> int:
     return text.count("\n") + text.count("\r") - text.count("\r\n")
-
-
-def _first_bad_utf8(sample: bytes) -> int | None:
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-    except UnicodeDecodeError as exc:
-        return exc.start
-    return None
-
-
-def sniff_encoding(sample: bytes) -> str | None:
-    """BOM first; else UTF-8 if the sample is valid UTF-8; else Windows-1252 if the sample
-    is text in it (no NUL bytes, no byte it leaves undefined) and has no valid multi-byte
-    UTF-8 before its first invalid byte (that is broken UTF-8). None: neither."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    bad = _first_bad_utf8(sample)
-    if bad is None:
-        return "utf-8"
-    if b"\x00" not in sample and sample[:bad].isascii():
-        try:
-            sample.decode("cp1252")
-        except UnicodeDecodeError:
-            return None
-        return "windows-1252"
-    return None
 
 
 def sniff_delimiter(text: str, *, final: bool, known_names: Collection[str] = ()) -> str:
@@ -152,11 +102,52 @@ def sniff_delimiter(text: str, *, final: bool, known_names: Collection[str] = ()
     return best
 
 
+def position_error(
+    before: str, offset: int, byte: int, what: str, *, first_line: int = 1
+) -> CsvInputError:
+    """A byte that cannot be decoded, after the text `before` (from line `first_line`)."""
+    line = first_line + _line_breaks(before)
+    column = len(before) - max(before.rfind("\n"), before.rfind("\r"))
+    return CsvInputError(
+        f"the file {what}: byte 0x{byte:02x} at byte offset {offset} "
+        f"(line {line}, column {column}) cannot be decoded",
+        code="invalid_encoding",
+        line=line,
+        column=column,
+        byte_offset=offset,
+    )
+
+
+def decide_encoding(sample: bytes, *, final: bool) -> Decision:
+    """The encoding of a file that starts with `sample` (all of it when `final`), or a
+    CsvInputError: undetermined (with the candidates), or not text where it says."""
+    try:
+        decided = detect(sample, final=final)
+    except EncodingUndetermined as exc:
+        raise CsvInputError(
+            f"{exc}; pass ?encoding= to name it",
+            code="undetermined_encoding",
+            candidates=exc.candidates,
+        ) from None
+    if decided is None:
+        bad = first_bad_utf8(sample) or 0
+        raise position_error(
+            sample[:bad].decode("utf-8", "replace"),
+            bad,
+            sample[bad],
+            "is not text in any encoding tidegate can tell (pass ?encoding= to name it)"
+            if sample[:bad].isascii()
+            else "is not valid utf-8",
+        )
+    return decided
+
+
 class CsvChunker:
     """Feed raw bytes with `feed`, then call `finish`; both return full chunks.
 
     The first record is the header (`header`); it is not part of any chunk. Blank lines
-    are skipped. `encoding`/`delimiter` are public names/characters, or None to detect;
+    are skipped. `encoding` is a decided encoding (declared), or None to detect;
+    `delimiter` a character, or None to detect;
     `known_names` (the table's columns and aliases) help choose the delimiter.
     """
 
@@ -164,7 +155,7 @@ class CsvChunker:
         self,
         chunk_size: int,
         *,
-        encoding: str | None = None,
+        encoding: Decision | None = None,
         delimiter: str | None = None,
         known_names: Collection[str] = (),
         max_record_chars: int = DEFAULT_MAX_RECORD,
@@ -172,7 +163,6 @@ class CsvChunker:
         self.chunk_size = chunk_size
         self.header: list[str] | None = None
         self.encoding = encoding
-        self.encoding_detected = encoding is None
         self.delimiter = delimiter
         self.delimiter_detected = delimiter is None
         self._known = known_names
@@ -213,21 +203,12 @@ class CsvChunker:
     def _start(self, sample: bytes, *, final: bool) -> None:
         """Decide the encoding and delimiter from the first bytes of the file."""
         if self.encoding is None:
-            self.encoding = sniff_encoding(sample)
-            if self.encoding is None:
-                bad = _first_bad_utf8(sample) or 0
-                raise self._position_error(
-                    sample[:bad].decode("utf-8", "replace"),
-                    bad,
-                    sample[bad],
-                    "is neither UTF-8 nor Windows-1252 text (pass ?encoding= to name it)"
-                    if sample[:bad].isascii()
-                    else "is not valid utf-8",
-                )
-        self._decoder = codecs.getincrementaldecoder(ENCODINGS[self.encoding])("strict")
+            self.encoding = decide_encoding(sample, final=final)
+        codec = self.encoding.encoding.codec
+        self._decoder = codecs.getincrementaldecoder(codec)("strict")
         if self.delimiter is None:
             try:
-                text = codecs.decode(sample[: SNIFF_BYTES + 4], ENCODINGS[self.encoding], "ignore")
+                text = codecs.decode(sample[: SNIFF_BYTES + 4], codec, "ignore")
             except UnicodeError:  # e.g. a truncated UTF-16 sample; decoding reports it
                 text = ""
             self.delimiter = sniff_delimiter(text, final=final, known_names=self._known)
@@ -244,22 +225,13 @@ class CsvChunker:
                 "".join(self._carry) + self._partial + prefix,
                 offset,
                 exc.object[exc.start],
-                f"is not valid {self.encoding}",
+                f"is not valid {self.encoding.encoding.name if self.encoding else 'text'}",
             ) from None
         self._bytes_in += len(data)
         return text
 
     def _position_error(self, before: str, offset: int, byte: int, what: str) -> CsvInputError:
-        line = self._next_line + _line_breaks(before)
-        column = len(before) - max(before.rfind("\n"), before.rfind("\r"))
-        return CsvInputError(
-            f"the file {what}: byte 0x{byte:02x} at byte offset {offset} "
-            f"(line {line}, column {column}) cannot be decoded",
-            code="invalid_encoding",
-            line=line,
-            column=column,
-            byte_offset=offset,
-        )
+        return position_error(before, offset, byte, what, first_line=self._next_line)
 
     def _record_too_long(self) -> CsvInputError:
         return CsvInputError(

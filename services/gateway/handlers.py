@@ -18,7 +18,7 @@ from aiohttp import web
 from services.gateway import failed, idempotency, limits, repository
 from services.gateway.access import TARGET, principal_of, require
 from services.gateway.body import open_upload
-from services.gateway.csv_stream import ENCODINGS, CsvInputError, delimiter_char, encoding_name
+from services.gateway.csv_stream import CsvInputError, delimiter_char
 from services.gateway.intake import (
     ImportOptions,
     ImportReceived,
@@ -40,6 +40,7 @@ from services.gateway.report import (
     errors_csv_headers,
 )
 from services.gateway.resources import API, Imports, import_of, import_url, respond
+from services.gateway.source_encoding import Decision, lookup
 from services.gateway.spool import Spool
 from services.gateway.tables import RULES, find_table
 from services.gateway.uploads import UPLOADS
@@ -79,19 +80,19 @@ def _mode(query: Query) -> Mode:
     return "validate_only" if validate_only else "dry_run" if dry_run else "import"
 
 
-def _encoding(raw: str, *, from_charset: bool) -> str:
-    name = encoding_name(raw)
-    if name is not None:
-        return name
-    supported = ", ".join(ENCODINGS)
+def _encoding(raw: str, *, from_charset: bool) -> Decision:
+    found = lookup(raw)
+    if found is not None:
+        return Decision(found, "charset" if from_charset else "declared")
+    hint = "any text encoding Python knows, by its Python or WHATWG name (e.g. shift_jis, koi8-r)"
     if from_charset:
         raise Problem(
             415,
             "unsupported-charset",
             "Unsupported charset",
-            f"charset={raw} is not supported; use one of: {supported}.",
+            f"charset={raw} is not a text encoding tidegate knows; use {hint}.",
         )
-    raise invalid("encoding", f"{raw!r} is not supported; use one of: {supported}.")
+    raise invalid("encoding", f"{raw!r} is not a text encoding tidegate knows; use {hint}.")
 
 
 def _chunk_size(query: Query, settings: Settings, mode: Mode) -> int:
@@ -162,10 +163,15 @@ def _extra_columns(query: Query) -> ExtraColumns:
     return "ignore" if value == "ignore" else "refuse"
 
 
-def _csv_problem(exc: CsvInputError) -> Problem:
+def csv_problem(exc: CsvInputError) -> Problem:
     where = {
         k: v
-        for k, v in (("line", exc.line), ("column", exc.column), ("byte_offset", exc.byte_offset))
+        for k, v in (
+            ("line", exc.line),
+            ("column", exc.column),
+            ("byte_offset", exc.byte_offset),
+            ("candidates", exc.candidates),
+        )
         if v is not None
     }
     return Problem(
@@ -332,7 +338,7 @@ def _refusals_as_problems(table: TableDef) -> Iterator[None]:
             max_records=exc.limit,
         ) from None
     except CsvInputError as exc:
-        raise _csv_problem(exc) from None
+        raise csv_problem(exc) from None
 
 
 async def _replay(

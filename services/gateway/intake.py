@@ -20,6 +20,7 @@ import msgspec
 from services.gateway import repository
 from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 from services.gateway.metrics import CHUNKS_SUBMITTED, IMPORT_BYTES, ROWS_RECEIVED
+from services.gateway.source_encoding import UTF8, Decision
 from shared import chunk_store, events, operations
 from shared.catalog import TableDef, map_header
 from shared.chunk_store import StoredChunk
@@ -61,7 +62,7 @@ class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
     max_records: int
     mode: events.Mode = "import"
     on_duplicate: events.DuplicatePolicy = "reject"
-    encoding: str | None = None  # None: detect
+    encoding: Decision | None = None  # None: detect
     delimiter: str | None = None  # None: sniff
     rules: TableRules = NO_RULES
     auto_retry: int = 3
@@ -114,7 +115,7 @@ class ParsedUpload:
         self.columns: tuple[str, ...] = ()
         self.header: list[str] = []
         self.ignored_columns: list[str] = []
-        self.encoding = "utf-8"
+        self.encoding = Decision(UTF8, "detected", 1.0)  # an empty file's
         self.delimiter = ","
         self.empty_rows = 0
         self.rows = 0
@@ -245,7 +246,7 @@ async def _parse_into(
         held = chunk
     store(held or ParsedChunk(), last=True)
     parsed.columns = columns
-    parsed.encoding = chunker.encoding or "utf-8"
+    parsed.encoding = chunker.encoding or parsed.encoding
     parsed.delimiter = chunker.delimiter or ","
     parsed.header = [chunker.header[i] for i in kept]
     parsed.ignored_columns = [

@@ -14,6 +14,7 @@ from services.gateway import (
     admin,
     audit,
     backups,
+    detection,
     export,
     handlers,
     interventions,
@@ -158,7 +159,13 @@ IMPORT_PARAMS = [
     ),
     param("atomic", FLAG, "any rejected row fails the whole import; nothing is kept"),
     param("backup", FLAG, "back the table up before the first chunk is loaded"),
-    param("encoding", STR, "e.g. utf-8, windows-1252 (default: detected)"),
+    param(
+        "encoding",
+        STR,
+        "any text encoding Python knows, by its Python or WHATWG name, e.g. shift_jis, koi8-r,"
+        " windows-1250 (default: detected; a file the detector cannot tell is refused with 422"
+        " undetermined-encoding and its candidates)",
+    ),
     param("delimiter", {"type": "string", "enum": [",", ";", "|", "tab"]}, "default: sniffed"),
     param(
         "Idempotency-Key",
@@ -188,6 +195,7 @@ _, DERIVED = msgspec.json.schema_components(
         targets.TargetTables,
         resources.Import,
         resources.Imports,
+        detection.EncodingDetection,
         report.Report,
         report.RowErrors,
         keystore.Key,
@@ -488,6 +496,16 @@ def _paths() -> dict[str, Schema]:
                 },
             )
         },
+        f"{DB}/encodings/detect": {
+            "post": operation(
+                "The encoding an import of this file would use, decided from its first 64 KiB",
+                {200: json_body(ref("EncodingDetection"), "the decision")},
+                (408, 413, 415, 422),
+                params=[param("complete", FLAG, "the body is the whole file")],
+                # any bytes are a sample: no body is of the wrong type
+                requestBody={"required": True, "content": {"text/csv": {"schema": {}}}},
+            )
+        },
         imports: {
             "get": operation(
                 "Imports this key or its team created (all, for admins), newest first",
@@ -687,6 +705,7 @@ def _paths() -> dict[str, Schema]:
 API_ROUTES = (
     live.routes,  # before handlers': /imports/stream is not an import's id
     handlers.routes,
+    detection.routes,
     interventions.routes,
     recovery.routes,
     backups.routes,

@@ -14,10 +14,12 @@ from shared.db import Conn
 if TYPE_CHECKING:
     from services.gateway.intake import ImportOptions, Owner
     from services.gateway.keys import Principal
+    from services.gateway.source_encoding import Decision
 
 IMPORT_COLUMNS = """
 id, target_table, columns, chunk_size, source, filename, status, version, mode, on_duplicate,
-encoding, delimiter, file_rows, total_rows, valid_rows, loaded_rows, failed_rows,
+encoding, encoding_decided_by, encoding_confidence, delimiter, file_rows, total_rows,
+valid_rows, loaded_rows, failed_rows,
 skipped_rows, updated_rows, duplicate_rows, chunks_total, chunks_validated, chunks_loaded,
 error, created_at, updated_at, finished_at, key_id, team, producer, redrives, last_redrive_at,
 header, parent_id, auto_retry, rollback_on_failure, atomic, backup_id, chunks_failed,
@@ -61,7 +63,7 @@ async def insert_import(
     table: str,
     columns: tuple[str, ...],
     options: ImportOptions,
-    encoding: str,
+    encoding: Decision,
     delimiter: str,
     filename: str | None,
     owner: Owner,
@@ -75,8 +77,9 @@ async def insert_import(
         "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source, filename,"
         " file_rows, chunks_total, mode, on_duplicate, encoding, delimiter, key_id, team, slot,"
         " header, parent_id, auto_retry, rollback_on_failure, atomic, ignored_columns,"
-        " empty_rows) VALUES ($1, $2, $3, $4, 'http', $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-        f" $14, $15, $16, $17, $18, $19, $20, $21) RETURNING {IMPORT_COLUMNS}",
+        " empty_rows, encoding_decided_by, encoding_confidence) VALUES ($1, $2, $3, $4, 'http',"
+        " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,"
+        f" $23) RETURNING {IMPORT_COLUMNS}",
         import_id,
         table,
         list(columns),
@@ -86,7 +89,7 @@ async def insert_import(
         chunks_total,
         options.mode,
         options.on_duplicate,
-        encoding,
+        encoding.encoding.name,
         delimiter,
         owner.key_id,
         owner.team,
@@ -98,6 +101,8 @@ async def insert_import(
         options.atomic,
         ignored_columns,
         empty_rows,
+        encoding.decided_by,
+        encoding.confidence,
     )
     assert row is not None
     return row

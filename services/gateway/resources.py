@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
+from services.gateway.source_encoding import DecidedBy
 from shared.events import DuplicatePolicy, Mode
 
 API = "/api/v1/database"
@@ -91,6 +92,8 @@ class Import(msgspec.Struct, kw_only=True):
     source: Literal["http", "kafka"]
     filename: str | None
     encoding: str | None
+    encoding_decided_by: DecidedBy | None  # declared, charset (Content-Type), bom, detected
+    encoding_confidence: float | None  # detected: share of non-ASCII characters read plausibly
     delimiter: str | None
     chunk_size: int
     counts: Counts
@@ -150,6 +153,10 @@ def import_of(row: dict[str, Any] | asyncpg.Record) -> Import:
         source=row["source"],
         filename=row["filename"],
         encoding=row["encoding"],
+        encoding_decided_by=row["encoding_decided_by"],
+        encoding_confidence=None
+        if row["encoding_confidence"] is None
+        else round(row["encoding_confidence"], 3),
         delimiter=row["delimiter"],
         chunk_size=row["chunk_size"],
         counts=Counts(

@@ -281,3 +281,39 @@ async def test_phone_width_keeps_every_screen_usable(console: Console, make_key:
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (screen, width)  # wide tables scroll inside their box
         assert await console.serious_violations() == []
+
+
+async def test_the_preview_names_the_encoding_the_gateway_decides(
+    console: Console, make_key: MakeKey, customers: str
+) -> None:
+    """A KOI8-R file is previewed in Cyrillic, as the import will read it; a file the
+    gateway cannot tell is refused in the preview with its candidates (issue 21)."""
+    page = console.page
+    await console.sign_in(await make_key("data_manager", tables=[customers]))
+    await page.get_by_label("Target table").select_option(customers)
+    rows = [
+        ["1", "Иван Петров", "ivan@example.com", "Москва", "2024-01-02", "1", "true", "", ""],
+        ["2", "Мария Смирнова", "m@example.com", "Санкт-Петербург", "2024-01-02", "1", "true",
+         "", "Заказ доставлен вовремя, спасибо."],
+    ]  # fmt: skip
+    koi8: FilePayload = {
+        "name": "russian.csv",
+        "mimeType": "text/csv",
+        "buffer": csv_file(rows).decode().encode("koi8-r"),
+    }
+    await page.get_by_label("CSV file").set_input_files(files=koi8)
+    await expect(page.locator("#detected-encoding")).to_have_text("KOI8-R")
+    await expect(page.locator("#encoding-decided-by")).to_contain_text("detected")
+    await expect(page.locator("#first-rows")).to_contain_text("Санкт-Петербург")
+
+    console.refusals.add(422)
+    ambiguous: FilePayload = {
+        "name": "short.csv",
+        "mimeType": "text/csv",
+        "buffer": (HEADER + "\n1,Zofia,z@example.com,Gdańsk,2024-01-02,1,true,,proszę\n").encode(
+            "cp1250"
+        ),
+    }
+    await page.get_by_label("CSV file").set_input_files(files=ambiguous)
+    await expect(page.locator("#validate-error")).to_contain_text("windows-1250")
+    await expect(page.locator("#preview")).to_be_hidden()

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (the corpus holds Chinese text, with its full-width commas)
 """The hostile-file corpus (tests/corpus/): each file is imported through the whole stack
 and must produce exactly its expected problem, or its expected report and row errors."""
 
@@ -69,6 +70,7 @@ class Case:
     report: dict[str, Any] = field(default_factory=dict)  # expected report members
     errors: list[Error] = field(default_factory=list)
     stored: dict[int, dict[str, Any]] = field(default_factory=dict)  # id → expected columns
+    encoding: tuple[str, str] | None = None  # (name, how it was decided) on the import
 
 
 def ok(total: int, **more: Any) -> dict[str, Any]:
@@ -147,13 +149,179 @@ CASES: dict[str, Case] = {
     "windows1252": Case(
         "windows1252.csv",
         report=ok(1),
+        encoding=("windows-1252", "detected"),
         stored={1: {"name": "François", "bio": "price 10 \u20ac \u2013 \u201cquoted\u201d"}},
     ),
     "iso8859_15": Case(
         "iso8859_15.csv",
         params={"encoding": "iso-8859-15"},
         report=ok(1),
+        encoding=("iso-8859-15", "declared"),
         stored={1: {"name": "Œuvre", "bio": "5 €"}},
+    ),
+    "koi8r": Case(
+        "koi8r.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {"name": "Иван Петров", "bio": "Москва. Привет, как дела? Заказ доставлен вовремя."},
+            2: {
+                "name": "Мария Смирнова",
+                "bio": "Санкт-Петербург. Просьба перезвонить после обеда.",
+            },
+            3: {
+                "name": "Ольга Попова",
+                "bio": "Екатеринбург. Клиент доволен качеством обслуживания.",
+            },
+        },
+        encoding=("koi8-r", "detected"),
+    ),
+    "windows1251": Case(
+        "windows1251.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {
+                "name": "Алексей Кузнецов",
+                "bio": "Новосибирск. Счёт выставлен повторно, спасибо.",
+            },
+            2: {
+                "name": "Наталья Иванова",
+                "bio": "Казань. Доставка по адресу: улица Ленина, дом 5.",
+            },
+            3: {"name": "Дмитрий Соколов", "bio": "Самара. Оплата получена полностью."},
+        },
+        encoding=("windows-1251", "detected"),
+    ),
+    "shift_jis": Case(
+        "shift_jis.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {
+                "name": "山田太郎",
+                "bio": "東京。お世話になっております。注文の件でご連絡しました。",
+            },
+            2: {"name": "佐藤花子", "bio": "大阪。商品は無事に届きました。ありがとうございます。"},
+            3: {"name": "鈴木一郎", "bio": "名古屋。来週の打ち合わせの日程を調整させてください。"},
+        },
+        encoding=("shift_jis", "detected"),
+    ),
+    "euc_jp": Case(
+        "euc_jp.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {"name": "高橋美咲", "bio": "福岡。請求書の再発行をお願いいたします。"},
+            2: {"name": "田中健太", "bio": "札幌。配送先の住所を確認してください。"},
+            3: {"name": "伊藤さくら", "bio": "京都。またのご利用をお待ちしております。"},
+        },
+        encoding=("euc_jp", "detected"),
+    ),
+    "gb18030": Case(
+        "gb18030.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {"name": "王伟", "bio": "北京。您好，我们已经收到您的订单，将尽快发货。"},
+            2: {"name": "李娜", "bio": "上海。请确认收货地址是否正确。"},
+            3: {"name": "张敏", "bio": "广州。感谢您的耐心等待，祝您生活愉快。"},
+        },
+        encoding=("gb18030", "detected"),
+    ),
+    "big5": Case(
+        "big5.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {"name": "陳志明", "bio": "台北。您好，我們已經收到您的訂單，將盡快出貨。"},
+            2: {"name": "林美玲", "bio": "高雄。請確認收貨地址是否正確。"},
+            3: {"name": "黃建國", "bio": "台中。感謝您的耐心等待，祝您生活愉快。"},
+        },
+        encoding=("big5", "detected"),
+    ),
+    "euc_kr": Case(
+        "euc_kr.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {"name": "김민수", "bio": "서울. 안녕하세요, 주문하신 상품이 발송되었습니다."},
+            2: {"name": "이지은", "bio": "부산. 배송 주소를 다시 확인해 주시기 바랍니다."},
+            3: {"name": "박서준", "bio": "대구. 기다려 주셔서 감사합니다. 좋은 하루 되세요."},
+        },
+        encoding=("euc_kr", "detected"),
+    ),
+    "windows1250": Case(
+        "windows1250.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {
+                "name": "Łukasz Wójcik",
+                "bio": "Łódź. Zamówienie zostało wysłane, dziękujemy za cierpliwość.",
+            },
+            2: {"name": "Zofia Kowalczyk", "bio": "Gdańsk. Proszę o potwierdzenie adresu dostawy."},
+            3: {
+                "name": "Małgorzata Ślęzak",
+                "bio": "Wrocław. Faktura została wystawiona ponownie.",
+            },
+        },
+        encoding=("windows-1250", "detected"),
+    ),
+    "iso8859_2": Case(
+        "iso8859_2.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {
+                "name": "Jiří Novák",
+                "bio": "Praha. Objednávka byla odeslána, děkujeme za trpělivost.",
+            },
+            2: {"name": "Kateřina Dvořáková", "bio": "Brno. Prosím o potvrzení doručovací adresy."},
+            3: {
+                "name": "Tomáš Černý",
+                "bio": "Ostrava. Zákazník žádá o zpětné zavolání odpoledne.",
+            },
+        },
+        encoding=("iso-8859-2", "detected"),
+    ),
+    "iso8859_1": Case(
+        "iso8859_1.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {
+                "name": "François Lefèvre",
+                "bio": "Besançon. Commande expédiée, merci de votre patience.",
+            },
+            2: {
+                "name": "Hélène Müller",
+                "bio": "Zürich. Prière de confirmer l'adresse de livraison.",
+            },
+            3: {
+                "name": "José Martínez",
+                "bio": "Málaga. Le client souhaite être rappelé après le déjeuner.",
+            },
+        },
+        encoding=("windows-1252", "detected"),
+    ),
+    "iso8859_15_undeclared": Case(
+        "iso8859_15_undeclared.csv",
+        report=ok(3, loaded_records=3),
+        stored={
+            1: {
+                "name": "Œuvre d'Éloïse",
+                "bio": "Nancy. Le cœur du dossier : 5 € par mois, payé à l'avance.",
+            },
+            2: {"name": "Chloé Dubois", "bio": "Orléans. Facture réémise : 12 € au total."},
+            3: {"name": "Zoé Lefèvre", "bio": "Reims. Sœur de la cliente précédente."},
+        },
+        encoding=("iso-8859-15", "detected"),
+    ),
+    "shift_jis_declared": Case(
+        "shift_jis.csv",
+        params={"encoding": "sjis"},
+        report=ok(3, loaded_records=3),
+        stored={1: {"name": "山田太郎"}},
+        encoding=("shift_jis", "declared"),
+    ),
+    "ambiguous_latin": Case(
+        "ambiguous_latin.csv",
+        problem={
+            "status": 422,
+            "type": "/problems/undetermined-encoding",
+            "candidates": ["windows-1252", "windows-1250", "windows-1257"],
+        },
     ),
     "invalid_utf8": Case(
         "invalid_utf8.csv", problem=encoding_problem("invalid_utf8.csv", b"\xe9", 3, 20)
@@ -427,6 +595,8 @@ async def test_corpus_file(
         assert await rows_of(db, table) == before
         return
     assert status == 202, answer
+    if case.encoding is not None:
+        assert (answer["encoding"], answer["encoding_decided_by"]) == case.encoding
     await wait_final(db, answer["id"])
     async with http.get(f"/api/v1/database/imports/{answer['id']}/report") as response:
         report = await response.json()
@@ -445,3 +615,39 @@ async def test_corpus_file(
         assert loaded == before
     else:
         assert len(loaded) - len(before) == report["loaded_records"] - report["updated_records"]
+
+
+async def test_the_detection_endpoint_decides_as_the_import_does(
+    http: aiohttp.ClientSession,
+) -> None:
+    """`POST /encodings/detect` (the console's preview) names the encoding each corpus file is
+    imported with, and refuses the file the import refuses, with the same candidates."""
+    for name, case in CASES.items():
+        if case.encoding is None or case.encoding[1] != "detected":
+            continue
+        async with http.post(
+            "/api/v1/database/encodings/detect",
+            params={"complete": "true"},
+            data=body_of(case),
+            headers={"Content-Type": "text/csv"},
+        ) as response:
+            assert response.status == 200, name
+            answer = await response.json()
+        assert (answer["encoding"], answer["decided_by"]) == case.encoding, name
+    refused = CASES["ambiguous_latin"]
+    async with http.post(
+        "/api/v1/database/encodings/detect",
+        params={"complete": "true"},
+        data=body_of(refused),
+        headers={"Content-Type": "text/csv"},
+    ) as response:
+        problem = await response.json(content_type=None)
+        assert response.status == 422
+    assert refused.problem is not None
+    assert problem["candidates"] == refused.problem["candidates"]
+    async with http.post(
+        "/api/v1/database/encodings/detect",
+        data=b"x" * (64 * 1024 + 1),
+        headers={"Content-Type": "text/csv"},
+    ) as response:
+        assert response.status == 413

@@ -8,6 +8,7 @@ import io
 import pytest
 
 from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
+from services.gateway.source_encoding import Decision, lookup
 
 
 def parse(
@@ -17,7 +18,12 @@ def parse(
     encoding: str | None = None,
     delimiter: str | None = None,
 ) -> tuple[list[str] | None, list[ParsedChunk]]:
-    chunker = CsvChunker(chunk_size, encoding=encoding, delimiter=delimiter)
+    declared = None
+    if encoding is not None:
+        found = lookup(encoding)
+        assert found is not None
+        declared = Decision(found, "declared")
+    chunker = CsvChunker(chunk_size, encoding=declared, delimiter=delimiter)
     chunks: list[ParsedChunk] = []
     step = block or max(len(data), 1)
     for start in range(0, len(data), step):
@@ -110,7 +116,11 @@ def test_legacy_single_byte_text_is_detected_as_windows_1252() -> None:
     chunker = CsvChunker(10)
     text = "id,name\n1,café \u2013 10 €\n"
     chunks = chunker.feed(text.encode("cp1252")) + chunker.finish()
-    assert (chunker.encoding, chunker.encoding_detected) == ("windows-1252", True)
+    assert chunker.encoding is not None
+    assert (chunker.encoding.encoding.name, chunker.encoding.decided_by) == (
+        "windows-1252",
+        "detected",
+    )
     assert chunks[0].rows == [["1", "café \u2013 10 €"]]
 
 
@@ -128,12 +138,23 @@ def test_byte_order_marks_decide(codec: str) -> None:
         assert flat(chunks)[0] == [["1", "Zoë 李 😀"]]
 
 
-def test_binary_without_bom_is_neither_utf8_nor_windows_1252() -> None:
+def test_binary_without_bom_is_text_in_no_encoding() -> None:
     with pytest.raises(CsvInputError) as caught:
         parse(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     assert caught.value.code == "invalid_encoding"
     assert caught.value.byte_offset == 0
-    assert "neither UTF-8 nor Windows-1252" in str(caught.value)
+    assert "not text in any encoding tidegate can tell" in str(caught.value)
+
+
+def test_a_legacy_file_the_detector_cannot_tell_is_refused_with_its_candidates() -> None:
+    data = 'id,name\n1,"Gdańsk, proszę"\n'.encode("cp1250")  # as plausible in windows-1252
+    with pytest.raises(CsvInputError) as caught:
+        parse(data)
+    assert caught.value.code == "undetermined_encoding"
+    assert caught.value.candidates is not None
+    assert {"windows-1250", "windows-1252"} <= set(caught.value.candidates)
+    assert "?encoding=" in str(caught.value)
+    assert flat(parse(data, encoding="windows-1250")[1])[0] == [["1", "Gdańsk, proszę"]]
 
 
 @pytest.mark.parametrize(

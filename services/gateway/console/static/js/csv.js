@@ -1,24 +1,13 @@
-// A first look at a CSV file in the browser, before anything is uploaded: its encoding,
-// delimiter, header and first records (the gateway decides for real when it reads it).
+// A first look at a CSV file in the browser, before anything is uploaded: its encoding (as
+// the gateway decides it: the preview asks), delimiter, header and first records.
+
+import { api } from "./api.js";
 
 const DELIMITERS = [",", ";", "\t", "|"];
 const NAMES = { ",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe" };
 
 export function delimiterName(delimiter) {
   return NAMES[delimiter] || delimiter;
-}
-
-/** "utf-8" (with or without a BOM), "utf-16le"/"utf-16be" by BOM, else "windows-1252". */
-export function detectEncoding(bytes) {
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return "utf-8";
-  if (bytes[0] === 0xff && bytes[1] === 0xfe) return "utf-16le";
-  if (bytes[0] === 0xfe && bytes[1] === 0xff) return "utf-16be";
-  try {
-    new TextDecoder("utf-8", { fatal: true }).decode(bytes, { stream: true });
-    return "utf-8";
-  } catch {
-    return "windows-1252";
-  }
 }
 
 /** The candidate that splits the first line (outside quotes) most often. */
@@ -88,13 +77,32 @@ export function mapHeader(header, table) {
 }
 
 /** Encoding, delimiter, header and the first records of `file`. */
+const SNIFF_BYTES = 64 * 1024;
+
+/**
+ * The encoding the gateway decides for `file` (it is asked, with the file's first 64 KiB,
+ * so the preview tells the same story as the import), then its delimiter, header and first
+ * `rows` records. Throws the gateway's problem when it cannot tell the encoding.
+ */
 export async function sniff(file, rows = 5) {
+  const decided = await api("/api/v1/database/encodings/detect", {
+    method: "POST",
+    query: { complete: file.size <= SNIFF_BYTES ? "true" : "false" },
+    body: new Blob([file.slice(0, SNIFF_BYTES)], { type: "text/csv" }),
+  });
   const bytes = new Uint8Array(await file.slice(0, 256 * 1024).arrayBuffer());
-  const encoding = detectEncoding(bytes);
-  const text = new TextDecoder(encoding).decode(bytes);
+  const text = new TextDecoder(decided.label).decode(bytes);
   const delimiter = detectDelimiter(text);
   const [head, ...first] = parse(text, delimiter, rows + 1);
-  return { encoding, delimiter, header: head ? head.cells : [], rows: first };
+  return {
+    encoding: decided.encoding,
+    decidedBy: decided.decided_by,
+    confidence: decided.confidence,
+    label: decided.label,
+    delimiter,
+    header: head ? head.cells : [],
+    rows: first,
+  };
 }
 
 /** The records of `file` that start on the given lines (for the error grid). */

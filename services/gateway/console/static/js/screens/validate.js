@@ -11,6 +11,13 @@ import { progressBar } from "../progress.js";
 const IMPORTS = "/api/v1/database/imports";
 const GRID_ROWS = 200;
 
+/** How the gateway decided the encoding, as the import will show it. */
+function decidedBy(looked) {
+  if (looked.decidedBy === "bom") return "byte-order mark";
+  const share = looked.confidence === null ? "" : ` (${Math.round(looked.confidence * 100)} % of its non-ASCII characters read plausibly)`;
+  return `detected${share}`;
+}
+
 export function render(root, { can }) {
   const stop = new AbortController();
   let tables = [];
@@ -55,6 +62,7 @@ export function render(root, { can }) {
       h("h2", { id: "preview-title" }, `${file.files[0].name} → ${target.name}`),
       h("dl", { class: "facts" },
         h("dt", {}, "Encoding"), h("dd", { id: "detected-encoding" }, looked.encoding.toUpperCase()),
+        h("dt", {}, "Decided by"), h("dd", { id: "encoding-decided-by" }, decidedBy(looked)),
         h("dt", {}, "Delimiter"), h("dd", { id: "detected-delimiter" }, delimiterName(looked.delimiter)),
         h("dt", {}, "Columns"), h("dd", {}, `${mapped.length} in the file, ${mapped.length - unknown.length} matched`)),
       target.rule_file_error ? h("p", { class: "error" }, `The table's rule file is invalid: ${target.rule_file_error}`) : "",
@@ -80,7 +88,12 @@ export function render(root, { can }) {
 
   async function look() {
     message.textContent = "";
-    looked = file.files[0] ? await sniff(file.files[0]) : null;
+    looked = null;
+    try {
+      looked = file.files[0] ? await sniff(file.files[0]) : null;
+    } catch (error) {
+      message.textContent = problemText(error);
+    }
     showPreview();
   }
 
@@ -167,7 +180,7 @@ export function render(root, { can }) {
     const target = tables.find((t) => t.name === imp.table);
     const names = looked && target ? mapHeader(looked.header, target).mapped.map((m) => m.column) : imp.columns;
     const records = lines.length && file.files[0] && looked
-      ? await recordsAt(file.files[0], looked.encoding, looked.delimiter, lines) : new Map();
+      ? await recordsAt(file.files[0], looked.label, looked.delimiter, lines) : new Map();
     let tip = 0;
     const row = (line) => {
       const problems = byLine.get(line);
