@@ -6,9 +6,11 @@ content hash (shared/fingerprint.py); the file is written beside its final name,
 pg_dump streams to disk and the file is hashed in blocks.
 
 A restore checks the file's SHA-256 first (a corrupted or truncated file changes nothing),
-then in one transaction (`psql --single-transaction`) locks the tables, deletes their rows,
-loads the backup's rows (`pg_restore --data-only`) and checks that every table has the
-backup's row count and content hash again; any failure rolls the whole restore back.
+then in one transaction (`psql --single-transaction`) locks the tables, loads the backup's
+rows (`pg_restore --data-only`) into staging tables, makes each table the backup's without
+orphaning another table's rows (restore_plan.py: refused, naming the row, if it would) and
+checks that every table has the backup's row count and content hash again; any failure
+rolls the whole restore back.
 Doing it twice gives the same tables, so a restore interrupted by a crash is simply done
 again.
 """
@@ -34,6 +36,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from services.loader import restore_plan
 from shared import imports
 from shared.catalog import quote_ident, split_table_name
 from shared.config import Settings
@@ -144,6 +147,36 @@ async def _run(
     if process.returncode != 0:
         raise RuntimeError(f"{Path(args[0]).name} failed: {text[-1500:]}")
     return text
+
+
+def _into_staging(source: int, sink: int, staging: dict[str, str]) -> None:
+    """Copy pg_restore's data script from `source` to `sink` (closing both), each table's
+    COPY loading its staging table instead. A line inside COPY data is never a statement:
+    the data ends with a line `\\.`, which no value's line can be (COPY escapes a backslash)."""
+    heads = {
+        f"COPY {name} (".encode(): f"COPY pg_temp.{to} (".encode() for name, to in staging.items()
+    }
+    with open(source, "rb", buffering=BLOCK) as script, open(sink, "wb", buffering=BLOCK) as out:
+        in_data = False
+        try:
+            for line in script:
+                if in_data:
+                    in_data = line != b"\\.\n"
+                elif line.startswith(b"COPY "):
+                    in_data = line.endswith(b" FROM stdin;\n")
+                    head = next((h for h in heads if line.startswith(h)), None)
+                    if head is not None:
+                        out.write(heads[head] + line[len(head) :])
+                        continue
+                out.write(line)
+        except BrokenPipeError:
+            pass  # psql stopped (it failed: its error is the restore's)
+
+
+def _orphan_of(error: str) -> str | None:
+    """The row a refused restore would have orphaned, from psql's error."""
+    _, found, rest = error.partition(f"{restore_plan.ORPHAN}: ")
+    return rest.splitlines()[0].strip() if found else None
 
 
 class BackupStore:
@@ -273,21 +306,20 @@ class BackupStore:
             )
         counts = msgspec.json.decode(backup["row_counts"])
         hashes = msgspec.json.decode(backup["content_hashes"])
-        names = ", ".join(_pattern(t) for t in backup["tables"])
-        before = "; ".join(
-            [f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE"]
-            + [f"DELETE FROM {_pattern(t)}" for t in backup["tables"]]
-        )
+        tables, references = await restore_plan.plan(conn, [_pattern(t) for t in backup["tables"]])
         checks = " ".join(check_sql(t, counts[t], hashes[t]) for t in backup["tables"])
-        read, write = os.pipe()
+        dump_out, relay_in = os.pipe()
+        relay_out, script_in = os.pipe()
         dump = await _spawn(
             pg_tool(self._settings, "pg_restore"),
             "--data-only",
             "--file=-",
             str(path),
-            stdout=write,
+            stdout=relay_in,
         )
-        os.close(write)
+        os.close(relay_in)
+        staging = {t.name: t.staging for t in tables}
+        relay = asyncio.create_task(asyncio.to_thread(_into_staging, dump_out, script_in, staging))
         dbname, env = connection_of(self._settings.database_url)
         try:
             await _run(
@@ -297,17 +329,22 @@ class BackupStore:
                 "--quiet",
                 "--set=ON_ERROR_STOP=1",
                 "--single-transaction",
-                f"--command={before}",
+                f"--command={restore_plan.before_sql(tables)}",
                 "--file=-",
+                f"--command={restore_plan.merge_sql(tables, references)}",
                 f"--command={checks}",
                 env=env,
-                stdin=read,
+                stdin=relay_out,
             )
         except RuntimeError as exc:
+            if (orphan := _orphan_of(str(exc))) is not None:
+                detail = f"nothing was restored: {orphan}"
+                return "refused", {"code": "restore-orphans-rows", "row": orphan}, detail
             return "failed", {}, f"nothing was restored: {exc}"
         finally:
-            os.close(read)
+            os.close(relay_out)
             _, err = await dump.communicate()
+            await relay
         if dump.returncode != 0:
             return "failed", {}, f"pg_restore failed: {err.decode(errors='replace')[-1500:]}"
         log.info("backup restored", backup_id=str(backup_id), tables=backup["tables"])
