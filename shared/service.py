@@ -180,13 +180,15 @@ def _consumers(app: web.Application) -> list[dict[str, Any]]:
     ]
 
 
-DOWN_AFTER_BEATS = 3  # an instance silent for this many heartbeats is down
+DOWN_AFTER_BEATS = 3  # an instance silent for this many heartbeats is down (lost)
+LOST_FOR_SECONDS = 600  # then it is shown as lost this long, and forgotten
 
 
 async def heartbeat(app: web.Application) -> AsyncIterator[None]:
     """Every `heartbeat_seconds`, this instance reports itself (`tidegate.service_heartbeats`:
-    service, version, host, pid, its consumers) for `sync status`, which shows it down after
-    three missed beats. Instances silent for a day are forgotten."""
+    service, version, host, pid, its consumers) for `sync status`, which shows it lost after
+    three missed beats and forgets it LOST_FOR_SECONDS later. An instance that stops
+    cleanly takes itself off the list."""
     settings = app[SETTINGS]
     host, pid = socket.gethostname(), os.getpid()
     instance = f"{settings.service_name}@{host}:{pid}"
@@ -212,7 +214,8 @@ async def heartbeat(app: web.Application) -> AsyncIterator[None]:
                     )
                     await conn.execute(
                         "DELETE FROM tidegate.service_heartbeats"
-                        " WHERE last_seen < now() - interval '1 day'"
+                        " WHERE last_seen < now() - make_interval(secs => $1)",
+                        LOST_FOR_SECONDS + settings.heartbeat_seconds * DOWN_AFTER_BEATS,
                     )
             except Exception as exc:  # never ends the heartbeat: the next one may pass
                 if not is_transient(exc):
@@ -224,6 +227,13 @@ async def heartbeat(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    try:  # a clean stop: off the list (a vanished instance stays, shown as lost, a while)
+        async with app[POOL].acquire(timeout=5) as conn:
+            await conn.execute(
+                "DELETE FROM tidegate.service_heartbeats WHERE instance = $1", instance
+            )
+    except Exception as exc:  # noqa: BLE001 (stopping: the row then ages out as lost)
+        log.warning("heartbeat not withdrawn", error=repr(exc))
 
 
 async def _journal_dead_letter(app: web.Application, import_id: uuid.UUID, reason: str) -> None:

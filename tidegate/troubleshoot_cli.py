@@ -111,7 +111,7 @@ def render_status(status: dict[str, Any]) -> str:
     ]
     out.append("instances:")
     for i in status["instances"]:
-        state = "up  " if i["up"] else "DOWN"
+        state = "up  " if i["up"] else "LOST"
         lags = ", ".join(f"{c['service']} lag {c['lag']}" for c in i["consumers"])
         out.append(
             f"  {state} {i['instance']:<40} v{i['version']}  last heartbeat"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 import msgspec
 import structlog
@@ -20,7 +21,7 @@ from services.gateway.resources import import_url, respond
 from shared import topics
 from shared.db import Conn
 from shared.kafka import group_lag
-from shared.service import DOWN_AFTER_BEATS, POOL, SETTINGS
+from shared.service import DOWN_AFTER_BEATS, LOST_FOR_SECONDS, POOL, SETTINGS
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -37,9 +38,13 @@ class Consumer(msgspec.Struct, kw_only=True):
 
 
 class Instance(msgspec.Struct, kw_only=True):
+    """A running instance, or one that vanished without stopping (lost, shown for
+    LOST_FOR_SECONDS); one that stopped cleanly is not listed."""
+
     instance: str
     service: str
     up: bool  # a heartbeat within the last DOWN_AFTER_BEATS intervals
+    state: Literal["up", "lost"]
     version: str
     host: str
     pid: int
@@ -88,7 +93,7 @@ class DeadLetters(msgspec.Struct, kw_only=True):
 
 
 class SyncStatus(msgspec.Struct, kw_only=True):
-    healthy: bool  # lag measured and every service has an instance up
+    healthy: bool  # lag measured and every service has at least one instance up
     services_down: list[str]
     instances: list[Instance]
     consumer_lag: Lag
@@ -103,14 +108,18 @@ async def _instances(conn: Conn, heartbeat_seconds: float) -> list[Instance]:
         "SELECT instance, service, version, host, pid, started_at, last_seen, detail,"
         " last_seen > now() - make_interval(secs => $1) AS up,"
         " extract(epoch FROM now() - last_seen) AS silent_seconds"
-        " FROM tidegate.service_heartbeats ORDER BY service, instance",
+        " FROM tidegate.service_heartbeats"
+        " WHERE last_seen > now() - make_interval(secs => $1 + $2)"
+        " ORDER BY service, instance",
         heartbeat_seconds * DOWN_AFTER_BEATS,
+        LOST_FOR_SECONDS,
     )
     return [
         Instance(
             instance=r["instance"],
             service=r["service"],
             up=r["up"],
+            state="up" if r["up"] else "lost",
             version=r["version"],
             host=r["host"],
             pid=r["pid"],

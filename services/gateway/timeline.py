@@ -33,28 +33,50 @@ POLL_SECONDS = 0.5
 RESUME_OVERLAP = timedelta(seconds=5)
 STAGE_SERVICE = {"submitted": "gateway", "validated": "validator", "loaded": "loader"}
 
+# A chunk's stages carry the time the service that did each one recorded it (the stored
+# chunk, the validator's verdict, the loader's ledger entry), all PostgreSQL's clock, not the
+# time the auditor counted them: it may count a chunk's loaded before its validated. Within
+# a chunk the stages are ordered causally whatever the times say.
 TIMELINE_SQL = """
-SELECT * FROM (
+SELECT id, at, service, kind, seq, detail FROM (
+SELECT *, max(at) OVER (PARTITION BY coalesce(chunk, id) ORDER BY step
+                        ROWS UNBOUNDED PRECEDING) AS causal_at
+FROM (
 SELECT 'accepted' AS id, i.created_at AS at, coalesce(i.producer, 'gateway') AS service,
        'accepted' AS kind, NULL::integer AS seq,
        jsonb_build_object('filename', i.filename, 'rows', i.file_rows, 'chunks', i.chunks_total,
-                          'mode', i.mode, 'source', i.source) AS detail
+                          'mode', i.mode, 'source', i.source) AS detail,
+       NULL::text AS chunk, 0 AS step
   FROM tidegate.imports i WHERE i.id = $1
 UNION ALL
-SELECT p.stage || ':' || p.seq, p.recorded_at, p.stage, 'chunk_' || p.stage, p.seq,
-       jsonb_build_object('rows_in', p.rows_in, 'rows_ok', p.rows_ok, 'rows_failed', p.rows_failed)
-  FROM tidegate.chunk_progress p WHERE p.import_id = $1
+SELECT p.stage || ':' || p.seq,
+       CASE p.stage WHEN 'submitted' THEN coalesce(c.stored_at, p.recorded_at)
+                    WHEN 'validated' THEN coalesce(v.validated_at, p.recorded_at)
+                    ELSE coalesce(l.loaded_at, p.recorded_at) END,
+       p.stage, 'chunk_' || p.stage, p.seq,
+       jsonb_build_object('rows_in', p.rows_in, 'rows_ok', p.rows_ok, 'rows_failed', p.rows_failed),
+       'chunk:' || p.seq,
+       CASE p.stage WHEN 'submitted' THEN 1 WHEN 'validated' THEN 2 ELSE 3 END
+  FROM tidegate.chunk_progress p
+  LEFT JOIN tidegate.chunks c
+    ON p.stage = 'submitted' AND c.import_id = p.import_id AND c.seq = p.seq
+  LEFT JOIN tidegate.chunk_verdicts v
+    ON p.stage = 'validated' AND v.import_id = p.import_id AND v.seq = p.seq
+  LEFT JOIN tidegate.chunk_ledger l
+    ON p.stage = 'loaded' AND l.import_id = p.import_id AND l.seq = p.seq
+ WHERE p.import_id = $1
 UNION ALL
-SELECT 'journal:' || j.id, j.at, j.service, j.kind, j.seq, j.detail
+SELECT 'journal:' || j.id, j.at, j.service, j.kind, j.seq, j.detail, NULL, 0
   FROM tidegate.import_journal j WHERE j.import_id = $1
 UNION ALL
 SELECT 'operation:' || o.id || ':requested', o.created_at, 'gateway', o.kind || '_requested', NULL,
-       jsonb_build_object('operation', o.id, 'trigger', o.trigger, 'dry_run', o.dry_run)
+       jsonb_build_object('operation', o.id, 'trigger', o.trigger, 'dry_run', o.dry_run),
+       NULL, 0
   FROM tidegate.operations o
  WHERE o.import_id = $1 OR o.backup_id = (SELECT backup_id FROM tidegate.imports WHERE id = $1)
 UNION ALL
 SELECT 'operation:' || o.id || ':' || o.status, o.finished_at, 'loader', o.kind || '_' || o.status,
-       NULL, jsonb_build_object('operation', o.id, 'error', o.error, 'result', o.result)
+       NULL, jsonb_build_object('operation', o.id, 'error', o.error, 'result', o.result), NULL, 0
   FROM tidegate.operations o
  WHERE (o.import_id = $1 OR o.backup_id = (SELECT backup_id FROM tidegate.imports WHERE id = $1))
    AND o.finished_at IS NOT NULL
@@ -64,10 +86,12 @@ SELECT 'finished', i.finished_at, 'auditor', 'finished', NULL,
                           'loaded', i.loaded_rows, 'updated', i.updated_rows,
                           'skipped', i.skipped_rows, 'failed', i.failed_rows,
                           'duplicates', i.duplicate_rows,
-                          'seconds', extract(epoch FROM i.finished_at - i.created_at))
+                          'seconds', extract(epoch FROM i.finished_at - i.created_at)),
+       NULL, 0
   FROM tidegate.imports i WHERE i.id = $1 AND i.finished_at IS NOT NULL
 ) AS events
-ORDER BY kind = 'finished', at, id  -- the final report last
+) AS ordered
+ORDER BY kind = 'finished', causal_at, step, id  -- the final report last
 """
 
 # Still to come: the import has not finished, or one of its operations is pending.

@@ -168,3 +168,25 @@ async def test_what_each_role_is_offered_for_recovery(
     await page.get_by_role("link", name="Recovery").click()
     await expect(page.locator("#backup-list tbody tr")).to_have_count(1)
     await expect(page.locator("#backup-list").get_by_role("button")).to_have_count(0)  # admin only
+
+
+async def test_system_status_lists_recent_failures_as_a_table(
+    console: Console, make_key: MakeKey, customers: str, db: asyncpg.Connection
+) -> None:
+    """A failed import shows in System status → Recent failures as rows of a table, not as
+    the text of an array of elements (issue 21)."""
+    token = await make_key("data_manager", tables=[customers])
+    async with aiohttp.ClientSession(base_url=console.base, headers=bearer(token)) as http:
+        status, answer, _ = await post_csv(
+            http, customers, csv_file([person(31), person(32, "2024-02-30")]), atomic="true"
+        )
+    assert status == 202, answer
+    assert (await wait_final(db, str(answer["id"])))["status"] == "failed"
+    page = console.page
+    await console.sign_in(token)
+    await page.get_by_role("link", name="Troubleshooting").click()
+    failures = page.locator("#status-failures")
+    row = failures.locator("tbody tr", has_text=customers).first
+    await expect(row).to_contain_text("atomic import", timeout=15_000)
+    await expect(row).to_contain_text("failed")
+    await expect(page.locator("#system-status")).not_to_contain_text("[object")

@@ -114,6 +114,34 @@ async def test_logs_follow_sees_a_live_import_and_ends_on_its_final_state(
     assert items[-1]["id"] in resent and stream.rstrip().endswith("data: {}")
 
 
+async def test_a_chunks_stages_are_in_causal_order_whenever_the_auditor_counted_them(
+    http: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    """The auditor may count a chunk's loaded before its validated (different topics); the
+    timeline still shows each chunk submitted, then validated, then loaded (issue 21)."""
+    table = f"public.order_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, name text)")
+    rows = "".join(f"{i},n{i}\n" for i in range(1, 31))
+    status, answer, _ = await post_csv(http, table, "id,name\n" + rows, chunk_size="10")
+    assert status == 202
+    await wait_final(db, answer["id"])
+    # As when the auditor took chunk.loaded before chunk.validated: counted an hour apart.
+    await db.execute(
+        "UPDATE tidegate.chunk_progress SET recorded_at = recorded_at - interval '1 hour'"
+        " WHERE import_id = $1 AND stage IN ('loaded', 'submitted')",
+        uuid.UUID(answer["id"]),
+    )
+    async with http.get(f"/api/v1/database/imports/{answer['id']}/events") as response:
+        items = (await response.json())["items"]
+    kinds = [e["kind"] for e in items]
+    assert kinds[0] == "accepted" and kinds[-1] == "finished"
+    for seq in range(3):
+        stages = [e["kind"] for e in items if e["seq"] == seq and e["kind"].startswith("chunk_")]
+        assert stages == ["chunk_submitted", "chunk_validated", "chunk_loaded"], (seq, kinds)
+    times = [e["at"] for e in items[:-1]]
+    assert times == sorted(times)  # the services' own times: in order
+
+
 RULES = """format = "tidegate.rules/v1"
 [columns.email]
 format = "email"

@@ -53,7 +53,7 @@ async def test_a_stopped_loader_is_down_and_its_lag_grows(scenario: Scenario) ->
         "sync", "status", "--api", scenario.stack.api_url, key=scenario.watcher
     )
     assert code == 1
-    assert "down: loader" in out and "DOWN loader@" in out
+    assert "down: loader" in out and "LOST loader@" in out
 
     scenario.restart("loader")
     await scenario.wait_ready("loader")

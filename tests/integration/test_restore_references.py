@@ -151,4 +151,4 @@ async def test_a_table_without_a_primary_key_is_restored_whole(
                      f" (SELECT ctid FROM {table} WHERE v = 'a' LIMIT 1)")  # fmt: skip
     status, _, error = await _restore(store, pool, backup_id)
     assert (status, error) == ("completed", None)
-    assert await db.fetch(f"SELECT v FROM {table} ORDER BY v") == [("a",), ("a",)]
+    assert [r["v"] for r in await db.fetch(f"SELECT v FROM {table} ORDER BY v")] == ["a", "a"]

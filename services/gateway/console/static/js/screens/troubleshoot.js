@@ -133,15 +133,16 @@ export function render(root, { can, args }) {
         h("div", {}, h("dt", {}, "Imports running"), h("dd", {}, count(s.imports_running.length)))),
       h("h3", {}, "Services"),
       table("Service instances", ["Service", "Instance", "Up", "Silent for", "Consumers"], s.instances.map((i) => [
-        i.service, i.instance, i.up ? "yes" : "no", `${i.silent_seconds} s`,
+        i.service, i.instance, i.up ? "yes" : "lost", `${i.silent_seconds} s`,
         (i.consumers || []).map((c) => `${c.group}: ${c.running ? "running" : "stopped"}, lag ${count(c.lag)}`).join("; "),
       ]), { id: "status-instances" }),
       h("h3", {}, "Consumer lag"),
       s.consumer_lag.ok ? table("Consumer lag", ["Group", "Topic", "Lag"], lag, { id: "status-lag" })
         : h("p", { class: "error" }, `Not measured: ${s.consumer_lag.error}`),
-      s.recent_failures.length ? [h("h3", {}, "Recent failures"),
+      // replaceChildren takes nodes, not an array of them: spread the optional part.
+      ...(s.recent_failures.length ? [h("h3", {}, "Recent failures"),
         table("Recent failures", ["What", "Target", "Status", "Error", "At"], s.recent_failures.map((f) => [
-          f.what, f.target, f.status, f.error ?? "", when(f.at)]))] : "",
+          f.what, f.target, f.status, f.error ?? "", when(f.at)]), { id: "status-failures" })] : []),
     );
   }
 
