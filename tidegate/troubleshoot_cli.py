@@ -146,6 +146,16 @@ def cmd_sync_status(args: argparse.Namespace) -> int:
     return run_api(args, work)
 
 
+def _values(key: dict[str, Any] | None) -> str:
+    """`id = 101` (a key's columns and values), not a Python repr."""
+    return ", ".join(f"{name} = {value}" for name, value in (key or {}).items())
+
+
+def _cell(text: str) -> str:
+    """Text in a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def markdown(verification: dict[str, Any]) -> str:
     """The verification as a human-readable report."""
     out = [f"# Verification {verification['id']}", ""]
@@ -158,28 +168,35 @@ def markdown(verification: dict[str, Any]) -> str:
         for name in ("total_records", "failed_records", "duplicate_count", "rows_per_second"):
             out.append(f"| {name} | {t[name]} |")
         for name in ("missing_required_fields", "invalid_format_fields"):
-            fields = ", ".join(f"{k}: {v}" for k, v in t[name].items()) or "none"
+            fields = ", ".join(f"{f['field']}: {f['count']}" for f in t[name]) or "none"
             out.append(f"| {name} | {fields} |")
         for check, count in t["checks"].items():
             out.append(f"| check `{check}` | {count} |")
         if t["sample"]:
             out += ["", "| check | key | column | code | message |", "|---|---|---|---|---|"]
-            out += [
-                f"| {f['check']} | {f['key']} | {f['column'] or ''} | {f['code']} |"
-                f" {f['message']} |"
-                for f in t["sample"]
-            ]
+            for f in t["sample"]:
+                message = f["message"]
+                if f.get("rows"):
+                    message += ": " + "; ".join(_values(r) for r in f["rows"])
+                out.append(
+                    f"| {f['check']} | {_cell(_values(f['key']))} | {f['column'] or ''} |"
+                    f" {f['code']} | {_cell(message)} |"
+                )
     return "\n".join(out) + "\n"
 
 
 def rows_checked(verification: dict[str, Any]) -> tuple[int, int, str] | None:
-    """For the progress bar: rows checked of the table in hand, of about how many."""
+    """For the progress bar: rows checked of the table in hand, of about how many (once it
+    has finished: of every table)."""
     progress = verification.get("progress")
-    if not progress:
-        return None
-    what = f"{progress['table_name']} ({progress['tables_done'] + 1}/"
-    what += f"{len(verification['tables'])})"
-    return progress["rows_checked"], progress["rows_estimated"], what
+    if progress:
+        what = f"{progress['table_name']} ({progress['tables_done'] + 1}/"
+        what += f"{len(verification['tables'])})"
+        return progress["rows_checked"], progress["rows_estimated"], what
+    if verification.get("result"):
+        rows = sum(t["total_records"] for t in verification["result"])
+        return rows, rows, "all tables"
+    return None
 
 
 def cmd_verify_data(args: argparse.Namespace) -> int:

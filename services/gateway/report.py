@@ -19,14 +19,10 @@ from services.gateway.spool import Spool
 from shared.db import Conn
 from shared.error_codes import FORMAT, REQUIRED, ErrorCode, codes_in
 from shared.events import Mode
+from shared.field_counts import FieldCount, by_field
 from shared.spreadsheet import escape_cell
 
 CSV_COLUMNS = ("line", "column", "severity", "code", "message", "value", "stage")
-
-
-class FieldCount(msgspec.Struct, kw_only=True):
-    field: str  # a column, or "(row)" for errors of the whole row
-    count: int
 
 
 class Report(msgspec.Struct, kw_only=True):
@@ -70,10 +66,6 @@ class RowErrors(msgspec.Struct, kw_only=True):
     items: list[RowError]
 
 
-def _by_field(counts: Counter[str]) -> list[FieldCount]:
-    return [FieldCount(field=field, count=n) for field, n in sorted(counts.items())]
-
-
 async def build_report(conn: Conn, row: asyncpg.Record) -> Report:
     required, formats = set(codes_in(REQUIRED)), set(codes_in(FORMAT))
     missing: Counter[str] = Counter()
@@ -105,8 +97,8 @@ async def build_report(conn: Conn, row: asyncpg.Record) -> Report:
         failed_records=row["failed_rows"],
         duplicate_count=row["duplicate_rows"],
         warning_count=warnings,
-        missing_required_fields=_by_field(missing),
-        invalid_format_fields=_by_field(invalid),
+        missing_required_fields=by_field(missing),
+        invalid_format_fields=by_field(invalid),
         errors_by_code=dict(sorted(by_code.items())),
         error=row["error"],
         links={

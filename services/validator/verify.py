@@ -29,6 +29,7 @@ from shared.db import Conn
 from shared.error_codes import FORMAT, REQUIRED, codes_in
 from shared.errors import InvalidEvent
 from shared.events import VerificationRequested
+from shared.field_counts import FieldCount, by_field
 from shared.kafka import Outgoing
 from shared.rollback import CHANGED, XID32
 from shared.rulebook import RuleBook, RuleFileError, TableRules, unique_keys
@@ -42,12 +43,17 @@ CHECKS = ("rules", "duplicates", "associations", "lineage")
 _REQUIRED, _FORMAT = frozenset(codes_in(REQUIRED)), frozenset(codes_in(FORMAT))
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 class Finding(msgspec.Struct, frozen=True):
     check: str
-    key: dict[str, Any] | None
+    key: dict[str, Any] | None  # the row's primary key; for a duplicate, the shared value
     column: str | None
     code: str
     message: str
+    rows: list[dict[str, Any]] | None = None  # a duplicate's rows, by primary key (first 10)
 
 
 class TableReport(msgspec.Struct, kw_only=True):
@@ -57,8 +63,8 @@ class TableReport(msgspec.Struct, kw_only=True):
     total_records: int = 0
     failed_records: int = 0
     duplicate_count: int = 0
-    missing_required_fields: dict[str, int] = msgspec.field(default_factory=dict)
-    invalid_format_fields: dict[str, int] = msgspec.field(default_factory=dict)
+    missing_required_fields: list[FieldCount] = msgspec.field(default_factory=list)
+    invalid_format_fields: list[FieldCount] = msgspec.field(default_factory=list)
     checks: dict[str, int] = msgspec.field(default_factory=dict)
     sample: list[Finding] = msgspec.field(default_factory=list)
     rows_per_second: float = 0.0
@@ -159,8 +165,8 @@ async def check_rows(
         await progress(seen)
     report.total_records = seen
     report.failed_records = len(failed)
-    report.missing_required_fields = dict(sorted(missing.items()))
-    report.invalid_format_fields = dict(sorted(invalid.items()))
+    report.missing_required_fields = by_field(missing)
+    report.invalid_format_fields = by_field(invalid)
 
 
 async def check_keys(
@@ -175,8 +181,14 @@ async def check_keys(
         if scope.key is not None:
             of_row = f" AND ({values}) IN (SELECT {values} FROM {table.sql_name} t"
             of_row += f" WHERE {scope.where(table, 1)})"
+        rows = "NULL::jsonb"
+        if table.primary_key:
+            pk = ", ".join(f"{_literal(c)}, {quote_ident(c)}" for c in table.primary_key)
+            order = ", ".join(quote_ident(c) for c in table.primary_key)
+            rows = f"to_jsonb((array_agg(jsonb_build_object({pk}) ORDER BY {order}))[1:{SAMPLE}])"
         groups = await conn.fetch(
-            f"SELECT jsonb_build_array({values}) AS value, count(*) AS n FROM {table.sql_name}"
+            f"SELECT jsonb_build_array({values}) AS value, count(*) AS n, {rows} AS rows"
+            f" FROM {table.sql_name}"
             f" WHERE ({' AND '.join(f'{c} IS NOT NULL' for c in cols)})"
             f"{of_row}"
             f" GROUP BY {values} HAVING count(*) > 1 ORDER BY count(*) DESC",
@@ -195,6 +207,7 @@ async def check_keys(
                     column=",".join(key.columns),
                     code="duplicate_in_table",
                     message=f"{g['n']} rows share this value of ({shown})",
+                    rows=msgspec.json.decode(g["rows"]) if g["rows"] else None,
                 )
                 for g in groups[:SAMPLE]
             ],

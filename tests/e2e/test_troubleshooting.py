@@ -199,8 +199,9 @@ async def test_verify_data_finds_each_planted_problem_and_passes_a_clean_table(
     found, tidy = verification["result"]
     assert (found["table"], tidy["table"]) == (members, clean)
     assert (found["total_records"], found["failed_records"], found["duplicate_count"]) == (9, 2, 1)
-    assert found["missing_required_fields"] == {"name": 1}
-    assert found["invalid_format_fields"] == {"email": 1}
+    # The import report's shapes (issue 21)
+    assert found["missing_required_fields"] == [{"field": "name", "count": 1}]
+    assert found["invalid_format_fields"] == [{"field": "email", "count": 1}]
     # lineage: rows 2, 3, 4 and 7 changed since their import, row 5 deleted
     assert found["checks"] == {"rules": 2, "duplicates": 1, "associations": 1, "lineage": 5}
     by_check = {(f["check"], f["code"], str(f["key"])) for f in found["sample"]}
@@ -208,12 +209,20 @@ async def test_verify_data_finds_each_planted_problem_and_passes_a_clean_table(
     assert ("lineage", "deleted_since_import", "{'id': 5}") in by_check
     assert ("rules", "invalid_email", "{'id': 3}") in by_check
     assert ("duplicates", "duplicate_in_table", "{'email': 'm6@example.com'}") in by_check
+    duplicate = next(f for f in found["sample"] if f["check"] == "duplicates")
+    assert duplicate["rows"] == [{"id": 6}, {"id": 7}]  # the keys of the rows involved
     assert tidy["total_records"] == 2 and not any(tidy["checks"].values())
-    assert report.with_suffix(".md").read_text().count("## public.") == 2
+    written = report.with_suffix(".md").read_text()
+    assert written.count("## public.") == 2
+    assert "| name: 1 |" in written and "| email: 1 |" in written
+    assert "| id = 4 |" in written and "{'id'" not in written  # values, not Python reprs
+    assert "id = 6; id = 7" in written
     assert json.loads(report.read_text())["id"] == verification["id"]
 
     code, out, err = await _cli("verify-data", "--table", clean, "--api", services.api, key=key)
     assert code == 0, err + out
+    final = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "2/2" in final and "completed" in final, err  # it counts the rows it checked
     async with http.get("/api/v1/database/verifications", params={"table": clean}) as response:
         history = (await response.json())["items"]
     assert [v["passed"] for v in history[:2]] == [True, False]  # the table's history

@@ -5,10 +5,12 @@ forgotten; "healthy" needs an instance up of every service."""
 from __future__ import annotations
 
 import asyncio
-import os
+import uuid
 from collections.abc import Callable
 
 import asyncpg
+import msgspec
+import pytest
 from aiohttp import web
 
 from services.gateway.status import _instances
@@ -19,18 +21,21 @@ from shared.service import CONSUMERS, LOST_FOR_SECONDS, POOL, SETTINGS, heartbea
 async def test_a_clean_stop_withdraws_the_instance(
     pool: asyncpg.Pool, db: asyncpg.Connection, settings_for: Callable[[str], Settings]
 ) -> None:
+    name = f"beating-{uuid.uuid4().hex[:8]}"
+    settings = msgspec.structs.replace(settings_for("validator"), service_name=name)
     app = web.Application()
-    app[POOL], app[SETTINGS], app[CONSUMERS] = pool, settings_for("validator"), []
+    app[POOL], app[SETTINGS], app[CONSUMERS] = pool, settings, []
     beating = heartbeat(app)
     await anext(beating)  # started: its first beat is written at once
-    mine = "SELECT count(*) FROM tidegate.service_heartbeats WHERE pid = $1"
+    mine = "SELECT count(*) FROM tidegate.service_heartbeats WHERE service = $1"
     for _ in range(50):
-        if await db.fetchval(mine, os.getpid()):
+        if await db.fetchval(mine, name):
             break
         await asyncio.sleep(0.05)
-    assert await db.fetchval(mine, os.getpid()) == 1
-    assert await anext(beating, None) is None  # the cleanup: a clean stop
-    assert await db.fetchval(mine, os.getpid()) == 0
+    assert await db.fetchval(mine, name) == 1
+    with pytest.raises(StopAsyncIteration):
+        await anext(beating)  # the cleanup: a clean stop
+    assert await db.fetchval(mine, name) == 0
 
 
 async def test_a_vanished_instance_is_lost_for_a_while_then_forgotten(

@@ -7,9 +7,13 @@ import { count, FINAL, h, problemText, scroller, toast, when } from "../dom.js";
 const VERIFICATIONS = "/api/v1/database/verifications";
 const POLL_MS = 1000;
 
-function fields(map) {
-  const entries = Object.entries(map || {});
-  return entries.length ? entries.map(([name, n]) => `${name} (${count(n)})`).join(", ") : "none";
+/** A row's key (or a shared value) as `id = 101, …`. */
+function keyText(key) {
+  return Object.entries(key).map(([k, v]) => `${k} = ${v}`).join(", ");
+}
+
+function fields(list) {
+  return list?.length ? list.map((f) => `${f.field} (${count(f.count)})`).join(", ") : "none";
 }
 
 function metrics(report) {
@@ -59,8 +63,9 @@ export function render(root, { can }) {
           scroller(`Offending rows of ${name}`, h("table", { class: "grid findings" },
             h("thead", {}, h("tr", {}, ["Row key", "Check", "Column", "Code", "Reason"].map((c) => h("th", { scope: "col" }, c)))),
             h("tbody", {}, sample.map((f) => h("tr", {},
-              h("td", {}, f.key ? Object.entries(f.key).map(([k, v]) => `${k}=${v}`).join(", ") : "–"),
-              h("td", {}, f.check), h("td", {}, f.column || "–"), h("td", {}, f.code), h("td", {}, f.message)))))),
+              h("td", {}, f.key ? keyText(f.key) : "–"),
+              h("td", {}, f.check), h("td", {}, f.column || "–"), h("td", {}, f.code),
+              h("td", {}, f.rows?.length ? `${f.message}: ${f.rows.map(keyText).join("; ")}` : f.message)))))),
         ] : "",
       ] : h("p", {}, "Not verified yet."),
       h("h3", {}, "History"),
