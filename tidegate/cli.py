@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
+import shutil
 import signal
 import sys
 from importlib import resources
@@ -66,7 +68,15 @@ def _print_first_admin_key(stack: Stack) -> None:
     if stack.first_admin_key:
         print(f"first admin key (shown once, keep it): {stack.first_admin_key}")
     else:
-        print("admin keys exist already; `tidegate keys bootstrap` makes another")
+        print("admin keys exist already (their secrets are never shown again); for another:")
+        print(f"  DATABASE_URL={shlex.quote(stack.database_url)} {_self()} keys bootstrap")
+
+
+def _self() -> str:
+    """This CLI as a command to paste: `tidegate` if the shell finds it, else its path."""
+    if shutil.which("tidegate") or Path(sys.argv[0]).name != "tidegate":
+        return "tidegate"
+    return shlex.quote(sys.argv[0])
 
 
 async def _demo_importer(api: str, admin_key: str) -> tuple[list[str], str]:
@@ -139,6 +149,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     print(f"  DATABASE_URL={stack.database_url}")
     print(f"  KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap}")
     print(f"  logs: {_home() / 'logs'}")
+    print(f"  backups: {stack.service_env()['TIDEGATE_BACKUP_DIR']}")
     print(
         "  try: curl -X POST -H 'Authorization: Bearer <key>' -H 'Content-Type: text/csv' "
         f"--data-binary @file.csv '{stack.api_url}/api/v1/database/import?table=<table>'"

@@ -155,9 +155,17 @@ IMPORT_PARAMS = [
     param(
         "rollback_on_failure",
         FLAG,
-        "undo what the import loaded if it fails (TIDEGATE_ROLLBACK_ON_FAILURE, true)",
+        "if the import ends `failed` (a whole chunk failed, or not one row could be loaded),"
+        " remove every row it loaded; an import that ends `completed_with_errors` (some rows"
+        " refused, by validation, the database or a trigger) keeps the rows it loaded"
+        " (TIDEGATE_ROLLBACK_ON_FAILURE, true; a cancelled import is always rolled back)",
     ),
-    param("atomic", FLAG, "any rejected row fails the whole import; nothing is kept"),
+    param(
+        "atomic",
+        FLAG,
+        "all or nothing: the first row refused by validation, the database or a trigger"
+        " fails the whole import, and every row it loaded is removed",
+    ),
     param("backup", FLAG, "back the table up before the first chunk is loaded"),
     param(
         "encoding",

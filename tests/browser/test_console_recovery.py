@@ -190,3 +190,33 @@ async def test_system_status_lists_recent_failures_as_a_table(
     await expect(row).to_contain_text("atomic import", timeout=15_000)
     await expect(row).to_contain_text("failed")
     await expect(page.locator("#system-status")).not_to_contain_text("[object")
+
+
+async def test_first_steps_in_the_console(
+    console: Console, make_key: MakeKey, customers: str, db: asyncpg.Connection
+) -> None:
+    """Record history looks in the table of the import being viewed; "Retry with this
+    file" sits beside its file input; the import options say what they do (issue 21)."""
+    first = f"public.a_first_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE TABLE {first} (id integer PRIMARY KEY)")
+    admin = await make_key("admin", requests_per_minute=100_000)
+    failed = await _import(console, admin, customers, [person(41), person(42, "2024-02-30")])
+    await wait_final(db, failed)
+    page = console.page
+    await console.sign_in(admin)
+    await expect(page.get_by_label("Roll back on failure")).to_be_checked()
+    await expect(page.get_by_label("Roll back on failure")).to_have_accessible_name(
+        "Roll back on failure: if the import ends failed (a whole chunk failed, or not one row"
+        " could be loaded), remove every row it loaded; an import that completes with some"
+        " rows refused keeps the rows it loaded"
+    )
+    await expect(page.get_by_label("All or nothing (atomic)")).not_to_be_checked()
+
+    await page.get_by_role("link", name="Troubleshooting").click()
+    await page.get_by_label("Import", exact=True).select_option(failed)
+    await expect(page.get_by_label("Table", exact=True)).to_have_value(customers)
+    field = await page.get_by_label("Corrected file").bounding_box()
+    button = await page.get_by_role("button", name="Retry with this file").bounding_box()
+    assert field is not None and button is not None
+    assert button["x"] >= field["x"] + field["width"]  # to its right,
+    assert abs((button["y"] + button["height"] / 2) - (field["y"] + field["height"] / 2)) < 12

@@ -17,6 +17,7 @@ export function render(root, { can, args }) {
   const statusPane = h("div", { id: "system-status" });
   const message = h("p", { class: "error", role: "alert" });
   let tables = [];
+  let importTable = null; // the table of the import being viewed
 
   root.append(
     h("section", { class: "card", "aria-labelledby": "trouble-title" },
@@ -59,6 +60,8 @@ export function render(root, { can, args }) {
         retried.textContent = problemText(error);
       }
     };
+    importTable = imp.table;
+    pickRecordTable();
     importPane.replaceChildren(
       h("p", {}, statusBadge(imp.status), ` ${imp.table} · ${imp.mode.replace("_", " ")} · ${count(imp.counts.file_rows)} rows · `,
         `${count(imp.counts.loaded)} loaded, ${count(imp.counts.failed)} failed`, imp.error ? ` — ${imp.error}` : ""),
@@ -78,11 +81,20 @@ export function render(root, { can, args }) {
           h("button", { type: "button", class: "secondary", id: "download-failed", onclick: () =>
             download(`${IMPORTS}/${id}/failed`, {}, `failed-${id}.csv`).catch((e) => { message.textContent = problemText(e); }) },
           "Download failed rows (CSV)")),
-        (can("import") || can("validate")) ? h("div", { class: "fields" },
-          h("div", {}, h("label", { for: "retry-file" }, "Corrected file"), corrected),
-          h("div", { class: "actions" }, h("button", { type: "button", id: "retry-run", onclick: retry }, "Retry with this file"))) : "",
+        (can("import") || can("validate")) ? h("div", {},
+          h("label", { for: "retry-file" }, "Corrected file"),
+          h("div", { class: "beside" }, corrected,
+            h("button", { type: "button", id: "retry-run", onclick: retry }, "Retry with this file"))) : "",
         retried) : "",
     );
+  }
+
+  /** Record history looks in the table of the import being viewed, when there is one. */
+  function pickRecordTable() {
+    if (importTable && tables.some((t) => t.name === importTable) && recordTable.value !== importTable) {
+      recordTable.value = importTable;
+      keyInputs();
+    }
   }
 
   function keyInputs() {
@@ -168,6 +180,7 @@ export function render(root, { can, args }) {
       tables = answer.items;
       recordTable.replaceChildren(...tables.map((t) => h("option", { value: t.name }, t.name)));
       keyInputs();
+      pickRecordTable();
     }).catch(() => {});
   }
   systemStatus().catch((e) => { if (!signal.aborted) statusPane.replaceChildren(h("p", { class: "error" }, problemText(e))); });

@@ -9,6 +9,9 @@ import { delimiterName, mapHeader, recordsAt, sniff } from "../csv.js";
 import { progressBar } from "../progress.js";
 
 const IMPORTS = "/api/v1/database/imports";
+// The import options, in the API reference's words (README, OpenAPI).
+const ROLLBACK_ON_FAILURE = "Roll back on failure: if the import ends failed (a whole chunk failed, or not one row could be loaded), remove every row it loaded; an import that completes with some rows refused keeps the rows it loaded";
+const ATOMIC = "All or nothing (atomic): the first row refused by validation, the database or a trigger fails the whole import and every row it loaded is removed";
 const GRID_ROWS = 200;
 
 /** How the gateway decided the encoding, as the import will show it. */
@@ -26,6 +29,8 @@ export function render(root, { can }) {
   const table = h("select", { id: "target-table", name: "table", required: true });
   const file = h("input", { id: "csv-file", name: "file", type: "file", accept: ".csv,.tsv,.txt,text/csv", required: true });
   const ignore = h("input", { id: "extra-ignore", type: "checkbox", name: "extra_columns" });
+  const undo = h("input", { id: "rollback-on-failure", type: "checkbox", name: "rollback_on_failure", checked: true });
+  const atomic = h("input", { id: "atomic", type: "checkbox", name: "atomic" });
   const preview = h("section", { class: "card", id: "preview", "aria-labelledby": "preview-title", hidden: true });
   const result = h("section", { class: "card", id: "result", "aria-labelledby": "result-title", hidden: true });
   const message = h("p", { class: "error", role: "alert", id: "validate-error" });
@@ -44,6 +49,10 @@ export function render(root, { can }) {
           h("div", {}, h("label", { for: "csv-file" }, "CSV file"), file)),
         h("div", { class: "check" }, ignore,
           h("label", { for: "extra-ignore" }, "Ignore columns the table does not have (otherwise the file is refused)")),
+        can("import") ? [
+          h("div", { class: "check" }, undo, h("label", { for: "rollback-on-failure" }, ROLLBACK_ON_FAILURE)),
+          h("div", { class: "check" }, atomic, h("label", { for: "atomic" }, ATOMIC)),
+        ] : "",
         h("div", { class: "actions" }, actions),
         message)),
     preview,
@@ -102,7 +111,12 @@ export function render(root, { can }) {
     if (!file.files[0] || !table.value) { message.textContent = "Choose a table and a file first."; return; }
     const form = new FormData();
     form.append("file", file.files[0], file.files[0].name);
-    const query = { table: table.value, extra_columns: ignore.checked ? "ignore" : undefined };
+    const query = {
+      table: table.value,
+      extra_columns: ignore.checked ? "ignore" : undefined,
+      rollback_on_failure: mode === "import" ? String(undo.checked) : undefined,
+      atomic: mode === "import" && atomic.checked ? "true" : undefined,
+    };
     if (mode !== "import") query[mode] = "true";
     let imp;
     try {

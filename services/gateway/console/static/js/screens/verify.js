@@ -7,9 +7,9 @@ import { count, FINAL, h, problemText, scroller, toast, when } from "../dom.js";
 const VERIFICATIONS = "/api/v1/database/verifications";
 const POLL_MS = 1000;
 
-/** A row's key (or a shared value) as `id = 101, …`. */
+/** A row's key (or a shared value) as `id=101, …`. */
 function keyText(key) {
-  return Object.entries(key).map(([k, v]) => `${k} = ${v}`).join(", ");
+  return Object.entries(key).map(([k, v]) => `${k}=${v}`).join(", ");
 }
 
 function fields(list) {
