@@ -1,5 +1,5 @@
 """Which detector reads legacy CSV files right: tidegate's (chardetng, weighed against the
-confusable readings) and charset-normalizer, on the files of tests/unit/test_source_encoding.py
+confusable readings) and charset-normalizer, on the files of tests/unit/test_text_encoding.py
 (names, cities and prose in twelve legacy encodings, 1 to 500 rows each).
 
     .venv/bin/python -m bench.detectors
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from charset_normalizer import from_bytes
 
-from services.gateway.source_encoding import EncodingUndetermined, detect
-from tests.unit.test_source_encoding import FILES, csv_text
+from shared.text_encoding import EncodingUndetermined, detect
+from tests.unit.test_text_encoding import FILES, csv_text
 
 SAMPLE = 64 * 1024
 

@@ -47,6 +47,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         "tables": args.table or None,
         "requests_per_minute": args.requests_per_minute,
         "concurrent_imports": args.concurrent_imports,
+        "max_records_per_import": args.max_records,
     }
     return _request(args, "POST", "/keys", json={k: v for k, v in spec.items() if v is not None})
 
@@ -109,6 +110,9 @@ def add_parsers(sub: Any) -> None:
     create.add_argument("--table", action="append", help="limit to this table (repeatable)")
     create.add_argument("--requests-per-minute", type=int)
     create.add_argument("--concurrent-imports", type=int)
+    create.add_argument(
+        "--max-records", type=int, help="records one import may hold (a migration's key)"
+    )
     create.set_defaults(run=cmd_keys_create)
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--all", action="store_true", help="include revoked keys")

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 
 from shared.db import migrate
-from tidegate import admin_cli, client, recovery_cli, troubleshoot_cli
+from tidegate import admin_cli, client, recovery_cli, split_cli, troubleshoot_cli
 from tidegate.keys import create_key
 from tidegate.sample_data import TABLE_SQL
 from tidegate.stack import Stack
@@ -190,6 +190,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     }
     if args.no_rollback_on_failure:
         options["rollback_on_failure"] = "false"
+    if args.split:
+        try:
+            return asyncio.run(
+                split_cli.import_split(args.api, args.api_key, Path(args.file), args.table, options)
+            )
+        except (client.ApiError, split_cli.SplitError) as exc:
+            print(exc, file=sys.stderr)
+            return 2
     return asyncio.run(
         _import_and_follow(args.api, args.api_key, Path(args.file), args.table, options)
     )
@@ -262,6 +270,12 @@ def parser() -> argparse.ArgumentParser:
         "--encoding", help="e.g. shift_jis, koi8-r, windows-1250 (default: detected by the gateway)"
     )
     imp.add_argument("--delimiter", help=", ; | or tab (default: sniffed)")
+    imp.add_argument(
+        "--split",
+        action="store_true",
+        help="a file over the key's record limit: import it in parts, one after another"
+        " (run again after an interruption: no part is imported twice)",
+    )
     imp.add_argument("--auto-retry", type=int, help="attempts per refused chunk (default 3)")
     imp.add_argument("--atomic", action="store_true", help="any rejected row: keep nothing")
     imp.add_argument("--backup", action="store_true", help="back the table up first")

@@ -138,6 +138,8 @@ class Me(msgspec.Struct, kw_only=True):
     tables: list[str] | None  # none: every table
     requests_per_minute: int
     concurrent_imports: int
+    max_records_per_import: int  # data rows one import may hold (a bigger file: `--split`)
+    max_file_bytes: int  # the largest upload
 
 
 @routes.get("/api/v1/me", name="me.read")
@@ -155,6 +157,9 @@ async def me(request: web.Request) -> web.Response:
             tables=None if principal.tables is None else list(principal.tables),
             requests_per_minute=principal.requests_per_minute or settings.requests_per_minute,
             concurrent_imports=principal.concurrent_imports or settings.concurrent_imports,
+            max_records_per_import=principal.max_records_per_import
+            or settings.max_records_per_import,
+            max_file_bytes=settings.max_file_bytes,
         )
     )
 

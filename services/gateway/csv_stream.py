@@ -9,7 +9,7 @@ where a record ends, so quoted fields with embedded newlines, doubled quotes, LF
 line endings and stray quotes in unquoted fields are all handled as the csv module does.
 
 The encoding and the delimiter are taken as given or decided from the first
-`SNIFF_BYTES` of the file (see source_encoding.py and `sniff_delimiter`); the decision is
+`SNIFF_BYTES` of the file (see shared/text_encoding.py and `sniff_delimiter`); the decision is
 reported with the import, never made silently.
 """
 
@@ -21,7 +21,7 @@ import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from services.gateway.source_encoding import (
+from shared.text_encoding import (
     Decision,
     EncodingUndetermined,
     detect,

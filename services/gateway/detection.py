@@ -13,8 +13,8 @@ from services.gateway.csv_stream import SNIFF_BYTES, CsvInputError, decide_encod
 from services.gateway.handlers import csv_problem
 from services.gateway.params import flag
 from services.gateway.resources import API, respond
-from services.gateway.source_encoding import DecidedBy
 from shared.service import SETTINGS
+from shared.text_encoding import DecidedBy
 
 routes = web.RouteTableDef()
 

@@ -40,7 +40,6 @@ from services.gateway.report import (
     errors_csv_headers,
 )
 from services.gateway.resources import API, Imports, import_of, import_url, respond
-from services.gateway.source_encoding import Decision, lookup
 from services.gateway.spool import Spool
 from services.gateway.tables import RULES, find_table
 from services.gateway.uploads import UPLOADS
@@ -50,6 +49,7 @@ from shared.db import Conn
 from shared.events import DuplicatePolicy, Mode
 from shared.rulebook import RuleFileError, update_problem
 from shared.service import POOL, SETTINGS
+from shared.text_encoding import Decision, lookup
 
 log = structlog.get_logger(__name__)
 
@@ -135,9 +135,11 @@ def import_options(
             raise invalid("on_duplicate", "on_duplicate must be reject, skip or update.") from None
     if policy == "update" and (problem := update_problem(table, rules)) is not None:
         raise invalid("on_duplicate", problem)
+    # The key's own limit (an admin's, for a migration), else the gateway's.
+    max_records = principal_of(request).max_records_per_import or settings.max_records_per_import
     return ImportOptions(
-        chunk_size=min(chunk_size, settings.max_records_per_import),
-        max_records=settings.max_records_per_import,
+        chunk_size=min(chunk_size, max_records),
+        max_records=max_records,
         mode=mode,
         on_duplicate=policy,
         encoding=_encoding(query["encoding"], from_charset=False) if "encoding" in query else None,
@@ -334,7 +336,9 @@ def _refusals_as_problems(table: TableDef) -> Iterator[None]:
             422,
             "too-many-records",
             "Too many records",
-            f"{exc}; nothing was imported. Split the file.",
+            f"{exc}; nothing was imported. Split the file (`tidegate import FILE --split` cuts"
+            " it at record boundaries and imports the parts), or ask an admin for a key with"
+            " a higher max_records_per_import.",
             max_records=exc.limit,
         ) from None
     except CsvInputError as exc:

@@ -20,12 +20,12 @@ import msgspec
 from services.gateway import repository
 from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 from services.gateway.metrics import CHUNKS_SUBMITTED, IMPORT_BYTES, ROWS_RECEIVED
-from services.gateway.source_encoding import UTF8, Decision
 from shared import chunk_store, events, operations
 from shared.catalog import TableDef, map_header
 from shared.chunk_store import StoredChunk
 from shared.db import Conn
 from shared.rulebook import NO_RULES, TableRules
+from shared.text_encoding import UTF8, Decision
 
 
 class ImportReceived(msgspec.Struct, frozen=True):

@@ -45,6 +45,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     tables: tuple[str, ...] | None = None  # None: every table
     requests_per_minute: int | None = None  # None: the gateway's default
     concurrent_imports: int | None = None
+    max_records_per_import: int | None = None  # None: the gateway's default
 
     def may(self, permission: Permission) -> bool:
         return self.role in GRANTS[permission]

@@ -13,8 +13,9 @@ from services.gateway.keys import IssuedToken, Principal, Role, issue_token, sec
 from shared.db import Conn
 
 KEY_COLUMNS = """
-id, lookup, name, role, team, tables, requests_per_minute, concurrent_imports, created_by,
-created_at, rotated_at, revoked_at, last_used_at, previous_valid_until
+id, lookup, name, role, team, tables, requests_per_minute, concurrent_imports,
+max_records_per_import, created_by, created_at, rotated_at, revoked_at, last_used_at,
+previous_valid_until
 """
 
 
@@ -35,6 +36,8 @@ class KeySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     tables: Annotated[list[TableName], msgspec.Meta(min_length=1, max_length=1000)] | None = None
     requests_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     concurrent_imports: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
+    # a migration's key may import larger files in one go (parts of one are `--split`)
+    max_records_per_import: Annotated[int, msgspec.Meta(ge=1, le=100_000_000)] | None = None
 
 
 class Key(msgspec.Struct, kw_only=True):
@@ -49,6 +52,7 @@ class Key(msgspec.Struct, kw_only=True):
     tables: list[str] | None  # none: every table
     requests_per_minute: int | None  # none: the gateway's default
     concurrent_imports: int | None
+    max_records_per_import: int | None  # none: TIDEGATE_MAX_RECORDS_PER_IMPORT
     created_by: uuid.UUID | None
     created_at: datetime
     rotated_at: datetime | None
@@ -81,8 +85,8 @@ async def create_key(
     issued = issue_token()
     row = await conn.fetchrow(
         "INSERT INTO tidegate.api_keys (id, lookup, secret_hash, name, role, team, tables,"
-        " requests_per_minute, concurrent_imports, created_by)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " requests_per_minute, concurrent_imports, max_records_per_import, created_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         f" RETURNING {KEY_COLUMNS}",
         uuid.uuid4(),
         issued.lookup,
@@ -93,6 +97,7 @@ async def create_key(
         spec.tables,
         spec.requests_per_minute,
         spec.concurrent_imports,
+        spec.max_records_per_import,
         created_by,
     )
     assert row is not None
@@ -103,7 +108,8 @@ async def authenticate(conn: Conn, lookup: str, secret: str) -> Principal | None
     """The active key of this token, or None (unknown, revoked or wrong secret)."""
     row = await conn.fetchrow(
         "SELECT id, lookup, name, role, team, tables, requests_per_minute, concurrent_imports,"
-        " secret_hash, CASE WHEN previous_valid_until > now() THEN previous_hash END AS previous"
+        " max_records_per_import, secret_hash,"
+        " CASE WHEN previous_valid_until > now() THEN previous_hash END AS previous"
         " FROM tidegate.api_keys WHERE lookup = $1 AND revoked_at IS NULL",
         lookup,
     )
@@ -118,6 +124,7 @@ async def authenticate(conn: Conn, lookup: str, secret: str) -> Principal | None
         tables=None if row["tables"] is None else tuple(row["tables"]),
         requests_per_minute=row["requests_per_minute"],
         concurrent_imports=row["concurrent_imports"],
+        max_records_per_import=row["max_records_per_import"],
     )
 
 

@@ -14,7 +14,7 @@ from shared.db import Conn
 if TYPE_CHECKING:
     from services.gateway.intake import ImportOptions, Owner
     from services.gateway.keys import Principal
-    from services.gateway.source_encoding import Decision
+    from shared.text_encoding import Decision
 
 IMPORT_COLUMNS = """
 id, target_table, columns, chunk_size, source, filename, status, version, mode, on_duplicate,

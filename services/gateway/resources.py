@@ -11,8 +11,8 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from services.gateway.source_encoding import DecidedBy
 from shared.events import DuplicatePolicy, Mode
+from shared.text_encoding import DecidedBy
 
 API = "/api/v1/database"
 

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
-from services.gateway.source_encoding import Decision, lookup
+from shared.text_encoding import Decision, lookup
 
 
 def parse(

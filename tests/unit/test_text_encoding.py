@@ -1,11 +1,11 @@
 # ruff: noqa: RUF001  (Russian and Chinese text, with Cyrillic letters and full-width commas)
-"""Naming and detecting a file's text encoding (services/gateway/source_encoding.py)."""
+"""Naming and detecting a file's text encoding (shared/text_encoding.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.gateway.source_encoding import EncodingUndetermined, detect, lookup
+from shared.text_encoding import EncodingUndetermined, detect, lookup
 
 # Realistic rows (names, cities, prose) in the scripts of each legacy encoding.
 ROWS = {
