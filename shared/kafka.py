@@ -50,6 +50,14 @@ SPEC_VERSION = b"1.0"
 # then rebuilt, the relay tries again).
 FETCH_WAIT_MS = 50  # an empty fetch returns after this: events move on within it
 BROKER_CALL_SECONDS = 15.0
+# A member with records waiting for it that fetches none for this long, while it is not
+# applying any, is wedged (seen once after a 15 s SIGSTOP): it builds a new consumer.
+WEDGED_SECONDS = 30.0
+
+
+def wedged(*, lag: int, busy: bool, idle_seconds: float) -> bool:
+    """Records wait for this member, it applies none, and has applied none for too long."""
+    return lag > 0 and not busy and idle_seconds > WEDGED_SECONDS
 
 Headers = list[tuple[str, bytes]]
 RawRecord = tuple[str, bytes, bytes | None, Headers]  # topic, value, key, headers
@@ -427,6 +435,11 @@ class ConsumerLoop(Generic[E]):
                     BROKER_CALL_SECONDS,
                     "fetching",
                 )
+                idle = time.monotonic() - self._progressed_at
+                if not batch and wedged(lag=self.lag, busy=self._busy, idle_seconds=idle):
+                    raise TimeoutError(
+                        f"{self.lag} records wait and none was fetched for {idle:.0f} s"
+                    )
                 await self._apply_batch(consumer, batch)
                 await within(self._measure_lag(consumer), BROKER_CALL_SECONDS, "measuring lag")
         finally:
