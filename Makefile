@@ -13,7 +13,7 @@ test:
 	sh scripts/test.sh
 
 lint: setup
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy && .venv/bin/lint-imports
 
 bench: setup
 	sh scripts/system-deps.sh bench

@@ -2,7 +2,7 @@
 (deadlock, serialization failure, lock or statement timeout) is tried again, with
 exponential backoff and jitter, up to the import's number of attempts; then it fails with
 the cause recorded. A database or broker that is unreachable is not an attempt: the
-consumer waits for it (shared/kafka.py) and the reconciler re-drives what is missing."""
+consumer waits for it (shared/kafka/consumer.py) and the reconciler re-drives what is missing."""
 
 from __future__ import annotations
 

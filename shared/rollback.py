@@ -26,6 +26,7 @@ import msgspec
 
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
+from shared.lineage import CHANGED, written_sql
 
 MAX_LISTED = 100  # conflicting keys listed in a result
 
@@ -46,15 +47,6 @@ class Plan(msgspec.Struct, kw_only=True):
     overwritten: int = 0  # conflicting rows a forced rollback deleted or restored anyway
 
 
-# The 32-bit transaction id (what `xmin` holds) of lineage row `l`'s xid8, NULL if none.
-XID32 = "(l.xid::text::numeric % 4294967296)::bigint"
-# SQL: target row `t` is not as written row `w` (digest, xid) left it.
-CHANGED = (
-    "(w.digest IS NOT NULL AND hashtextextended(t::text, 0) <> w.digest)"
-    " OR (w.xid IS NOT NULL AND t.xmin::text::bigint <> w.xid)"
-)
-
-
 def matches(table: TableDef, row: str, key: str) -> str:
     """SQL: row `row` of the table has the primary key held in the jsonb array `key`."""
     return " AND ".join(
@@ -71,13 +63,6 @@ async def _collect(conn: Conn, import_id: object, table: TableDef) -> None:
         "CREATE TEMP TABLE tg_written (kind text, key jsonb, digest bigint, before jsonb,"
         " xid bigint) ON COMMIT DROP"
     )
-    await conn.execute(
-        f"INSERT INTO tg_written SELECT 'i', x.key, x.digest, NULL, {XID32}"
-        " FROM tidegate.load_lineage l,"
-        " ROWS FROM (jsonb_array_elements(l.keys), unnest(l.digests)) AS x(key, digest)"
-        " WHERE l.import_id = $1 AND l.keys IS NOT NULL",
-        import_id,
-    )
     # Images stored before keys were recorded: the key of the row as it was before.
     old_key = (
         "jsonb_build_array("
@@ -85,11 +70,8 @@ async def _collect(conn: Conn, import_id: object, table: TableDef) -> None:
         + ")"
     )
     await conn.execute(
-        f"INSERT INTO tg_written SELECT 'u', coalesce(x.key, {old_key}), x.digest, x.before,"
-        " NULL"
-        " FROM tidegate.row_images r, ROWS FROM (jsonb_array_elements(r.keys),"
-        " unnest(r.digests), jsonb_array_elements(r.before)) AS x(key, digest, before)"
-        " WHERE r.import_id = $1",
+        f"INSERT INTO tg_written SELECT x.kind, coalesce(x.key, {old_key}), x.digest,"
+        f" x.before, x.xid FROM ({written_sql('w.import_id = $1')}) x",
         import_id,
     )
     await conn.execute("ANALYZE tg_written")

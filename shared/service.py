@@ -31,16 +31,10 @@ from shared import journal
 from shared.config import Settings
 from shared.db import open_pool
 from shared.failures import is_transient
-from shared.kafka import (
-    ConsumerLoop,
-    Decode,
-    Delivery,
-    E,
-    EventPublisher,
-    Outgoing,
-    ensure_topics,
-    open_producer,
-)
+from shared.kafka.admin import ensure_topics
+from shared.kafka.consumer import ConsumerLoop, Decode, E
+from shared.kafka.producer import EventPublisher, open_producer
+from shared.kafka.records import Delivery, Outgoing
 from shared.logging import configure_logging
 from shared.metrics import metrics_handler
 

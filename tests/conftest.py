@@ -21,14 +21,14 @@ import pytest
 from aiohttp import web
 
 from services.auditor.app import create_app as auditor_app
-from services.auditor.state import TERMINAL as FINAL
-from services.gateway import keystore
 from services.gateway.app import create_app as gateway_app
 from services.loader.app import create_app as loader_app
 from services.validator.app import create_app as validator_app
+from shared import key_store
 from shared.config import Settings, load_settings
 from shared.db import migrate
-from shared.kafka import ensure_topics
+from shared.import_status import TERMINAL as FINAL
+from shared.kafka.admin import ensure_topics
 from shared.logging import configure_logging
 from tidegate.embedded import EmbeddedBroker, EmbeddedPostgres
 from tidegate.sample_data import HEADER, TABLE_SQL
@@ -149,8 +149,8 @@ async def make_key(db: asyncpg.Connection) -> MakeKey:
 
     async def make(role: str = "admin", **spec: Any) -> str:
         name = spec.pop("name", f"test {role}")
-        key_spec = msgspec.convert({"name": name, "role": role, **spec}, keystore.KeySpec)
-        _, token = await keystore.create_key(db, key_spec, created_by=None)
+        key_spec = msgspec.convert({"name": name, "role": role, **spec}, key_store.KeySpec)
+        _, token = await key_store.create_key(db, key_spec, created_by=None)
         return token
 
     return make

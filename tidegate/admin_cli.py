@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from services.gateway.keys import ROLES
+from shared.api_keys import ROLES
 from tidegate import client
 from tidegate.keys import create_key
 

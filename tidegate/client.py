@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 from tqdm import tqdm
 
-from services.auditor.state import TERMINAL as FINAL
 from shared.errors import TidegateError
+from shared.import_status import TERMINAL as FINAL
 
 
 class ApiError(TidegateError):

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from services.gateway import keystore
+from shared import key_store
 from shared.db import migrate
 
 # Serialises "create the first admin key unless one exists" across processes.
@@ -20,8 +20,8 @@ async def create_key(database_url: str, name: str, role: str = "admin", **limits
     conn = await asyncpg.connect(database_url)
     try:
         await migrate(conn)
-        spec = msgspec.convert({"name": name, "role": role, **limits}, keystore.KeySpec)
-        _, token = await keystore.create_key(conn, spec, created_by=None)
+        spec = msgspec.convert({"name": name, "role": role, **limits}, key_store.KeySpec)
+        _, token = await key_store.create_key(conn, spec, created_by=None)
         return token
     finally:
         await conn.close()
@@ -35,10 +35,10 @@ async def first_admin_key(database_url: str) -> str | None:
         await migrate(conn)
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _FIRST_ADMIN_LOCK)
-            if await keystore.active_admins(conn):
+            if await key_store.active_admins(conn):
                 return None
-            spec = keystore.KeySpec(name="first admin", role="admin")
-            _, token = await keystore.create_key(conn, spec, created_by=None)
+            spec = key_store.KeySpec(name="first admin", role="admin")
+            _, token = await key_store.create_key(conn, spec, created_by=None)
             return token
     finally:
         await conn.close()

@@ -16,8 +16,6 @@ import structlog
 from services.auditor import repository
 from services.auditor.metrics import IMPORT_SECONDS, IMPORTS_FINISHED
 from services.auditor.state import (
-    FAILED,
-    TERMINAL,
     Counts,
     Fact,
     Loaded,
@@ -31,7 +29,8 @@ from shared import imports, journal, operations, topics
 from shared.db import Conn
 from shared.errors import InvalidEvent
 from shared.events import ChunkLoaded, ChunkStored, ImportStatus, RowError
-from shared.kafka import Delivery, Outgoing
+from shared.import_status import FAILED, TERMINAL
+from shared.kafka.records import Delivery, Outgoing
 
 log = structlog.get_logger(__name__)
 

@@ -48,7 +48,9 @@ from shared.config import Settings
 from shared.db import Conn
 from shared.events import ImportStatus
 from shared.failures import is_transient
-from shared.kafka import BROKER_CALL_SECONDS, EventPublisher, partition_of, partition_offsets
+from shared.kafka.admin import partition_of, partition_offsets
+from shared.kafka.calls import BROKER_CALL_SECONDS
+from shared.kafka.producer import EventPublisher
 from shared.service import POOL, PUBLISHER, READINESS, SETTINGS
 
 log = structlog.get_logger(__name__)

@@ -18,26 +18,14 @@ from __future__ import annotations
 import msgspec
 
 from shared.events import Mode
-
-PENDING = "pending"
-VALIDATING = "validating"
-LOADING = "loading"
-COMPLETED = "completed"
-COMPLETED_WITH_ERRORS = "completed_with_errors"
-FAILED = "failed"
-CANCELLED = "cancelled"
-ROLLED_BACK = "rolled_back"
-
-TERMINAL = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED, ROLLED_BACK})
-ORDER = (
-    PENDING,
-    VALIDATING,
-    LOADING,
+from shared.import_status import (
     COMPLETED,
     COMPLETED_WITH_ERRORS,
     FAILED,
-    CANCELLED,
-    ROLLED_BACK,
+    LOADING,
+    ORDER,
+    TERMINAL,
+    VALIDATING,
 )
 
 

@@ -8,15 +8,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from services.gateway import lifecycle, openapi
-from services.gateway.access import access_middleware, add_headers, record
+from services.gateway.access.guard import access_middleware, add_headers, record
+from services.gateway.access.retention import retention_context
+from services.gateway.access.streams import streams_context
 from services.gateway.console import routes as console
+from services.gateway.intake.relay import relay_context
+from services.gateway.intake.upload_gate import UPLOADS, UploadGate
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.gateway.problems import problem_middleware
-from services.gateway.relay import relay_context
-from services.gateway.retention import retention_context
-from services.gateway.streams import streams_context
-from services.gateway.tables import RULES, TABLES
-from services.gateway.uploads import UPLOADS, UploadGate
+from services.gateway.tables.lookup import RULES, TABLES
 from shared.catalog import TableCache
 from shared.config import Settings
 from shared.rulebook import RuleBook

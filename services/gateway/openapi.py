@@ -10,27 +10,14 @@ from typing import Any, get_args
 import msgspec
 from aiohttp import web
 
-from services.gateway import (
-    admin,
-    audit,
-    backups,
-    detection,
-    export,
-    handlers,
-    interventions,
-    keystore,
-    live,
-    purge,
-    records,
-    recovery,
-    report,
-    resources,
-    status,
-    targets,
-    timeline,
-    verifications,
-)
-from shared import rollback
+from services.gateway.access import audit
+from services.gateway.administration import keys_admin
+from services.gateway.imports import detection, live, parameters, report, resources, submit
+from services.gateway.recovery import backups, interventions, purge, rollbacks
+from services.gateway.tables import export, targets
+from services.gateway.troubleshooting import records, status, timeline
+from services.gateway.verification import verifications
+from shared import key_store, rollback
 
 routes = web.RouteTableDef()
 DB = "/api/v1/database"
@@ -62,7 +49,7 @@ STR, INT, BOOL, NUM = (
 TIME = {"type": "string", "format": "date-time"}
 UUID = {"type": "string", "format": "uuid"}
 # `table` or `schema.table`, each part a PostgreSQL identifier of at most 63 characters.
-TABLE_NAME = {"type": "string", "pattern": keystore.TABLE_PATTERN}
+TABLE_NAME = {"type": "string", "pattern": key_store.TABLE_PATTERN}
 
 PROBLEM_REASONS = {
     400: "Invalid parameter or body",
@@ -139,7 +126,7 @@ IMPORT_PARAMS = [
     param("on_duplicate", {"type": "string", "enum": ["reject", "skip", "update"]}, "policy"),
     param(
         "extra_columns",
-        {"type": "string", "enum": list(get_args(handlers.ExtraColumns))},
+        {"type": "string", "enum": list(get_args(parameters.ExtraColumns))},
         "header names the table does not have: refuse the file (default) or ignore them",
     ),
     param(
@@ -195,7 +182,7 @@ BACKUP_ID = param("backup_id", UUID, "the backup's id", where="path")
 # Response bodies defined as msgspec Structs: their schemas are derived from the code.
 _, DERIVED = msgspec.json.schema_components(
     [
-        recovery.Operation,
+        rollbacks.Operation,
         backups.Backup,
         rollback.Plan,
         timeline.TimelineEvent,
@@ -206,20 +193,20 @@ _, DERIVED = msgspec.json.schema_components(
         detection.EncodingDetection,
         report.Report,
         report.RowErrors,
-        keystore.Key,
-        keystore.KeyWithSecret,
-        keystore.Keys,
-        keystore.KeySpec,
-        admin.Me,
+        key_store.Key,
+        key_store.KeyWithSecret,
+        key_store.Keys,
+        key_store.KeySpec,
+        keys_admin.Me,
         status.SyncStatus,
         records.RecordHistory,
         audit.AuditPage,
         backups.Backups,
         verifications.Verifications,
         timeline.Timeline,
-        recovery.Accepted,
-        recovery.RollbackPreview,
-        recovery.Cancelled,
+        rollbacks.Accepted,
+        rollbacks.RollbackPreview,
+        rollbacks.Cancelled,
         purge.PurgeRequest,
         purge.Purged,
     ],
@@ -712,17 +699,17 @@ def _paths() -> dict[str, Schema]:
 # The API's route tables: the gateway serves them, this document describes them.
 API_ROUTES = (
     live.routes,  # before handlers': /imports/stream is not an import's id
-    handlers.routes,
+    submit.routes,
     detection.routes,
     interventions.routes,
-    recovery.routes,
+    rollbacks.routes,
     backups.routes,
     records.routes,
     timeline.routes,
     status.routes,
     verifications.routes,
     export.routes,
-    admin.routes,
+    keys_admin.routes,
     purge.routes,
     targets.routes,
 )

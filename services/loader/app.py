@@ -14,7 +14,7 @@ from shared import events, topics
 from shared.catalog import TableCache
 from shared.config import Settings
 from shared.events import Event, OperationRequested
-from shared.kafka import Delivery, Outgoing
+from shared.kafka.records import Delivery, Outgoing
 from shared.service import POOL, worker_app
 
 

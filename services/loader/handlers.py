@@ -44,7 +44,7 @@ from shared.events import (
     digest,
     shape_problem,
 )
-from shared.kafka import Delivery, Outgoing
+from shared.kafka.records import Delivery, Outgoing
 from shared.metrics import EVENTS_IGNORED
 
 log = structlog.get_logger(__name__)

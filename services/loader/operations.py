@@ -20,7 +20,7 @@ from shared.catalog import TableCache
 from shared.db import Conn
 from shared.errors import InvalidEvent
 from shared.events import OperationRequested
-from shared.kafka import Outgoing
+from shared.kafka.records import Outgoing
 
 log = structlog.get_logger(__name__)
 

@@ -34,7 +34,7 @@ from shared.events import (
     shape_problem,
 )
 from shared.failures import is_transient
-from shared.kafka import Delivery, Outgoing
+from shared.kafka.records import Delivery, Outgoing
 from shared.metrics import EVENTS_IGNORED
 from shared.rulebook import RuleBook, RuleFileError, TableRules, match_key, update_problem
 

@@ -30,8 +30,8 @@ from shared.error_codes import FORMAT, REQUIRED, codes_in
 from shared.errors import InvalidEvent
 from shared.events import VerificationRequested
 from shared.field_counts import FieldCount, by_field
-from shared.kafka import Outgoing
-from shared.rollback import CHANGED, XID32
+from shared.kafka.records import Outgoing
+from shared.lineage import CHANGED, written_sql
 from shared.rulebook import RuleBook, RuleFileError, TableRules, unique_keys
 
 log = structlog.get_logger(__name__)
@@ -257,6 +257,14 @@ async def check_associations(
         )
 
 
+# Lineage of table $1 of imports not rolled back since.
+_STILL_WRITTEN = (
+    "w.target_table = $1 AND NOT EXISTS (SELECT 1 FROM tidegate.operations o"
+    " WHERE o.import_id = w.import_id AND o.kind = 'rollback' AND o.status = 'completed'"
+    " AND NOT o.dry_run)"
+)
+
+
 async def check_lineage(
     conn: Conn, table: TableDef, report: TableReport, scope: Scope = WHOLE
 ) -> None:
@@ -269,21 +277,11 @@ async def check_lineage(
     )
     rows = await conn.fetch(
         "WITH written AS ("
-        f" SELECT x.key, x.digest, {XID32} AS xid, c.loaded_at FROM tidegate.load_lineage l"
-        " JOIN tidegate.imports i ON i.id = l.import_id AND i.status <> 'rolled_back'"
-        " JOIN tidegate.chunk_ledger c ON c.import_id = l.import_id AND c.seq = l.seq,"
-        " ROWS FROM (jsonb_array_elements(l.keys), unnest(l.digests)) AS x(key, digest)"
-        " WHERE l.target_table = $1 AND l.keys IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM tidegate.operations o WHERE o.import_id = l.import_id"
-        "  AND o.kind = 'rollback' AND o.status = 'completed' AND NOT o.dry_run)"
-        " UNION ALL"
-        " SELECT x.key, x.digest, NULL, c.loaded_at FROM tidegate.row_images r"
-        " JOIN tidegate.imports i ON i.id = r.import_id AND i.status <> 'rolled_back'"
-        " JOIN tidegate.chunk_ledger c ON c.import_id = r.import_id AND c.seq = r.seq,"
-        " ROWS FROM (jsonb_array_elements(r.keys), unnest(r.digests)) AS x(key, digest)"
-        " WHERE r.target_table = $1 AND r.keys IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM tidegate.operations o WHERE o.import_id = r.import_id"
-        "  AND o.kind = 'rollback' AND o.status = 'completed' AND NOT o.dry_run)),"
+        " SELECT x.key, x.digest, x.xid, c.loaded_at"
+        f" FROM ({written_sql(_STILL_WRITTEN)}) x"
+        " JOIN tidegate.imports i ON i.id = x.import_id AND i.status <> 'rolled_back'"
+        " JOIN tidegate.chunk_ledger c ON c.import_id = x.import_id AND c.seq = x.seq"
+        " WHERE x.key IS NOT NULL),"
         " latest AS (SELECT DISTINCT ON (key) key, digest, xid FROM written"
         f"  WHERE {scope.key_match(table, 2)} ORDER BY key, loaded_at DESC)"
         " SELECT w.key, CASE WHEN t IS NULL THEN 'deleted' ELSE 'changed' END AS now"

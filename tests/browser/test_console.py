@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 from playwright.async_api import FilePayload, expect
 
-from services.gateway.keys import parse_token
+from shared.api_keys import parse_token
 from tests.browser.conftest import Console
 from tests.conftest import MakeKey, bearer, wait_final
 from tests.e2e.test_import_pipeline import post_csv

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from services.gateway.access import ROUTE_PERMISSIONS
+from services.gateway.access.guard import ROUTE_PERMISSIONS
 from tests.conftest import MakeKey, Running, bearer, unfinished_import
 from tidegate.sample_data import TABLE_SQL
 

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
 
 from shared import events, topics
-from shared.kafka import cloudevent_headers
+from shared.kafka.records import cloudevent_headers
 from tests.conftest import Running, table_rows, typed, wait_final
 from tidegate.sample_data import HEADER, rows
 

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared import events, topics
-from shared.kafka import cloudevent_headers
+from shared.kafka.records import cloudevent_headers
 from tests.faults.conftest import CHUNK_SIZE, CHUNKS, ROWS, SERVICES_ALL, Scenario
 from tidegate.sample_data import HEADER, rows
 

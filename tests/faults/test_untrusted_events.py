@@ -16,7 +16,8 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import events, topics
-from shared.kafka import cloudevent_headers, log_ends
+from shared.kafka.admin import log_ends
+from shared.kafka.records import cloudevent_headers
 from tests.faults.conftest import CHUNKS, Scenario
 from tidegate.keys import create_key
 from tidegate.sample_data import HEADER

@@ -12,7 +12,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import events
 from shared.errors import TransientError
-from shared.kafka import ConsumerLoop, Delivery, EventPublisher, Outgoing, log_ends
+from shared.kafka.admin import log_ends
+from shared.kafka.consumer import ConsumerLoop
+from shared.kafka.producer import EventPublisher
+from shared.kafka.records import Delivery, Outgoing
 from shared.service import PUBLISHER
 from tests.conftest import Running
 

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from services.gateway.status import _instances
+from services.gateway.troubleshooting.status import _instances
 from shared.config import Settings
 from shared.service import CONSUMERS, LOST_FOR_SECONDS, POOL, SETTINGS, heartbeat
 

@@ -12,8 +12,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.gateway.relay import OutboxRelay
-from shared.kafka import EventPublisher, open_producer
+from services.gateway.intake.relay import OutboxRelay
+from shared.kafka.producer import EventPublisher, open_producer
 
 EVENTS_PER_IMPORT = 400
 IMPORTS = 3

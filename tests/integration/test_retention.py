@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncpg
 import msgspec
 
-from services.gateway import keystore
-from services.gateway.retention import sweep
+from services.gateway.access.retention import sweep
+from shared import key_store
 
 
 async def test_sweep_deletes_only_what_expired(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        spec = msgspec.convert({"name": "retention", "role": "viewer"}, keystore.KeySpec)
-        key, _ = await keystore.create_key(conn, spec, created_by=None)
+        spec = msgspec.convert({"name": "retention", "role": "viewer"}, key_store.KeySpec)
+        key, _ = await key_store.create_key(conn, spec, created_by=None)
         await conn.execute(
             "INSERT INTO tidegate.key_requests (key_id, at) VALUES"
             " ($1, now() - interval '2 minutes'), ($1, now())",

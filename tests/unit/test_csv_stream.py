@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from services.gateway.csv_stream import CsvChunker, CsvInputError, ParsedChunk
+from services.gateway.intake.csv_stream import CsvChunker, CsvInputError, ParsedChunk
 from shared.text_encoding import Decision, lookup
 
 

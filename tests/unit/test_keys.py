@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from services.gateway.keys import GRANTS, PREFIX, issue_token, parse_token, secret_matches
+from shared.api_keys import GRANTS, PREFIX, issue_token, parse_token, secret_matches
 
 
 def test_issued_tokens_parse_back_and_only_their_hash_is_kept() -> None:

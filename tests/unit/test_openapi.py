@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from services.gateway import openapi
-from services.gateway.access import PUBLIC_PATHS, ROUTE_PERMISSIONS
+from services.gateway.access.guard import PUBLIC_PATHS, ROUTE_PERMISSIONS
 from services.gateway.app import create_app
 from services.gateway.console import routes as console
 from shared.config import load_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from services.gateway.csv_stream import CsvInputError
+from services.gateway.intake.csv_stream import CsvInputError
 from services.gateway.problems import GENERIC
 
 ROOT = Path(__file__).parent.parent.parent
@@ -14,7 +14,7 @@ DOCS = (ROOT / "docs" / "problems.md").read_text()
 
 def _codes_in_source() -> set[str]:
     codes = set()
-    for path in (ROOT / "services" / "gateway").glob("*.py"):
+    for path in (ROOT / "services" / "gateway").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
                 continue

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 from services.auditor.state import (
-    COMPLETED,
-    COMPLETED_WITH_ERRORS,
-    FAILED,
-    LOADING,
-    PENDING,
-    VALIDATING,
     Counts,
     Loaded,
     Submitted,
@@ -16,10 +10,18 @@ from services.auditor.state import (
     apply_fact,
     next_status,
 )
+from shared.import_status import (
+    COMPLETED,
+    COMPLETED_WITH_ERRORS,
+    FAILED,
+    LOADING,
+    PENDING,
+    VALIDATING,
+)
 
 
 def run(*facts: Submitted | Validated | Loaded) -> list[str]:
-    counts, status, seen = Counts(), PENDING, []
+    counts, status, seen = Counts(), str(PENDING), list[str]()
     for fact in facts:
         counts = apply_fact(counts, fact)
         status = next_status(status, counts)

@@ -1,8 +1,8 @@
-"""When a consumer loop gives up on its consumer and builds a new one (shared/kafka.py)."""
+"""When a consumer loop gives up on its consumer and builds a new one (shared/kafka/consumer.py)."""
 
 from __future__ import annotations
 
-from shared.kafka import WEDGED_SECONDS, wedged
+from shared.kafka.consumer import WEDGED_SECONDS, wedged
 
 
 def test_a_member_is_wedged_only_with_records_waiting_and_nothing_applied_for_long() -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared.kafka import within
+from shared.kafka.calls import within
 
 
 async def _stubborn(release: asyncio.Event) -> str:
