@@ -34,7 +34,7 @@ def _spec(request_body: bytes) -> key_store.KeySpec:
     except msgspec.DecodeError:
         raise Problem(400, "malformed-body", "Malformed request body", "Send JSON.") from None
     if isinstance(raw, dict):  # JSON has one number type: 5.0 is the integer 5
-        for name in ("requests_per_minute", "concurrent_imports"):
+        for name in key_store.KeySpec.__struct_fields__:
             if isinstance(raw.get(name), float) and raw[name].is_integer():
                 raw[name] = int(raw[name])
     try:
