@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
+from services.gateway import sse
 from services.gateway.access.guard import TOKEN, principal_of
 from services.gateway.access.streams import BATCH_ROWS, STREAMS, Change, Stream
 from services.gateway.imports.resources import API, import_of
 from services.gateway.intake import import_store
 from services.gateway.lifecycle import STOPPING
 from services.gateway.params import invalid
-from services.gateway.troubleshooting import sse
 from shared.service import POOL
 
 routes = web.RouteTableDef()

@@ -19,12 +19,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from services.gateway import sse
 from services.gateway.access.guard import TOKEN, principal_of
 from services.gateway.access.streams import STREAMS, Stream
 from services.gateway.imports.resources import API, respond
 from services.gateway.imports.submit import visible_import
 from services.gateway.params import int_param
-from services.gateway.troubleshooting import sse
 from shared.db import Conn
 from shared.service import POOL
 
