@@ -208,6 +208,8 @@ _, DERIVED = msgspec.json.schema_components(
         rollbacks.RollbackPreview,
         rollbacks.Cancelled,
         purge.PurgeRequest,
+        backups.BackupRequest,
+        verifications.VerificationRequest,
         purge.Purged,
     ],
     ref_template="#/components/schemas/{name}",
@@ -286,25 +288,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                 params=[IDEMPOTENCY],
                 requestBody={
                     "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                **obj(
-                                    ["tables"],
-                                    tables={
-                                        "type": "array",
-                                        "items": TABLE_NAME,
-                                        "minItems": 1,
-                                        "maxItems": backups.MAX_TABLES,
-                                    },
-                                    reason=nullable(
-                                        {"type": "string", "maxLength": backups.MAX_REASON}
-                                    ),
-                                ),
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
+                    "content": {"application/json": {"schema": ref("BackupRequest")}},
                 },
             ),
             "get": operation(
@@ -365,31 +349,7 @@ def _recovery_paths(imports: str) -> dict[str, Schema]:
                 (400, 404, 409, 422),
                 requestBody={
                     "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                **obj(
-                                    tables=nullable(
-                                        {
-                                            "type": "array",
-                                            "items": TABLE_NAME,
-                                            "minItems": 1,
-                                            "maxItems": verifications.MAX_TABLES,
-                                        }
-                                    ),
-                                    key=nullable(
-                                        {
-                                            "type": "object",
-                                            "additionalProperties": STR,
-                                            "description": "one row of the one table, by its"
-                                            " primary key's columns (text values)",
-                                        }
-                                    ),
-                                ),
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
+                    "content": {"application/json": {"schema": ref("VerificationRequest")}},
                 },
             ),
             "get": operation(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import asyncpg
 import msgspec
@@ -19,13 +19,14 @@ from aiohttp import web
 from services.gateway.access.guard import AUDIT_DETAIL, TARGET, principal_of, require
 from services.gateway.imports.resources import API, respond
 from services.gateway.intake import import_store
-from services.gateway.params import int_param, invalid, path_id
+from services.gateway.params import int_param, path_id
 from services.gateway.problems import Problem
 from services.gateway.recovery.rollbacks import OperationKey, accepted
 from services.gateway.tables.lookup import find_table
 from shared import imports, operations
 from shared.api_keys import Principal
 from shared.events import OperationKind
+from shared.key_store import TableName
 from shared.service import POOL
 
 routes = web.RouteTableDef()
@@ -39,10 +40,10 @@ COLUMNS = (
 
 
 class BackupRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The body of POST /backups."""
+    """The body of POST /backups (its OpenAPI schema is derived from this)."""
 
-    tables: list[str]
-    reason: str | None = None
+    tables: Annotated[list[TableName], msgspec.Meta(min_length=1, max_length=MAX_TABLES)]
+    reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON)] | None = None
 
 
 def backup_url(backup_id: uuid.UUID | str) -> str:
@@ -112,10 +113,6 @@ async def create_backup(request: web.Request) -> web.Response:
         raise Problem(422, "invalid-body", "Invalid request body", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise Problem(400, "malformed-body", "Malformed request body", str(exc)) from None
-    if not body.tables or len(body.tables) > MAX_TABLES:
-        raise invalid("tables", f"tables must name 1 to {MAX_TABLES} tables.")
-    if body.reason is not None and len(body.reason) > MAX_REASON:
-        raise invalid("reason", f"reason is longer than {MAX_REASON} characters.")
     names = list(
         dict.fromkeys([(await find_table(request, t)).qualified_name for t in body.tables])
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import msgspec
@@ -28,6 +28,7 @@ from services.gateway.tables.lookup import RULES, TABLES, find_table
 from shared import topics
 from shared.db import Conn
 from shared.events import VerificationRequested, encode, event_id, event_type
+from shared.key_store import TableName
 from shared.service import POOL
 
 routes = web.RouteTableDef()
@@ -43,10 +44,20 @@ FROM = (
 
 
 class VerificationRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The body of POST /verifications (optional)."""
+    """The body of POST /verifications (optional; its OpenAPI schema is derived from this)."""
 
-    tables: list[str] | None = None
-    key: dict[str, str] | None = None  # one row of the one table, by its primary key
+    tables: Annotated[list[TableName], msgspec.Meta(min_length=1, max_length=MAX_TABLES)] | None = (
+        None
+    )
+    key: (
+        Annotated[
+            dict[str, str],
+            msgspec.Meta(
+                description="one row of the one table, by its primary key's columns (text values)"
+            ),
+        ]
+        | None
+    ) = None
 
 
 class VerificationProgress(msgspec.Struct, frozen=True):
@@ -151,8 +162,6 @@ async def create_verification(request: web.Request) -> web.Response:
         raise Problem(422, "invalid-body", "Invalid request body", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise Problem(400, "malformed-body", "Malformed request body", str(exc)) from None
-    if body.tables is not None and not 0 < len(body.tables) <= MAX_TABLES:
-        raise invalid("tables", f"tables must name 1 to {MAX_TABLES} tables.")
     if body.tables is not None:
         found = [(await find_table(request, name)).qualified_name for name in body.tables]
         names = list(dict.fromkeys(found))
