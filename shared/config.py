@@ -66,7 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # Each default is written once, in Settings.
-_DEFAULTS: dict[str, Any] = {f.name: f.default for f in msgspec.structs.fields(Settings)}
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in msgspec.structs.fields(Settings)}
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -124,15 +124,15 @@ def load_settings(
     chunk_default = _int(
         env,
         "TIDEGATE_DEFAULT_CHUNK_SIZE",
-        _int(env, "TIDEGATE_CHECKPOINT_INTERVAL", _DEFAULTS["default_chunk_size"], minimum=1),
+        _int(env, "TIDEGATE_CHECKPOINT_INTERVAL", DEFAULTS["default_chunk_size"], minimum=1),
         minimum=1,
     )
-    chunk_max = _int(env, "TIDEGATE_MAX_CHUNK_SIZE", _DEFAULTS["max_chunk_size"], minimum=1)
+    chunk_max = _int(env, "TIDEGATE_MAX_CHUNK_SIZE", DEFAULTS["max_chunk_size"], minimum=1)
     if chunk_default > chunk_max:
         raise ConfigError("TIDEGATE_DEFAULT_CHUNK_SIZE must not exceed TIDEGATE_MAX_CHUNK_SIZE")
     schemas = tuple(
         s.strip()
-        for s in env.get("TIDEGATE_ALLOWED_SCHEMAS", ",".join(_DEFAULTS["allowed_schemas"])).split(
+        for s in env.get("TIDEGATE_ALLOWED_SCHEMAS", ",".join(DEFAULTS["allowed_schemas"])).split(
             ","
         )
         if s.strip()
@@ -144,63 +144,63 @@ def load_settings(
     return Settings(
         database_url=_required(env, "DATABASE_URL"),
         kafka_bootstrap_servers=_required(env, "KAFKA_BOOTSTRAP_SERVERS"),
-        http_host=env.get("TIDEGATE_HTTP_HOST", _DEFAULTS["http_host"]),
+        http_host=env.get("TIDEGATE_HTTP_HOST", DEFAULTS["http_host"]),
         http_port=port,
-        log_level=env.get("LOG_LEVEL", _DEFAULTS["log_level"]).lower(),
+        log_level=env.get("LOG_LEVEL", DEFAULTS["log_level"]).lower(),
         topic_partitions=_int(
-            env, "TIDEGATE_TOPIC_PARTITIONS", _DEFAULTS["topic_partitions"], minimum=1
+            env, "TIDEGATE_TOPIC_PARTITIONS", DEFAULTS["topic_partitions"], minimum=1
         ),
         default_chunk_size=chunk_default,
         max_chunk_size=chunk_max,
         allowed_schemas=schemas,
         outbox_poll_seconds=_float(
-            env, "TIDEGATE_OUTBOX_POLL_SECONDS", _DEFAULTS["outbox_poll_seconds"]
+            env, "TIDEGATE_OUTBOX_POLL_SECONDS", DEFAULTS["outbox_poll_seconds"]
         ),
-        max_file_bytes=_int(env, "TIDEGATE_MAX_FILE_BYTES", _DEFAULTS["max_file_bytes"], minimum=1),
+        max_file_bytes=_int(env, "TIDEGATE_MAX_FILE_BYTES", DEFAULTS["max_file_bytes"], minimum=1),
         max_records_per_import=_int(
-            env, "TIDEGATE_MAX_RECORDS_PER_IMPORT", _DEFAULTS["max_records_per_import"], minimum=1
+            env, "TIDEGATE_MAX_RECORDS_PER_IMPORT", DEFAULTS["max_records_per_import"], minimum=1
         ),
         requests_per_minute=_int(
-            env, "TIDEGATE_REQUESTS_PER_MINUTE", _DEFAULTS["requests_per_minute"], minimum=1
+            env, "TIDEGATE_REQUESTS_PER_MINUTE", DEFAULTS["requests_per_minute"], minimum=1
         ),
         concurrent_imports=_int(
-            env, "TIDEGATE_CONCURRENT_IMPORTS", _DEFAULTS["concurrent_imports"], minimum=1
+            env, "TIDEGATE_CONCURRENT_IMPORTS", DEFAULTS["concurrent_imports"], minimum=1
         ),
         audit_retention_days=_int(
-            env, "TIDEGATE_AUDIT_RETENTION_DAYS", _DEFAULTS["audit_retention_days"], minimum=0
+            env, "TIDEGATE_AUDIT_RETENTION_DAYS", DEFAULTS["audit_retention_days"], minimum=0
         ),
         chunk_retention_days=_int(
-            env, "TIDEGATE_CHUNK_RETENTION_DAYS", _DEFAULTS["chunk_retention_days"]
+            env, "TIDEGATE_CHUNK_RETENTION_DAYS", DEFAULTS["chunk_retention_days"]
         ),
         lineage_retention_days=_int(
-            env, "TIDEGATE_LINEAGE_RETENTION_DAYS", _DEFAULTS["lineage_retention_days"]
+            env, "TIDEGATE_LINEAGE_RETENTION_DAYS", DEFAULTS["lineage_retention_days"]
         ),
         diagnostics_retention_days=_int(
-            env, "TIDEGATE_DIAGNOSTICS_RETENTION_DAYS", _DEFAULTS["diagnostics_retention_days"]
+            env, "TIDEGATE_DIAGNOSTICS_RETENTION_DAYS", DEFAULTS["diagnostics_retention_days"]
         ),
-        rules_dir=env.get("TIDEGATE_RULES_DIR", "") or _DEFAULTS["rules_dir"],
-        auto_retry=_int(env, "TIDEGATE_AUTO_RETRY", _DEFAULTS["auto_retry"], minimum=1),
+        rules_dir=env.get("TIDEGATE_RULES_DIR", "") or DEFAULTS["rules_dir"],
+        auto_retry=_int(env, "TIDEGATE_AUTO_RETRY", DEFAULTS["auto_retry"], minimum=1),
         rollback_on_failure=_bool(
-            env, "TIDEGATE_ROLLBACK_ON_FAILURE", _DEFAULTS["rollback_on_failure"]
+            env, "TIDEGATE_ROLLBACK_ON_FAILURE", DEFAULTS["rollback_on_failure"]
         ),
-        backup_dir=env.get("TIDEGATE_BACKUP_DIR", "") or _DEFAULTS["backup_dir"],
+        backup_dir=env.get("TIDEGATE_BACKUP_DIR", "") or DEFAULTS["backup_dir"],
         backup_keep_last=_int(
-            env, "TIDEGATE_BACKUP_KEEP_LAST", _DEFAULTS["backup_keep_last"], minimum=1
+            env, "TIDEGATE_BACKUP_KEEP_LAST", DEFAULTS["backup_keep_last"], minimum=1
         ),
         backup_keep_days=_int(
-            env, "TIDEGATE_BACKUP_KEEP_DAYS", _DEFAULTS["backup_keep_days"], minimum=0
+            env, "TIDEGATE_BACKUP_KEEP_DAYS", DEFAULTS["backup_keep_days"], minimum=0
         ),
-        pg_bin_dir=env.get("TIDEGATE_PG_BIN_DIR", _DEFAULTS["pg_bin_dir"]),
-        max_uploads=_int(env, "TIDEGATE_MAX_UPLOADS", _DEFAULTS["max_uploads"], minimum=1),
+        pg_bin_dir=env.get("TIDEGATE_PG_BIN_DIR", DEFAULTS["pg_bin_dir"]),
+        max_uploads=_int(env, "TIDEGATE_MAX_UPLOADS", DEFAULTS["max_uploads"], minimum=1),
         max_streams_per_key=_int(
-            env, "TIDEGATE_MAX_STREAMS_PER_KEY", _DEFAULTS["max_streams_per_key"], minimum=1
+            env, "TIDEGATE_MAX_STREAMS_PER_KEY", DEFAULTS["max_streams_per_key"], minimum=1
         ),
         max_record_bytes=_int(
-            env, "TIDEGATE_MAX_RECORD_BYTES", _DEFAULTS["max_record_bytes"], minimum=1024
+            env, "TIDEGATE_MAX_RECORD_BYTES", DEFAULTS["max_record_bytes"], minimum=1024
         ),
         service_name=service_name,
         **{
-            name: _float(env, f"TIDEGATE_{name.upper()}", _DEFAULTS[name])
+            name: _float(env, f"TIDEGATE_{name.upper()}", DEFAULTS[name])
             for name in (
                 "transient_retry_seconds",
                 "reconcile_seconds",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, get_args
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -13,6 +13,7 @@ from aiohttp import web
 from services.gateway.access import audit
 from services.gateway.administration import keys_admin
 from services.gateway.imports import detection, live, parameters, report, resources, submit
+from services.gateway.params import FLAG
 from services.gateway.recovery import backups, interventions, purge, rollbacks
 from services.gateway.tables import export, targets
 from services.gateway.troubleshooting import records, status, timeline
@@ -109,66 +110,7 @@ def operation(
 LIMIT = param("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size")
 IMPORT_ID = param("import_id", UUID, "the import's id", where="path")
 KEY_ID = param("key_id", UUID, "the key's id", where="path")
-FLAG = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", ""]}
-
-IMPORT_PARAMS = [
-    {
-        **param("table", {"type": "string", "minLength": 1}, "`schema.table` or `table`"),
-        "required": True,
-    },
-    param(
-        "chunk_size",
-        {"type": "integer", "minimum": 1, "maximum": 10_000},
-        "rows per chunk (default 1000; the maximum is TIDEGATE_MAX_CHUNK_SIZE, 10,000)",
-    ),
-    param("validate_only", FLAG, "check everything, load nothing (validate permission)"),
-    param("dry_run", FLAG, "load in transactions that are rolled back"),
-    param("on_duplicate", {"type": "string", "enum": ["reject", "skip", "update"]}, "policy"),
-    param(
-        "extra_columns",
-        {"type": "string", "enum": list(get_args(parameters.ExtraColumns))},
-        "header names the table does not have: refuse the file (default) or ignore them",
-    ),
-    param(
-        "checkpoint_interval",
-        {"type": "integer", "minimum": 1, "maximum": 10_000},
-        "the seed's name for chunk_size (wins if both): records committed at once",
-    ),
-    param(
-        "auto_retry",
-        {"type": "integer", "minimum": 1, "maximum": 10},
-        "attempts per chunk the database refuses for a passing reason (TIDEGATE_AUTO_RETRY, 3)",
-    ),
-    param(
-        "rollback_on_failure",
-        FLAG,
-        "if the import ends `failed` (a whole chunk failed, or not one row could be loaded),"
-        " remove every row it loaded; an import that ends `completed_with_errors` (some rows"
-        " refused, by validation, the database or a trigger) keeps the rows it loaded"
-        " (TIDEGATE_ROLLBACK_ON_FAILURE, true; a cancelled import is always rolled back)",
-    ),
-    param(
-        "atomic",
-        FLAG,
-        "all or nothing: the first row refused by validation, the database or a trigger"
-        " fails the whole import, and every row it loaded is removed",
-    ),
-    param("backup", FLAG, "back the table up before the first chunk is loaded"),
-    param(
-        "encoding",
-        STR,
-        "any text encoding Python knows, by its Python or WHATWG name, e.g. shift_jis, koi8-r,"
-        " windows-1250 (default: detected; a file the detector cannot tell is refused with 422"
-        " undetermined-encoding and its candidates)",
-    ),
-    param("delimiter", {"type": "string", "enum": [",", ";", "|", "tab"]}, "default: sniffed"),
-    param(
-        "Idempotency-Key",
-        {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
-        "a retry with the same key and body returns the same import",
-        where="header",
-    ),
-]
+IMPORT_PARAMS = [p.openapi() for p in parameters.PARAMS.values()]
 
 CSV = {"text/csv": {"schema": {"type": "string"}}}
 IDEMPOTENCY = param(

@@ -1,16 +1,47 @@
-"""Query parameters and path ids: parsed or refused with a 400/404 problem."""
+"""Query parameters and path ids: parsed or refused with a 400/404 problem, and declared
+once (`Param`) for both the handler that reads them and the OpenAPI document."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, Literal
 
+import msgspec
 from aiohttp import web
 
 from services.gateway.problems import Problem
 
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+FLAG: dict[str, Any] = {  # as `flag` reads them
+    "type": "string",
+    "enum": [*(word for pair in zip(TRUE, FALSE, strict=True) for word in pair), ""],
+}
+
+
+class Param(msgspec.Struct, frozen=True, kw_only=True):
+    """A request parameter as a handler reads it and the OpenAPI document declares it."""
+
+    name: str
+    schema: dict[str, Any]  # JSON Schema: type, bounds, enum
+    description: str
+    where: Literal["query", "header", "path"] = "query"
+    required: bool = False
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """An integer parameter's (minimum, maximum)."""
+        return int(self.schema["minimum"]), int(self.schema["maximum"])
+
+    def openapi(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "in": self.where,
+            "required": self.required or self.where == "path",
+            "schema": self.schema,
+            "description": self.description,
+        }
 
 
 def invalid(name: str, detail: str) -> Problem:

@@ -11,16 +11,103 @@ from aiohttp import web
 from services.gateway.access.guard import principal_of
 from services.gateway.intake.csv_stream import delimiter_char
 from services.gateway.intake.options import ImportOptions
-from services.gateway.params import Query, flag, int_param, invalid
+from services.gateway.params import FLAG, Param, Query, flag, int_param, invalid
 from services.gateway.problems import Problem
 from services.gateway.tables.lookup import RULES
 from shared.catalog import TableDef
-from shared.config import Settings
+from shared.config import DEFAULTS, Settings
 from shared.events import DuplicatePolicy, Mode
 from shared.rulebook import RuleFileError, update_problem
 from shared.text_encoding import Decision, lookup
 
 MAX_AUTO_RETRY = 10  # as the imports table's check says
+_CHUNK = {"type": "integer", "minimum": 1, "maximum": DEFAULTS["max_chunk_size"]}
+ExtraColumns = Literal["refuse", "ignore"]
+
+# The import's parameters: what `import_options` reads, and what the OpenAPI document says.
+PARAMS = {
+    p.name: p
+    for p in (
+        Param(
+            name="table",
+            schema={"type": "string", "minLength": 1},
+            description="`schema.table` or `table`",
+            required=True,
+        ),
+        Param(
+            name="chunk_size",
+            schema=_CHUNK,
+            description="rows per chunk (default 1000; the maximum is TIDEGATE_MAX_CHUNK_SIZE,"
+            " 10,000)",
+        ),
+        Param(
+            name="validate_only",
+            schema=FLAG,
+            description="check everything, load nothing (validate permission)",
+        ),
+        Param(name="dry_run", schema=FLAG, description="load in transactions that are rolled back"),
+        Param(
+            name="on_duplicate",
+            schema={"type": "string", "enum": list(get_args(DuplicatePolicy))},
+            description="policy",
+        ),
+        Param(
+            name="extra_columns",
+            schema={"type": "string", "enum": list(get_args(ExtraColumns))},
+            description="header names the table does not have: refuse the file (default) or"
+            " ignore them",
+        ),
+        Param(
+            name="checkpoint_interval",
+            schema=_CHUNK,
+            description="the seed's name for chunk_size (wins if both): records committed at once",
+        ),
+        Param(
+            name="auto_retry",
+            schema={"type": "integer", "minimum": 1, "maximum": MAX_AUTO_RETRY},
+            description="attempts per chunk the database refuses for a passing reason"
+            " (TIDEGATE_AUTO_RETRY, 3)",
+        ),
+        Param(
+            name="rollback_on_failure",
+            schema=FLAG,
+            description="if the import ends `failed` (a whole chunk failed, or not one row could"
+            " be loaded), remove every row it loaded; an import that ends"
+            " `completed_with_errors` (some rows refused, by validation, the database or a"
+            " trigger) keeps the rows it loaded (TIDEGATE_ROLLBACK_ON_FAILURE, true; a"
+            " cancelled import is always rolled back)",
+        ),
+        Param(
+            name="atomic",
+            schema=FLAG,
+            description="all or nothing: the first row refused by validation, the database or a"
+            " trigger fails the whole import, and every row it loaded is removed",
+        ),
+        Param(
+            name="backup",
+            schema=FLAG,
+            description="back the table up before the first chunk is loaded",
+        ),
+        Param(
+            name="encoding",
+            schema={"type": "string"},
+            description="any text encoding Python knows, by its Python or WHATWG name, e.g."
+            " shift_jis, koi8-r, windows-1250 (default: detected; a file the detector cannot"
+            " tell is refused with 422 undetermined-encoding and its candidates)",
+        ),
+        Param(
+            name="delimiter",
+            schema={"type": "string", "enum": [",", ";", "|", "tab"]},
+            description="default: sniffed",
+        ),
+        Param(
+            name="Idempotency-Key",
+            schema={"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+            description="a retry with the same key and body returns the same import",
+            where="header",
+        ),
+    )
+}
 
 
 def _mode(query: Query) -> Mode:
@@ -97,15 +184,14 @@ def import_options(
         else None,
         delimiter=delimiter,
         rules=rules,
-        auto_retry=int_param(query, "auto_retry", settings.auto_retry, 1, MAX_AUTO_RETRY),
+        auto_retry=int_param(
+            query, "auto_retry", settings.auto_retry, *PARAMS["auto_retry"].bounds
+        ),
         rollback_on_failure=flag(query, "rollback_on_failure", settings.rollback_on_failure),
         atomic=atomic,
         backup=backup,
         ignore_extra_columns=extra_columns(query) == "ignore",
     )
-
-
-ExtraColumns = Literal["refuse", "ignore"]
 
 
 def extra_columns(query: Query) -> ExtraColumns:
