@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from services.gateway import lifecycle, openapi
+from services.gateway import lifecycle
 from services.gateway.access.guard import access_middleware, add_headers, record
 from services.gateway.access.retention import retention_context
 from services.gateway.access.streams import streams_context
@@ -15,6 +15,7 @@ from services.gateway.console import routes as console
 from services.gateway.intake.relay import relay_context
 from services.gateway.intake.upload_gate import UPLOADS, UploadGate
 from services.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from services.gateway.openapi import document as openapi
 from services.gateway.problems import problem_middleware
 from services.gateway.tables.lookup import RULES, TABLES
 from shared.catalog import TableCache

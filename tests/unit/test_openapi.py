@@ -7,10 +7,10 @@ import json
 import re
 from pathlib import Path
 
-from services.gateway import openapi
 from services.gateway.access.guard import PUBLIC_PATHS, ROUTE_PERMISSIONS
 from services.gateway.app import create_app
 from services.gateway.console import routes as console
+from services.gateway.openapi import document as openapi
 from shared.config import load_settings
 
 DOC = Path(__file__).parent.parent.parent / "docs" / "openapi.json"
