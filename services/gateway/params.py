@@ -118,3 +118,23 @@ def required_param(request: web.Request, name: str) -> str:
             400, "missing-parameter", "Missing parameter", f"{name} is required.", parameter=name
         )
     return value
+
+
+UUID_SCHEMA: dict[str, Any] = {"type": "string", "format": "uuid"}
+TIME_SCHEMA: dict[str, Any] = {"type": "string", "format": "date-time"}
+LIMIT = Param(
+    name="limit", schema={"type": "integer", "minimum": 1, "maximum": 100}, description="page size"
+)
+IMPORT_ID = Param(name="import_id", schema=UUID_SCHEMA, description="the import's id", where="path")
+KEY_ID = Param(name="key_id", schema=UUID_SCHEMA, description="the key's id", where="path")
+OPERATION_ID = Param(
+    name="operation_id", schema=UUID_SCHEMA, description="the operation's id", where="path"
+)
+BACKUP_ID = Param(name="backup_id", schema=UUID_SCHEMA, description="the backup's id", where="path")
+IDEMPOTENCY = Param(
+    name="Idempotency-Key",
+    schema={"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    description="a retry with the same key (and body) answers with the operation the first one"
+    " started",
+    where="header",
+)

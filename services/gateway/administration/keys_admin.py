@@ -12,7 +12,18 @@ from aiohttp import web
 from services.gateway.access import audit
 from services.gateway.access.guard import TARGET, principal_of
 from services.gateway.imports.resources import respond
-from services.gateway.params import flag, int_param, invalid, path_id, time_param, uuid_param
+from services.gateway.params import (
+    FLAG,
+    TIME_SCHEMA,
+    UUID_SCHEMA,
+    Param,
+    flag,
+    int_param,
+    invalid,
+    path_id,
+    time_param,
+    uuid_param,
+)
 from services.gateway.problems import Problem
 from shared import key_store
 from shared.api_keys import GRANTS, Permission, Role
@@ -22,6 +33,35 @@ from shared.service import POOL, SETTINGS
 routes = web.RouteTableDef()
 KEYS = "/api/v1/keys"
 MAX_GRACE = 7 * 24 * 3600
+INCLUDE_REVOKED = Param(name="include_revoked", schema=FLAG, description="also revoked keys")
+GRACE = Param(
+    name="grace_seconds",
+    schema={"type": "integer", "minimum": 0, "maximum": MAX_GRACE},
+    description="default 0",
+)
+# The audit log's filters and paging.
+AUDIT_PARAMS = (
+    Param(
+        name="limit",
+        schema={"type": "integer", "minimum": 1, "maximum": 1000},
+        description="page size",
+    ),
+    Param(
+        name="cursor",
+        schema={"type": "integer", "minimum": 1, "maximum": 2**62},
+        description="from next_cursor",
+    ),
+    Param(name="key_id", schema=UUID_SCHEMA, description="only this key"),
+    Param(name="action", schema={"type": "string"}, description="e.g. import.create"),
+    Param(
+        name="outcome",
+        schema={"type": "string", "enum": list(audit.OUTCOMES)},
+        description="filter",
+    ),
+    Param(name="since", schema=TIME_SCHEMA, description="from (inclusive)"),
+    Param(name="until", schema=TIME_SCHEMA, description="to (exclusive)"),
+)
+_AUDIT = {p.name: p for p in AUDIT_PARAMS}
 
 
 def key_url(key_id: object) -> str:
@@ -67,7 +107,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 @routes.get(KEYS, name="keys.list")
 async def list_keys(request: web.Request) -> web.Response:
-    include_revoked = flag(request, "include_revoked")
+    include_revoked = flag(request, INCLUDE_REVOKED.name)
     async with request.app[POOL].acquire() as conn:
         rows = await key_store.list_keys(conn, include_revoked=include_revoked)
     return respond(key_store.Keys(items=[key_store.render_key(r) for r in rows]))
@@ -96,7 +136,7 @@ async def get_key(request: web.Request) -> web.Response:
 async def rotate_key(request: web.Request) -> web.Response:
     """A new secret for the key; the old one keeps working for `grace_seconds` (default 0)."""
     key_id = _key_id(request)
-    grace = timedelta(seconds=int_param(request, "grace_seconds", 0, 0, MAX_GRACE))
+    grace = timedelta(seconds=int_param(request, GRACE.name, 0, *GRACE.bounds))
     async with request.app[POOL].acquire() as conn:
         rotated = await key_store.rotate_key(conn, key_id, grace)
     if rotated is None:
@@ -168,7 +208,7 @@ async def me(request: web.Request) -> web.Response:
 @routes.get("/api/v1/audit-log", name="audit.list")
 async def audit_log(request: web.Request) -> web.Response:
     """Newest first; `cursor` (from `next_cursor`) pages back in time."""
-    limit = int_param(request, "limit", 100, 1, 1000)
+    limit = int_param(request, "limit", 100, *_AUDIT["limit"].bounds)
     outcome = request.query.get("outcome")
     if outcome is not None and outcome not in audit.OUTCOMES:
         raise invalid("outcome", "outcome must be success, denied, rejected or error.")
@@ -178,7 +218,9 @@ async def audit_log(request: web.Request) -> web.Response:
         outcome=outcome,
         since=time_param(request, "since"),
         until=time_param(request, "until"),
-        before_id=int_param(request, "cursor", 0, 1, 2**62) if "cursor" in request.query else None,
+        before_id=int_param(request, "cursor", 0, *_AUDIT["cursor"].bounds)
+        if "cursor" in request.query
+        else None,
     )
     async with request.app[POOL].acquire() as conn:
         rows = await audit.list_entries(conn, where, limit + 1)

@@ -12,11 +12,12 @@ from services.gateway.imports.resources import API, respond
 from services.gateway.imports.submit import csv_problem
 from services.gateway.intake.body import open_upload
 from services.gateway.intake.csv_stream import SNIFF_BYTES, CsvInputError, decide_encoding
-from services.gateway.params import flag
+from services.gateway.params import FLAG, Param, flag
 from shared.service import SETTINGS
 from shared.text_encoding import DecidedBy
 
 routes = web.RouteTableDef()
+COMPLETE = Param(name="complete", schema=FLAG, description="the body is the whole file")
 
 
 class EncodingDetection(msgspec.Struct, kw_only=True):
@@ -36,7 +37,7 @@ def _label(name: str, sample: bytes) -> str:
 async def detect_encoding(request: web.Request) -> web.Response:
     """The body is a file's first bytes (up to SNIFF_BYTES); `complete=true` when it is the
     whole file."""
-    complete = flag(request.query, "complete")
+    complete = flag(request.query, COMPLETE.name)
     blocks, _, _ = await open_upload(request, SNIFF_BYTES, request.app[SETTINGS].body_idle_seconds)
     sample = b"".join([block async for block in blocks])
     try:

@@ -24,10 +24,14 @@ from services.gateway.access.streams import BATCH_ROWS, STREAMS, Change, Stream
 from services.gateway.imports.resources import API, import_of
 from services.gateway.intake import import_store
 from services.gateway.lifecycle import STOPPING
-from services.gateway.params import invalid
+from services.gateway.params import TIME_SCHEMA, UUID_SCHEMA, Param, invalid
 from shared.service import POOL
 
 routes = web.RouteTableDef()
+ONE_IMPORT = Param(name="import_id", schema=UUID_SCHEMA, description="only this import")
+SINCE = Param(
+    name="since", schema=TIME_SCHEMA, description="changes from (default: now); or Last-Event-ID"
+)
 
 HEARTBEAT_SECONDS = 15.0
 CHECK_SECONDS = 1.0  # how often a quiet stream looks whether its client is still there
@@ -36,7 +40,7 @@ CHECK_SECONDS = 1.0  # how often a quiet stream looks whether its client is stil
 def _resume(request: web.Request) -> tuple[int | None, datetime | None]:
     """(cursor, since) to start from: Last-Event-ID (a cursor, or an ISO time as sent by
     earlier versions) or `?since=`; (None, None): from now."""
-    raw = request.headers.get("Last-Event-ID") or request.query.get("since")
+    raw = request.headers.get("Last-Event-ID") or request.query.get(SINCE.name)
     if raw is None:
         return None, None
     if raw.isdigit():
@@ -55,7 +59,7 @@ def _resume(request: web.Request) -> tuple[int | None, datetime | None]:
 
 
 def _only(request: web.Request) -> uuid.UUID | None:
-    raw = request.query.get("import_id")
+    raw = request.query.get(ONE_IMPORT.name)
     if raw is None:
         return None
     try:

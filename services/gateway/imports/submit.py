@@ -43,7 +43,7 @@ from services.gateway.intake.upload import (
     record_import,
 )
 from services.gateway.intake.upload_gate import UPLOADS
-from services.gateway.params import int_param, invalid, path_id, required_param
+from services.gateway.params import LIMIT, Param, int_param, invalid, path_id, required_param
 from services.gateway.problems import Problem
 from services.gateway.tables.lookup import find_table
 from shared.api_keys import Principal
@@ -55,6 +55,31 @@ log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
 MAX_NAMES = 100  # column names listed in a header-mismatch problem
+CURSOR = Param(name="cursor", schema={"type": "string"}, description="from next_cursor")
+# The row errors' paging and filters.
+ERRORS_PARAMS = (
+    Param(
+        name="limit",
+        schema={"type": "integer", "minimum": 1, "maximum": 1000},
+        description="page size",
+    ),
+    Param(
+        name="offset",
+        schema={"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        description="skip",
+    ),
+    Param(
+        name="severity",
+        schema={"type": "string", "enum": ["error", "warning"]},
+        description="filter",
+    ),
+    Param(
+        name="format",
+        schema={"type": "string", "enum": ["json", "csv"]},
+        description="csv: a download",
+    ),
+)
+_ERRORS = {p.name: p for p in ERRORS_PARAMS}
 
 
 def _import_id(request: web.Request) -> uuid.UUID:
@@ -301,8 +326,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 @routes.get(f"{API}/imports", name="imports.list")
 async def list_imports(request: web.Request) -> web.Response:
     """The imports this key (or its team) created; every import for admins."""
-    limit = int_param(request, "limit", 20, 1, 100)
-    cursor = request.query.get("cursor")
+    limit = int_param(request, LIMIT.name, 20, *LIMIT.bounds)
+    cursor = request.query.get(CURSOR.name)
     after = _decode_cursor(cursor) if cursor else None
     async with request.app[POOL].acquire() as conn:
         rows = await import_store.list_imports(
@@ -334,15 +359,18 @@ async def list_errors(request: web.Request) -> web.StreamResponse:
     """Row errors and warnings: JSON pages, or the whole list as a CSV download
     (`?format=csv` or `Accept: text/csv`)."""
     severity = request.query.get("severity")
-    if severity not in (None, "error", "warning"):
+    if severity is not None and severity not in _ERRORS["severity"].schema["enum"]:
         raise invalid("severity", "severity must be error or warning.")
     as_csv = request.query.get("format") == "csv" or (
         "format" not in request.query and "text/csv" in request.headers.get("Accept", "")
     )
-    if request.query.get("format", "csv" if as_csv else "json") not in ("csv", "json"):
+    if (
+        request.query.get("format", "csv" if as_csv else "json")
+        not in _ERRORS["format"].schema["enum"]
+    ):
         raise invalid("format", "format must be json or csv.")
-    limit = int_param(request, "limit", 100, 1, 1000)  # checked for CSV too, though unused
-    offset = int_param(request, "offset", 0, 0, 2**31 - 1)
+    limit = int_param(request, "limit", 100, *_ERRORS["limit"].bounds)  # checked for CSV too
+    offset = int_param(request, "offset", 0, *_ERRORS["offset"].bounds)
     pool = request.app[POOL]
     if as_csv:
         with Spool() as spool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.gateway.access import audit
+from services.gateway.administration import keys_admin
+from services.gateway.imports import detection, live, submit
 from services.gateway.openapi.schema import (
     CSV,
     DB,
@@ -11,17 +12,14 @@ from services.gateway.openapi.schema import (
     KEY_ID,
     LIMIT,
     STR,
-    TIME,
-    UUID,
     Schema,
     json_body,
     obj,
     operation,
-    param,
     ref,
 )
-from services.gateway.params import FLAG
 from services.gateway.recovery import interventions
+from services.gateway.tables import export
 
 
 def paths() -> dict[str, Schema]:
@@ -78,7 +76,7 @@ def paths() -> dict[str, Schema]:
                 "The encoding an import of this file would use, decided from its first 64 KiB",
                 {200: json_body(ref("EncodingDetection"), "the decision")},
                 (408, 413, 415, 422),
-                params=[param("complete", FLAG, "the body is the whole file")],
+                params=[detection.COMPLETE.openapi()],
                 # any bytes are a sample: no body is of the wrong type
                 requestBody={"required": True, "content": {"text/csv": {"schema": {}}}},
             )
@@ -87,7 +85,7 @@ def paths() -> dict[str, Schema]:
             "get": operation(
                 "Imports this key or its team created (all, for admins), newest first",
                 {200: json_body(ref("Imports"), "a page")},
-                params=[LIMIT, param("cursor", STR, "from next_cursor")],
+                params=[LIMIT, submit.CURSOR.openapi()],
             )
         },
         f"{imports}/{{import_id}}": {
@@ -105,15 +103,7 @@ def paths() -> dict[str, Schema]:
                 (404, 409),
                 params=[
                     IMPORT_ID,
-                    param(
-                        "reason",
-                        {
-                            "type": "string",
-                            "maxLength": interventions.MAX_REASON,
-                            "pattern": "^[^\\x00]*$",
-                        },
-                        "why (kept in the import's error and the audit log)",
-                    ),
+                    interventions.REASON.openapi(),
                 ],
             )
         },
@@ -140,12 +130,7 @@ def paths() -> dict[str, Schema]:
                 (404,),
                 params=[
                     IMPORT_ID,
-                    param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
-                    param(
-                        "offset", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, "skip"
-                    ),
-                    param("severity", {"type": "string", "enum": ["error", "warning"]}, "filter"),
-                    param("format", {"type": "string", "enum": ["json", "csv"]}, "csv: a download"),
+                    *(p.openapi() for p in submit.ERRORS_PARAMS),
                 ],
             )
         },
@@ -154,13 +139,7 @@ def paths() -> dict[str, Schema]:
                 "A table as CSV (formula cells escaped); export permission",
                 {200: {"description": "the rows", "content": CSV}},
                 (404,),
-                params=[
-                    {
-                        **param("table", {"type": "string", "minLength": 1}, "`schema.table`"),
-                        "required": True,
-                    },
-                    param("columns", STR, "comma-separated column names (default: all)"),
-                ],
+                params=[export.TABLE.openapi(), export.COLUMNS.openapi()],
             )
         },
         "/api/v1/tables": {
@@ -183,8 +162,8 @@ def paths() -> dict[str, Schema]:
                 },
                 (400, 429),
                 params=[
-                    param("import_id", UUID, "only this import"),
-                    param("since", TIME, "changes from (default: now); or Last-Event-ID"),
+                    live.ONE_IMPORT.openapi(),
+                    live.SINCE.openapi(),
                 ],
             )
         },
@@ -198,7 +177,7 @@ def paths() -> dict[str, Schema]:
             "get": operation(
                 "API keys (admin)",
                 {200: json_body(ref("Keys"), "the keys")},
-                params=[param("include_revoked", FLAG, "also revoked keys")],
+                params=[keys_admin.INCLUDE_REVOKED.openapi()],
             ),
             "post": operation(
                 "Create an API key (admin); the secret is shown once",
@@ -231,11 +210,7 @@ def paths() -> dict[str, Schema]:
                 (404,),
                 params=[
                     KEY_ID,
-                    param(
-                        "grace_seconds",
-                        {"type": "integer", "minimum": 0, "maximum": 604800},
-                        "default 0",
-                    ),
+                    keys_admin.GRACE.openapi(),
                 ],
             )
         },
@@ -256,23 +231,7 @@ def paths() -> dict[str, Schema]:
             "get": operation(
                 "Audit log, newest first (admin)",
                 {200: json_body(ref("AuditPage"), "a page")},
-                params=[
-                    param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
-                    param(
-                        "cursor",
-                        {"type": "integer", "minimum": 1, "maximum": 2**62},
-                        "from next_cursor",
-                    ),
-                    param("key_id", UUID, "only this key"),
-                    param("action", STR, "e.g. import.create"),
-                    param(
-                        "outcome",
-                        {"type": "string", "enum": list(audit.OUTCOMES)},
-                        "filter",
-                    ),
-                    param("since", TIME, "from (inclusive)"),
-                    param("until", TIME, "to (exclusive)"),
-                ],
+                params=[p.openapi() for p in keys_admin.AUDIT_PARAMS],
             )
         },
     }

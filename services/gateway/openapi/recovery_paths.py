@@ -12,16 +12,15 @@ from services.gateway.openapi.schema import (
     LIMIT,
     OPERATION_ID,
     STR,
-    TABLE_NAME,
-    UUID,
     Schema,
     accepted,
     json_body,
     operation,
-    param,
     ref,
 )
-from services.gateway.params import FLAG
+from services.gateway.recovery import backups, rollbacks
+from services.gateway.troubleshooting import records, timeline
+from services.gateway.verification import verifications
 
 
 def recovery_paths(imports: str) -> dict[str, Schema]:
@@ -37,8 +36,8 @@ def recovery_paths(imports: str) -> dict[str, Schema]:
                 (404, 409, 422),
                 params=[
                     IMPORT_ID,
-                    param("force", FLAG, "overwrite rows changed since (reported)"),
-                    param("dry_run", FLAG, "report what would be deleted, restored, conflict"),
+                    rollbacks.FORCE.openapi(),
+                    rollbacks.DRY_RUN.openapi(),
                     IDEMPOTENCY,
                 ],
             )
@@ -95,7 +94,7 @@ def recovery_paths(imports: str) -> dict[str, Schema]:
             "get": operation(
                 "Backups, newest first",
                 {200: json_body(ref("Backups"), "a page")},
-                params=[param("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "size")],
+                params=[backups.BACKUPS_LIMIT.openapi()],
             ),
         },
         f"{store}/{{backup_id}}": {
@@ -130,10 +129,8 @@ def recovery_paths(imports: str) -> dict[str, Schema]:
                 (404,),
                 params=[
                     IMPORT_ID,
-                    param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 100_000}, "at most"
-                    ),
-                    param("Last-Event-ID", STR, "resume a stream after this event", where="header"),
+                    timeline.EVENTS_LIMIT.openapi(),
+                    timeline.LAST_EVENT_ID.openapi(),
                 ],
             )
         },
@@ -156,7 +153,7 @@ def recovery_paths(imports: str) -> dict[str, Schema]:
             "get": operation(
                 "Verifications, newest first (`table`: one table's history)",
                 {200: json_body(ref("Verifications"), "a page")},
-                params=[LIMIT, param("table", STR, "only those of this `schema.table`")],
+                params=[LIMIT, verifications.TABLE_FILTER.openapi()],
             ),
         },
         f"{DB}/verifications/{{verification_id}}": {
@@ -164,7 +161,7 @@ def recovery_paths(imports: str) -> dict[str, Schema]:
                 "One verification and its report per table",
                 {200: json_body(ref("Verification"), "the verification")},
                 (404,),
-                params=[param("verification_id", UUID, "its id", where="path")],
+                params=[verifications.VERIFICATION_ID.openapi()],
             )
         },
         "/api/v1/status": {
@@ -182,13 +179,8 @@ def recovery_paths(imports: str) -> dict[str, Schema]:
                 {200: json_body(ref("RecordHistory"), "the row now and its history")},
                 (404, 409),
                 params=[
-                    {**param("table", TABLE_NAME, "`schema.table` or `table`"), "required": True},
-                    {
-                        **param(
-                            "id", STR, "the primary key's value (comma-separated, or repeated)"
-                        ),
-                        "required": True,
-                    },
+                    records.TABLE.openapi(),
+                    records.ID.openapi(),
                 ],
             )
         },

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from services.gateway import params
 from services.gateway.access import audit
 from services.gateway.administration import keys_admin
 from services.gateway.imports import detection, parameters, report, resources
@@ -64,16 +65,6 @@ PROBLEM_REASONS = {
 }
 
 
-def param(name: str, schema: Schema, description: str, *, where: str = "query") -> Schema:
-    return {
-        "name": name,
-        "in": where,
-        "required": where == "path",
-        "schema": schema,
-        "description": description,
-    }
-
-
 def json_body(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -102,20 +93,14 @@ def operation(
     return op
 
 
-LIMIT = param("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size")
-IMPORT_ID = param("import_id", UUID, "the import's id", where="path")
-KEY_ID = param("key_id", UUID, "the key's id", where="path")
+LIMIT = params.LIMIT.openapi()
+IMPORT_ID = params.IMPORT_ID.openapi()
+KEY_ID = params.KEY_ID.openapi()
 IMPORT_PARAMS = [p.openapi() for p in parameters.PARAMS.values()]
-
 CSV = {"text/csv": {"schema": {"type": "string"}}}
-IDEMPOTENCY = param(
-    "Idempotency-Key",
-    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
-    "a retry with the same key (and body) answers with the operation the first one started",
-    where="header",
-)
-OPERATION_ID = param("operation_id", UUID, "the operation's id", where="path")
-BACKUP_ID = param("backup_id", UUID, "the backup's id", where="path")
+IDEMPOTENCY = params.IDEMPOTENCY.openapi()
+OPERATION_ID = params.OPERATION_ID.openapi()
+BACKUP_ID = params.BACKUP_ID.openapi()
 # Response bodies defined as msgspec Structs: their schemas are derived from the code.
 _, DERIVED = msgspec.json.schema_components(
     [

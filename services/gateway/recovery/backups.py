@@ -19,7 +19,7 @@ from aiohttp import web
 from services.gateway.access.guard import AUDIT_DETAIL, TARGET, principal_of, require
 from services.gateway.imports.resources import API, respond
 from services.gateway.intake import import_store
-from services.gateway.params import int_param, path_id
+from services.gateway.params import Param, int_param, path_id
 from services.gateway.problems import Problem
 from services.gateway.recovery.rollbacks import OperationKey, accepted
 from services.gateway.tables.lookup import find_table
@@ -32,6 +32,9 @@ from shared.service import POOL
 routes = web.RouteTableDef()
 MAX_TABLES = 50
 MAX_REASON = 500
+BACKUPS_LIMIT = Param(
+    name="limit", schema={"type": "integer", "minimum": 1, "maximum": 200}, description="size"
+)
 SHOWN_APART = frozenset({"tables", "row_counts", "links", "created_by"})
 COLUMNS = (
     "id, tables, status, reason, import_id, file_name, size_bytes, sha256, server_version,"
@@ -132,7 +135,7 @@ async def create_backup(request: web.Request) -> web.Response:
 @routes.get(f"{API}/backups", name="backups.list")
 async def list_backups(request: web.Request) -> web.Response:
     """Newest first (deleted backups are not listed)."""
-    limit = int_param(request, "limit", 50, 1, 200)
+    limit = int_param(request, BACKUPS_LIMIT.name, 50, *BACKUPS_LIMIT.bounds)
     async with request.app[POOL].acquire() as conn:
         rows = await conn.fetch(
             f"SELECT {COLUMNS} FROM tidegate.backups WHERE status <> 'deleted'"  # noqa: S608

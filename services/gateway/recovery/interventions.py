@@ -9,20 +9,25 @@ from aiohttp import web
 from services.gateway.access.guard import AUDIT_DETAIL, TARGET, principal_of
 from services.gateway.imports.resources import API, import_of, respond
 from services.gateway.intake import import_store
-from services.gateway.params import invalid, path_id
+from services.gateway.params import Param, invalid, path_id
 from services.gateway.problems import Problem
 from shared import imports
 from shared.service import POOL
 
 routes = web.RouteTableDef()
 MAX_REASON = 500
+REASON = Param(
+    name="reason",
+    schema={"type": "string", "maxLength": MAX_REASON, "pattern": "^[^\\x00]*$"},
+    description="why (kept in the import's error and the audit log)",
+)
 
 
 @routes.post(f"{API}/imports/{{import_id}}/fail", name="imports.fail")
 async def fail_import(request: web.Request) -> web.Response:
     import_id = path_id(request, "import_id", "import-not-found", "Import not found")
     request[TARGET] = str(import_id)
-    reason = request.query.get("reason", "").strip() or "no reason given"
+    reason = request.query.get(REASON.name, "").strip() or "no reason given"
     if len(reason) > MAX_REASON:
         raise invalid("reason", f"reason is longer than {MAX_REASON} characters.")
     if "\x00" in reason:

@@ -28,7 +28,7 @@ from services.gateway.intake import import_store
 from services.gateway.intake.relay import RELAY
 from services.gateway.intake.spool import Spool
 from services.gateway.metrics import IMPORTS_CANCELLED
-from services.gateway.params import flag, path_id
+from services.gateway.params import FLAG, Param, flag, path_id
 from services.gateway.problems import Problem
 from services.gateway.tables.lookup import TABLES, find_table
 from shared import imports, operations, rollback
@@ -39,6 +39,10 @@ from shared.rollback import Plan
 from shared.service import POOL, SETTINGS
 
 routes = web.RouteTableDef()
+FORCE = Param(name="force", schema=FLAG, description="overwrite rows changed since (reported)")
+DRY_RUN = Param(
+    name="dry_run", schema=FLAG, description="report what would be deleted, restored, conflict"
+)
 SHOWN_APART = frozenset({"result", "links", "created_by"})
 
 
@@ -178,7 +182,7 @@ async def rollback_import(request: web.Request) -> web.Response:
     """Undo a finished import: `dry_run` says what it would do; conflicts refuse it (409)
     unless `force`. A rollback already under way is answered with its operation."""
     who = require(request, "import")
-    force, dry_run = flag(request, "force"), flag(request, "dry_run")
+    force, dry_run = flag(request, FORCE.name), flag(request, DRY_RUN.name)
     key = OperationKey(request, who)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         imp = await visible_import(conn, request)

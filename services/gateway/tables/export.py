@@ -13,20 +13,31 @@ from aiohttp import web
 
 from services.gateway.access.guard import AUDIT_DETAIL
 from services.gateway.intake.spool import Spool
-from services.gateway.params import invalid, required_param
+from services.gateway.params import Param, invalid, required_param
 from services.gateway.tables.lookup import find_table
 from shared.catalog import TableDef, quote_ident
 from shared.service import POOL
 from shared.spreadsheet import escape_cell
 
 routes = web.RouteTableDef()
+TABLE = Param(
+    name="table",
+    schema={"type": "string", "minLength": 1},
+    description="`schema.table`",
+    required=True,
+)
+COLUMNS = Param(
+    name="columns",
+    schema={"type": "string"},
+    description="comma-separated column names (default: all)",
+)
 BATCH = 2000
 
 
 def _columns(request: web.Request, table: TableDef) -> list[str]:
     """The table's columns, or those named in `?columns=` (matched to the catalog)."""
     names = [c.name for c in table.columns]
-    raw = request.query.get("columns")
+    raw = request.query.get(COLUMNS.name)
     if raw is None:
         return names
     wanted = [part.strip() for part in raw.split(",") if part.strip()]
@@ -52,7 +63,7 @@ def _csv_block(rows: Sequence[Sequence[str | None]]) -> bytes:
 
 @routes.get("/api/v1/database/export", name="export.read")
 async def export_table(request: web.Request) -> web.StreamResponse:
-    table = await find_table(request, required_param(request, "table"))
+    table = await find_table(request, required_param(request, TABLE.name))
     columns = _columns(request, table)
     rows = 0
     with Spool() as spool:

@@ -19,17 +19,30 @@ from aiohttp import web
 
 from services.gateway.access.guard import AUDIT_DETAIL
 from services.gateway.imports.resources import respond
-from services.gateway.params import invalid, required_param
+from services.gateway.params import Param, invalid, required_param
 from services.gateway.problems import Problem
 from services.gateway.tables.lookup import find_table
 from shared import chunk_store
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
 from shared.error_codes import ErrorCode
+from shared.key_store import TABLE_PATTERN
 from shared.lineage import written_sql
 from shared.service import POOL
 
 routes = web.RouteTableDef()
+TABLE = Param(
+    name="table",
+    schema={"type": "string", "pattern": TABLE_PATTERN},
+    description="`schema.table` or `table`",
+    required=True,
+)
+ID = Param(
+    name="id",
+    schema={"type": "string"},
+    description="the primary key's value (comma-separated, or repeated)",
+    required=True,
+)
 MAX_WRITES = 100  # imports listed, newest first
 
 
@@ -81,8 +94,8 @@ def _key(request: web.Request, table: TableDef) -> list[str]:
             "The table has no primary key",
             f"{table.qualified_name} has no primary key, so a row cannot be named by its key.",
         )
-    raw = request.query.getall("id", [])
-    values = raw if len(raw) > 1 else required_param(request, "id").split(",")
+    raw = request.query.getall(ID.name, [])
+    values = raw if len(raw) > 1 else required_param(request, ID.name).split(",")
     if len(values) != len(table.primary_key):
         names = ", ".join(table.primary_key)
         raise invalid(
@@ -157,7 +170,7 @@ def _writes_sql(table: TableDef) -> str:
 
 @routes.get("/api/v1/database/records", name="records.read")
 async def read_record(request: web.Request) -> web.Response:
-    table = await find_table(request, required_param(request, "table"))
+    table = await find_table(request, required_param(request, TABLE.name))
     key = _key(request, table)
     try:
         async with request.app[POOL].acquire() as conn, conn.transaction(readonly=True):

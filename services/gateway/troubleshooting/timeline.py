@@ -24,13 +24,24 @@ from services.gateway.access.guard import TOKEN, principal_of
 from services.gateway.access.streams import STREAMS, Stream
 from services.gateway.imports.resources import API, respond
 from services.gateway.imports.submit import visible_import
-from services.gateway.params import int_param
+from services.gateway.params import Param, int_param
 from shared.db import Conn
 from shared.service import POOL
 
 routes = web.RouteTableDef()
 POLL_SECONDS = 0.5
 RESUME_OVERLAP = timedelta(seconds=5)
+EVENTS_LIMIT = Param(
+    name="limit",
+    schema={"type": "integer", "minimum": 1, "maximum": 100_000},
+    description="at most",
+)
+LAST_EVENT_ID = Param(
+    name="Last-Event-ID",
+    schema={"type": "string"},
+    description="resume a stream after this event",
+    where="header",
+)
 STAGE_SERVICE = {"submitted": "gateway", "validated": "validator", "loaded": "loader"}
 
 # A chunk's stages carry the time the service that did each one recorded it (the stored
@@ -141,7 +152,7 @@ async def import_events(request: web.Request) -> web.StreamResponse:
         import_id = (await visible_import(conn, request))["id"]
         events = await timeline(conn, import_id)
     if "text/event-stream" not in request.headers.get("Accept", ""):
-        limit = int_param(request, "limit", 10_000, 1, 100_000)
+        limit = int_param(request, EVENTS_LIMIT.name, 10_000, *EVENTS_LIMIT.bounds)
         return respond(Timeline(items=events[:limit]))
     streams = request.app[STREAMS]
     async with streams.open(principal_of(request), request[TOKEN], live=False) as watch:
@@ -156,7 +167,7 @@ async def _stream(
     re-checks it, but the shared watcher reads only the imports table."""
     response = await sse.open_stream(request)
     sent: set[str] = set()
-    last = request.headers.get("Last-Event-ID")
+    last = request.headers.get(LAST_EVENT_ID.name)
     since = next((e.at for e in events if e.id == last), None)
     if since is not None:  # resume: a few seconds before the last event seen, on
         floor = datetime.fromisoformat(since) - RESUME_OVERLAP

@@ -22,7 +22,7 @@ from services.gateway.access.guard import AUDIT_DETAIL, TARGET, principal_of, re
 from services.gateway.imports.resources import API, respond
 from services.gateway.intake import import_store
 from services.gateway.intake.relay import RELAY
-from services.gateway.params import int_param, invalid, path_id
+from services.gateway.params import LIMIT, UUID_SCHEMA, Param, int_param, invalid, path_id
 from services.gateway.problems import Problem
 from services.gateway.tables.lookup import RULES, TABLES, find_table
 from shared import topics
@@ -33,6 +33,12 @@ from shared.service import POOL
 
 routes = web.RouteTableDef()
 MAX_TABLES = 100
+TABLE_FILTER = Param(
+    name="table", schema={"type": "string"}, description="only those of this `schema.table`"
+)
+VERIFICATION_ID = Param(
+    name="verification_id", schema=UUID_SCHEMA, description="its id", where="path"
+)
 COLUMNS = (
     "v.id, v.tables, v.row_key, v.status, v.passed, v.result, v.error, v.key_id,"
     " v.created_at, v.finished_at, to_jsonb(p) - 'verification_id' AS progress"
@@ -206,8 +212,8 @@ async def create_verification(request: web.Request) -> web.Response:
 @routes.get(f"{API}/verifications", name="verifications.list")
 async def list_verifications(request: web.Request) -> web.Response:
     """Newest first; `?table=` for one table's history (was it better yesterday?)."""
-    limit = int_param(request, "limit", 20, 1, 100)
-    table = request.query.get("table")
+    limit = int_param(request, LIMIT.name, 20, *LIMIT.bounds)
+    table = request.query.get(TABLE_FILTER.name)
     async with request.app[POOL].acquire() as conn:
         rows = await conn.fetch(
             f"SELECT {COLUMNS} FROM {FROM}"
