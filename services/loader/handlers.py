@@ -169,7 +169,8 @@ class ChunkLoader:
     ) -> ChunkLoaded:
         async with conn.transaction():
             await imports.hold_for_load(conn, event.import_id)
-            found = await repository.claim(conn, event.import_id, event.seq)
+            loads = bool(event.valid_rows) and event.chunk_error is None and give_up is None
+            found = await repository.claim(conn, event.import_id, event.seq, rows=loads)
             if found is None:
                 raise NotAdmitted("unknown_import", f"import {event.import_id} is not known")
             if not found.claimed:
@@ -288,7 +289,7 @@ class ChunkLoader:
         if found.finished:
             raise NotAdmitted("import_finished", f"import {event.import_id} has finished")
         if found.payload is None:
-            return None
+            return None  # gone, or not read: the verdict loads nothing
         chunk = chunk_store.decode(found.payload)
         if (len(chunk.rows), chunk.columns) != (event.total_rows, event.columns):
             raise NotAdmitted(

@@ -40,23 +40,25 @@ class Admission(msgspec.Struct, frozen=True):
     payload: bytes | None  # the stored chunk (read only when claimed)
 
 
-async def claim(conn: Conn, import_id: uuid.UUID, seq: int) -> Admission | None:
-    """Claim the chunk in the ledger and read what admitting it needs, in one statement;
-    None for an unknown import. A concurrent claimer waits here until the first commits,
-    then sees the claim. (The read's snapshot is taken before that wait: it is only used
-    when this transaction claimed the chunk.)"""
+async def claim(conn: Conn, import_id: uuid.UUID, seq: int, *, rows: bool) -> Admission | None:
+    """Claim the chunk in the ledger and read what admitting it needs, in one statement
+    (the stored chunk only if `rows`: the verdict loads some); None for an unknown import.
+    A concurrent claimer waits here until the first commits, then sees the claim. (The
+    read's snapshot is taken before that wait: it is only used when this transaction
+    claimed the chunk.)"""
     row = await conn.fetchrow(
         "WITH claim AS (INSERT INTO tidegate.chunk_ledger (import_id, seq, loaded_rows,"
         " failed_rows) VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING RETURNING true)"
         " SELECT EXISTS (SELECT FROM claim) AS claimed,"
         " i.finished_at IS NOT NULL AS finished, v.digest,"
         " (SELECT c.payload FROM tidegate.chunks c WHERE c.import_id = i.id AND c.seq = $2"
-        "  AND EXISTS (SELECT FROM claim)) AS payload"
+        "  AND $3 AND EXISTS (SELECT FROM claim)) AS payload"
         " FROM tidegate.imports i"
         " LEFT JOIN tidegate.chunk_verdicts v ON v.import_id = i.id AND v.seq = $2"
         " WHERE i.id = $1",
         import_id,
         seq,
+        rows,
     )
     if row is None:
         return None
