@@ -85,6 +85,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    """A SQL string literal of `text` (for names built into SQL, e.g. jsonb keys)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def split_table_name(raw: str, default_schema: str) -> tuple[str, str] | None:
     """`table` or `schema.table` → (schema, table); None if it cannot be a table name."""
     parts = raw.split(".")

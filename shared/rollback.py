@@ -24,7 +24,7 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from shared.catalog import TableDef, quote_ident
+from shared.catalog import TableDef, quote_ident, quote_literal
 from shared.db import Conn
 from shared.lineage import CHANGED, written_sql
 
@@ -66,7 +66,7 @@ async def _collect(conn: Conn, import_id: object, table: TableDef) -> None:
     # Images stored before keys were recorded: the key of the row as it was before.
     old_key = (
         "jsonb_build_array("
-        + ", ".join(f"x.before->{_literal(c)}" for c in table.primary_key)
+        + ", ".join(f"x.before->{quote_literal(c)}" for c in table.primary_key)
         + ")"
     )
     await conn.execute(
@@ -75,10 +75,6 @@ async def _collect(conn: Conn, import_id: object, table: TableDef) -> None:
         import_id,
     )
     await conn.execute("ANALYZE tg_written")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 async def unsupported(conn: Conn, import_id: object, table: TableDef | None) -> str | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.catalog import quote_ident
+from shared.catalog import quote_ident, quote_literal
 from shared.db import Conn
 
 ORPHAN = "tidegate-restore-orphan"  # the prefix of the refusal's message
@@ -132,10 +132,6 @@ def _parents_first(tables: list[Restored]) -> list[Restored]:
     return ordered
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _cols(names: tuple[str, ...], alias: str = "") -> str:
     prefix = f"{alias}." if alias else ""
     return ", ".join(prefix + quote_ident(n) for n in names)
@@ -160,11 +156,11 @@ def before_sql(tables: list[Restored]) -> str:
 def _orphan_check(ref: Reference) -> str:
     """Raise, naming the first row of `ref.child` whose referenced key the backup lacks."""
     named = ", ".join(
-        f"format('%s = %s', {_literal(col)}, quote_nullable(c.{quote_ident(col)}::text))"
+        f"format('%s = %s', {quote_literal(col)}, quote_nullable(c.{quote_ident(col)}::text))"
         for col in ref.child_key or ref.child_columns
     )
     pointed = ", ".join(
-        f"format('%s = %s', {_literal(p)}, quote_nullable(c.{quote_ident(f)}::text))"
+        f"format('%s = %s', {quote_literal(p)}, quote_nullable(c.{quote_ident(f)}::text))"
         for f, p in zip(ref.child_columns, ref.parent_columns, strict=True)
     )
     not_null = " AND ".join(f"c.{quote_ident(f)} IS NOT NULL" for f in ref.child_columns)
@@ -174,7 +170,7 @@ def _orphan_check(ref: Reference) -> str:
     )
     message = (
         f"format('%s (%s) references %s (%s), a row the backup does not have',"
-        f" {_literal(ref.child)}, concat_ws(', ', {named}), {_literal(ref.parent.name)},"
+        f" {quote_literal(ref.child)}, concat_ws(', ', {named}), {quote_literal(ref.parent.name)},"
         f" concat_ws(', ', {pointed}))"
     )
     return (

@@ -24,7 +24,7 @@ import structlog
 from services.validator.chunk import validate_rows
 from services.validator.column import ColumnRule
 from services.validator.metrics import VERIFIED_ROWS
-from shared.catalog import TableDef, load_table, quote_ident
+from shared.catalog import TableDef, load_table, quote_ident, quote_literal
 from shared.db import Conn
 from shared.error_codes import FORMAT, REQUIRED, codes_in
 from shared.errors import InvalidEvent
@@ -41,10 +41,6 @@ SAMPLE = 20  # offending rows kept per check
 CHECKS = ("rules", "duplicates", "associations", "lineage")
 
 _REQUIRED, _FORMAT = frozenset(codes_in(REQUIRED)), frozenset(codes_in(FORMAT))
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class Finding(msgspec.Struct, frozen=True):
@@ -183,7 +179,7 @@ async def check_keys(
             of_row += f" WHERE {scope.where(table, 1)})"
         rows = "NULL::jsonb"
         if table.primary_key:
-            pk = ", ".join(f"{_literal(c)}, {quote_ident(c)}" for c in table.primary_key)
+            pk = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in table.primary_key)
             order = ", ".join(quote_ident(c) for c in table.primary_key)
             rows = f"to_jsonb((array_agg(jsonb_build_object({pk}) ORDER BY {order}))[1:{SAMPLE}])"
         groups = await conn.fetch(

@@ -43,8 +43,7 @@ STR, INT, BOOL, NUM = (
     {"type": "boolean"},
     {"type": "number"},
 )
-TIME = {"type": "string", "format": "date-time"}
-UUID = {"type": "string", "format": "uuid"}
+TIME, UUID = params.TIME_SCHEMA, params.UUID_SCHEMA
 # `table` or `schema.table`, each part a PostgreSQL identifier of at most 63 characters.
 TABLE_NAME = {"type": "string", "pattern": key_store.TABLE_PATTERN}
 
