@@ -4,6 +4,7 @@ KAFKA_BOOTSTRAP_SERVERS when set), and the four services running in this process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -201,6 +202,24 @@ async def unfinished_import(db: asyncpg.Connection, table: str, *, team: str | N
         team,
     )
     return str(import_id)
+
+
+@contextlib.asynccontextmanager
+async def holding_id(db: asyncpg.Connection, table: str, row_id: int) -> AsyncIterator[None]:
+    """An uncommitted customers row with `row_id`, while the block runs: the load of the
+    chunk that brings that id waits on it, so an import is certainly seen half-way,
+    however fast the rest goes. Rolled back at the end."""
+    holding = db.transaction()
+    await holding.start()
+    try:
+        await db.execute(
+            f"INSERT INTO {table} (id, name, email, signup_date, active)"
+            " VALUES ($1, 'Hold', 'hold@example.com', '2024-01-01', true)",
+            row_id,
+        )
+        yield
+    finally:
+        await holding.rollback()
 
 
 async def wait_final(db: asyncpg.Connection, import_id: str, seconds: float = 60) -> Any:

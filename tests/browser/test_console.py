@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Callable
 
 import aiohttp
 import asyncpg
-from playwright.async_api import FilePayload, expect
+from playwright.async_api import FilePayload, Locator, expect
 
 from shared.api_keys import parse_token
 from tests.browser.conftest import Console
-from tests.conftest import MakeKey, bearer, wait_final
+from tests.conftest import MakeKey, bearer, holding_id, wait_final
 from tests.e2e.test_import_pipeline import post_csv
 
 HEADER = "id,name,email,city,signup_date,balance,active,last_seen,notes"
@@ -185,22 +186,28 @@ async def test_import_progress_moves_live_to_completion(
         [str(i), f"N{i}", f"n{i}@example.com", "", "2024-01-02", "1", "true", "", ""]
         for i in range(1, 6001)
     ]
-    async with aiohttp.ClientSession(
-        base_url=console.base, headers={"Authorization": f"Bearer {token}"}
-    ) as http:
-        status, answer, _ = await post_csv(http, customers, csv_file(rows), chunk_size="50")
-    assert status == 202
-    row = page.locator(f"tr[data-import='{answer['id']}']")
-    await expect(row).to_be_visible(timeout=10_000)  # appeared without a reload
-    bar = row.locator("progress")
     seen: list[int] = []
-    for _ in range(600):
-        seen.append(int(await bar.get_attribute("value") or 0))
-        if seen[-1] == 100:
-            break
-        await asyncio.sleep(0.05)
+
+    async def watch(bar: Locator, until: Callable[[int], bool]) -> None:
+        for _ in range(600):
+            seen.append(int(await bar.get_attribute("value") or 0))
+            if until(seen[-1]):
+                return
+            await asyncio.sleep(0.05)
+
+    # The chunk bringing id 3000 waits on this uncommitted row: certainly seen half-way.
+    async with holding_id(db, customers, 3000):
+        async with aiohttp.ClientSession(
+            base_url=console.base, headers={"Authorization": f"Bearer {token}"}
+        ) as http:
+            status, answer, _ = await post_csv(http, customers, csv_file(rows), chunk_size="50")
+        assert status == 202
+        row = page.locator(f"tr[data-import='{answer['id']}']")
+        await expect(row).to_be_visible(timeout=10_000)  # appeared without a reload
+        await watch(row.locator("progress"), lambda v: 0 < v < 100)
+        assert 0 < seen[-1] < 100, seen  # it moved on the way, live
+    await watch(row.locator("progress"), lambda v: v == 100)
     assert seen[-1] == 100, seen
-    assert any(0 < v < 100 for v in seen), seen  # it moved on the way, live
     assert seen == sorted(seen)
     await expect(row).to_contain_text("Completed")
     await expect(row).to_contain_text("6,000")
