@@ -32,7 +32,7 @@ from shared.config import Settings
 from shared.db import open_pool
 from shared.failures import is_transient
 from shared.kafka.admin import ensure_topics
-from shared.kafka.consumer import ConsumerLoop, Decode, E
+from shared.kafka.consumer import BatchHandler, ConsumerLoop, Decode, E
 from shared.kafka.producer import EventPublisher, open_producer
 from shared.kafka.records import Delivery, Outgoing
 from shared.logging import configure_logging
@@ -104,17 +104,19 @@ def worker_app(
     make_handler: Callable[
         [web.Application], Callable[[E, Delivery], Awaitable[Sequence[Outgoing]]]
     ],
+    make_batch_handler: Callable[[web.Application], BatchHandler[E]] | None = None,
     max_records: int = 20,
 ) -> web.Application:
     """A service that applies the events of its consumer `groups` (group → topics), one
-    consumer loop per group, all with the one handler. On stop, each loop finishes the
-    event in hand and commits before exiting."""
+    consumer loop per group, all with the one handler (and batch handler, if any). On
+    stop, each loop finishes the event in hand and commits before exiting."""
     app = service_app(settings)
 
     async def consumer(app: web.Application) -> AsyncIterator[None]:
         handler = make_handler(app)
+        batch_handler = make_batch_handler(app) if make_batch_handler is not None else None
         loops = [
-            _loop(app, settings, group, names, handler, decode, max_records)
+            _loop(app, settings, group, names, (handler, batch_handler), decode, max_records)
             for group, names in groups.items()
         ]
         for loop in loops:
@@ -135,7 +137,7 @@ def _loop(
     settings: Settings,
     group: str,
     topics: Sequence[str],
-    handler: Callable[[E, Delivery], Awaitable[Sequence[Outgoing]]],
+    handlers: tuple[Callable[[E, Delivery], Awaitable[Sequence[Outgoing]]], BatchHandler[E] | None],
     decode: Decode[E],
     max_records: int,
 ) -> ConsumerLoop[E]:
@@ -144,7 +146,8 @@ def _loop(
         bootstrap=settings.kafka_bootstrap_servers,
         group=group,
         topics=topics,
-        handler=handler,
+        handler=handlers[0],
+        batch_handler=handlers[1],
         decode=decode,
         publisher=app[PUBLISHER],
         max_records=max_records,

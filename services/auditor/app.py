@@ -20,6 +20,7 @@ def create_app(settings: Settings) -> web.Application:
         groups=topics.CONSUMER_GROUPS["auditor"],
         decode=view.decode,
         make_handler=lambda app: ImportAuditor(app[POOL]).handle,
+        make_batch_handler=lambda app: ImportAuditor(app[POOL]).handle_batch,
         max_records=100,
     )
     app.cleanup_ctx.append(reconciler_context)

@@ -2,11 +2,14 @@
 
 Each (chunk, stage) fact is recorded once (the inbox) in the same transaction as the
 counts it changes; a redelivered event re-announces the current status and changes nothing.
+The events of a fetched batch are applied an import at a time: one transaction and one
+import-status event per import, whatever the number of its facts in the batch.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -167,75 +170,102 @@ class ImportAuditor:
         self._pool = pool
 
     async def handle(self, event: AuditedEvent, delivery: Delivery) -> list[Outgoing]:
-        if isinstance(event, ImportStatus):
+        return await self.handle_batch([(event, delivery)])
+
+    async def handle_batch(self, items: Sequence[tuple[AuditedEvent, Delivery]]) -> list[Outgoing]:
+        """The events of a batch, an import at a time: each import's facts in one
+        transaction, and one status event for it (its state after them all)."""
+        by_import: dict[uuid.UUID, list[ChunkEvent]] = {}
+        producer: dict[uuid.UUID, str | None] = {}
+        for event, delivery in items:
+            if isinstance(event, ImportStatus):
+                continue
+            by_import.setdefault(event.import_id, []).append(event)
+            producer.setdefault(event.import_id, delivery.source)
+        if not by_import:
             return []
+        out: list[Outgoing] = []
         async with self._pool.acquire() as conn:
-            status = await self.apply(conn, event, producer=delivery.source)
-        return [(topics.IMPORT_STATUS, status, str(event.import_id))]
+            for import_id, facts in by_import.items():
+                with structlog.contextvars.bound_contextvars(import_id=str(import_id)):
+                    status = await self.apply(conn, facts, producer=producer[import_id])
+                out.append((topics.IMPORT_STATUS, status, str(import_id)))
+        return out
 
     async def apply(
-        self, conn: Conn, event: ChunkEvent, *, producer: str | None = None
+        self, conn: Conn, events: Sequence[ChunkEvent], *, producer: str | None = None
     ) -> ImportStatus:
-        """Count the event's fact once; raises InvalidEvent for a chunk.validated or
-        chunk.loaded event of an import tidegate does not know (nothing is created)."""
-        seen = observe(event)
+        """Count each event's fact once (events of one import, in the order received), in
+        one transaction; raises InvalidEvent for a chunk.validated or chunk.loaded event of
+        an import tidegate does not know (nothing is created)."""
+        first = events[0]
+        import_id = first.import_id
         async with conn.transaction():
-            row = await repository.lock_import(conn, event.import_id)
+            row = await repository.lock_import(conn, import_id)
             if row is None:
-                if not isinstance(event, SubmittedView):
-                    raise InvalidEvent(f"{seen.stage} event for unknown import {event.import_id}")
+                if not isinstance(first, SubmittedView):
+                    stage = observe(first).stage
+                    raise InvalidEvent(f"{stage} event for unknown import {import_id}")
                 await imports.register_import(
                     conn,
-                    import_id=event.import_id,
-                    table=event.table,
-                    columns=event.columns,
-                    chunk_size=seen.rows_in,
-                    mode=event.mode,
+                    import_id=import_id,
+                    table=first.table,
+                    columns=first.columns,
+                    chunk_size=len(first.rows),
+                    mode=first.mode,
                     producer=producer,
                 )
-                row = await repository.lock_import(conn, event.import_id)
+                row = await repository.lock_import(conn, import_id)
                 assert row is not None
-            await _check(conn, event, row["source"])
-            counts = _counts(row)
-            if not await repository.record_fact(
-                conn,
-                event.import_id,
-                event.seq,
-                seen.stage,
-                seen.rows_in,
-                seen.rows_ok,
-                seen.rows_failed,
-            ):
-                log.info("fact already recorded; re-announcing status", stage=seen.stage)
-                return _status(event.import_id, row["status"], row["version"], counts)
-            await repository.record_errors(
-                conn, event.import_id, event.seq, seen.stage, seen.errors
-            )
-            counts = apply_fact(counts, seen.fact)
-            status = next_status(row["status"], counts)
-            finished = status in TERMINAL
-            error = seen.chunk_error
-            if counts.atomic and status == FAILED and error is None:
-                error = "atomic import: a row was rejected, so nothing is kept"
-            version = await repository.update_import(
-                conn, event.import_id, status, counts, error=error, finished=finished
-            )
-            if status != row["status"]:
-                await journal.note(
+            counts, status, error, counted = _counts(row), row["status"], None, False
+            for event in events:
+                seen = observe(event)
+                await _check(conn, event, row["source"])
+                if not await repository.record_fact(
                     conn,
-                    event.import_id,
-                    "auditor",
-                    "status",
-                    previous=row["status"],
-                    status=status,
-                    error=error,
-                    loaded=counts.loaded_rows,
-                    failed=counts.failed_rows,
-                )
+                    import_id,
+                    event.seq,
+                    seen.stage,
+                    seen.rows_in,
+                    seen.rows_ok,
+                    seen.rows_failed,
+                ):
+                    log.info(
+                        "fact already recorded; re-announcing status",
+                        stage=seen.stage,
+                        seq=event.seq,
+                    )
+                    continue
+                counted = True
+                await repository.record_errors(conn, import_id, event.seq, seen.stage, seen.errors)
+                counts = apply_fact(counts, seen.fact)
+                previous, status = status, next_status(status, counts)
+                fact_error = seen.chunk_error
+                if counts.atomic and status == FAILED and fact_error is None:
+                    fact_error = "atomic import: a row was rejected, so nothing is kept"
+                error = error or fact_error  # the first one stays (as the import keeps it)
+                if status != previous:
+                    await journal.note(
+                        conn,
+                        import_id,
+                        "auditor",
+                        "status",
+                        previous=previous,
+                        status=status,
+                        error=fact_error,
+                        loaded=counts.loaded_rows,
+                        failed=counts.failed_rows,
+                    )
+            if not counted:
+                return _status(import_id, row["status"], row["version"], counts)
+            finished = status in TERMINAL
+            version = await repository.update_import(
+                conn, import_id, status, counts, error=error, finished=finished
+            )
             if finished:
-                await imports.forget_key_claims(conn, event.import_id)
+                await imports.forget_key_claims(conn, import_id)
             if status == FAILED and row["status"] not in TERMINAL:
-                await operations.rollback_after_failure(conn, event.import_id, "failure")
+                await operations.rollback_after_failure(conn, import_id, "failure")
         if finished and row["status"] not in TERMINAL:
             IMPORTS_FINISHED.labels(status).inc()
             IMPORT_SECONDS.observe((datetime.now(UTC) - row["created_at"]).total_seconds())
@@ -245,4 +275,4 @@ class ImportAuditor:
                 loaded=counts.loaded_rows,
                 failed=counts.failed_rows,
             )
-        return _status(event.import_id, status, version, counts)
+        return _status(import_id, status, version, counts)

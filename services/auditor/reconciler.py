@@ -220,8 +220,9 @@ class Reconciler:
             await self._give_up(conn, import_id, row, missing)
             return
         statuses: list[ImportStatus] = []
-        for outcome in await repository.ledger_outcomes(conn, import_id, missing.uncounted_loads):
-            statuses.append(await self._auditor.apply(conn, outcome))
+        outcomes = await repository.ledger_outcomes(conn, import_id, missing.uncounted_loads)
+        if outcomes:
+            statuses.append(await self._auditor.apply(conn, outcomes))
         REDRIVES.labels("counted_from_ledger").inc(len(missing.uncounted_loads))
         stored = await repository.stored_chunks(conn, import_id, missing.resend)
         acks = await self._publisher.send(

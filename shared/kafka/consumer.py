@@ -1,11 +1,12 @@
 """The consumer loop: the one place of the delivery contract.
 
 Delivery is at-least-once. A handler applies an event's effect and returns the events it
-causes; the loop sends those without waiting, and commits a batch's offsets only after every
-effect is committed and every outgoing event acknowledged. It retries transient failures
-(shared/failures.py) without moving on, for a bounded time, and sends what cannot be decoded
-(or cannot ever be applied) to the dead-letter topic with context headers. Every broker call
-has a timeout; a consumer that loses the broker (or is wedged) is rebuilt, topics first.
+causes (a batch handler, a whole fetched batch's); the loop sends those without waiting,
+and commits a batch's offsets only after every effect is committed and every outgoing
+event acknowledged. It retries transient failures (shared/failures.py) without moving on,
+for a bounded time, and sends what cannot be decoded (or cannot ever be applied) to the
+dead-letter topic with context headers. Every broker call has a timeout; a consumer that
+loses the broker (or is wedged) is rebuilt, topics first.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def wedged(*, lag: int, busy: bool, idle_seconds: float) -> bool:
 
 E = TypeVar("E", bound=msgspec.Struct)
 Decode = Callable[[bytes, str], E]
+BatchHandler = Callable[[Sequence[tuple[E, Delivery]]], Awaitable[Sequence[Outgoing]]]
 
 
 class ConsumerLoop(Generic[E]):
@@ -67,6 +69,12 @@ class ConsumerLoop(Generic[E]):
     idempotently. A transient failure is retried with backoff for `retry_seconds`, then
     the event is dead-lettered (the auditor's reconciler re-drives the import from
     PostgreSQL). Stop with `stop()`: the event in hand is finished and committed first.
+
+    With a `batch_handler`, a fetched batch of several events is first applied at once
+    (fewer transactions and events); if any of it cannot be decoded, or the handler raises,
+    the batch is applied again event by event with `handler`, which retries or
+    dead-letters each as above (so a batch handler's effects, like a handler's, must be
+    idempotent).
 
     The member must poll within `max_poll_interval_ms` or the group gives its partitions
     to another (which then does the same work and races its key claims). So a batch ends
@@ -84,6 +92,7 @@ class ConsumerLoop(Generic[E]):
         handler: Callable[[E, Delivery], Awaitable[Sequence[Outgoing]]],
         decode: Decode[E],
         publisher: EventPublisher,
+        batch_handler: BatchHandler[E] | None = None,
         max_records: int = 20,
         partitions: int = 6,
         retry_seconds: float = 300.0,
@@ -96,6 +105,7 @@ class ConsumerLoop(Generic[E]):
         self.group = group
         self._topics = tuple(topics)
         self._handler = handler
+        self._batch_handler = batch_handler
         self._decode_payload = decode
         self._publisher = publisher
         self._max_records = max_records
@@ -245,6 +255,8 @@ class ConsumerLoop(Generic[E]):
         consumer: AIOKafkaConsumer,
         pending: list[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]],
     ) -> None:
+        if len(pending) > 1 and await self._apply_together(consumer, pending):
+            return
         done: dict[TopicPartition, int] = {}
         acks: list[asyncio.Future[Any]] = []
         for index, (tp, record) in enumerate(pending):
@@ -259,6 +271,45 @@ class ConsumerLoop(Generic[E]):
             if retried:  # poll again before the rest, which is fetched again
                 self._rewind(consumer, pending[index + 1 :])
                 break
+        await self._commit(consumer, done, acks)
+
+    async def _apply_together(
+        self,
+        consumer: AIOKafkaConsumer,
+        pending: list[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]],
+    ) -> bool:
+        """Apply the batch with the batch handler: True when it is applied and committed,
+        False when it must be applied event by event (no batch handler, a record that
+        cannot be decoded, or a failure: what the handler did is then applied again,
+        which changes nothing)."""
+        if self._batch_handler is None or self._stopping.is_set():
+            return False
+        started = time.perf_counter()
+        try:
+            items = [(self._decode(record), self._delivery(record)) for _, record in pending]
+        except InvalidEvent:
+            return False
+        try:
+            outgoing = await self._batch_handler(items)
+        except Exception as exc:  # noqa: BLE001 — each event is applied again on its own
+            log.info("batch not applied at once; applying it event by event", error=repr(exc))
+            return False
+        acks = await self._publisher.send(outgoing)
+        done = {tp: record.offset + 1 for tp, record in pending}  # offsets rise in a batch
+        each = (time.perf_counter() - started) / len(pending)
+        for _, record in pending:
+            EVENTS_CONSUMED.labels(self.service, record.topic, "applied").inc()
+            EVENT_SECONDS.labels(self.service, record.topic).observe(each)
+        await self._commit(consumer, done, acks)
+        return True
+
+    async def _commit(
+        self,
+        consumer: AIOKafkaConsumer,
+        done: dict[TopicPartition, int],
+        acks: list[asyncio.Future[Any]],
+    ) -> None:
+        """Commit the offsets `done` once the events sent (`acks`) are acknowledged."""
         if not done:
             return
         # Effects are committed; if their events are not acknowledged, this raises and the
@@ -290,9 +341,7 @@ class ConsumerLoop(Generic[E]):
     ) -> tuple[Sequence[Outgoing], bool] | None:
         """Apply one record; (the events it causes, whether it needed retrying). None only
         if we were asked to stop before it was applied."""
-        delivery = Delivery(
-            record.topic, record.partition, record.offset, header(record, "ce_source")
-        )
+        delivery = self._delivery(record)
         started = time.perf_counter()
         try:
             event = self._decode(record)
@@ -344,6 +393,10 @@ class ConsumerLoop(Generic[E]):
                 await self._on_dead_letter(import_id, f"{record.topic}: {reason[:500]}")
             except Exception as exc:  # noqa: BLE001
                 log.warning("dead letter not journalled", error=repr(exc))
+
+    @staticmethod
+    def _delivery(record: ConsumerRecord[bytes, bytes]) -> Delivery:
+        return Delivery(record.topic, record.partition, record.offset, header(record, "ce_source"))
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> E:
         if record.value is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -174,3 +174,116 @@ async def test_log_ends_are_the_true_ends_of_batched_partitions(bootstrap: str) 
         await consumer.stop()
     assert ends[TopicPartition(topic, 0)] == 19
     assert all(end == 0 for tp, end in ends.items() if tp.partition != 0)
+
+
+async def _produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
+    """`values` on one partition, sent together (so they are fetched as one batch)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, value, key=b"one partition") for value in values]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+def _loaded(seq: int) -> bytes:
+    return events.encode(
+        events.ChunkLoaded(import_id=uuid.UUID(int=7), seq=seq, loaded_rows=1, failed_rows=0)
+    )
+
+
+async def _run_until(loop: ConsumerLoop[events.Event], done: Callable[[], bool]) -> None:
+    task = asyncio.create_task(loop.run())
+    try:
+        for _ in range(300):
+            if done() and loop.running and loop.lag == 0 and loop.stalled_for() == 0:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)  # anything redelivered would be applied again by now
+    finally:
+        loop.stop()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_a_batch_handler_applies_a_fetched_batch_at_once(
+    bootstrap: str, services: Running
+) -> None:
+    topic = f"test.batch.{uuid.uuid4().hex[:8]}"
+    await _produce(bootstrap, topic, [_loaded(seq) for seq in range(5)])
+    batches: list[list[int]] = []
+    one_by_one: list[int] = []
+
+    async def each(event: events.Event, _: Delivery) -> Sequence[Outgoing]:
+        assert isinstance(event, events.ChunkLoaded)
+        one_by_one.append(event.seq)
+        return ()
+
+    async def together(items: Sequence[tuple[events.Event, Delivery]]) -> Sequence[Outgoing]:
+        batches.append([e.seq for e, _ in items if isinstance(e, events.ChunkLoaded)])
+        return ()
+
+    loop = ConsumerLoop(
+        service="test",
+        bootstrap=bootstrap,
+        group=f"test-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=each,
+        batch_handler=together,
+        decode=events.decode,
+        publisher=services.apps["loader"][PUBLISHER],
+    )
+    await _run_until(loop, lambda: sum(map(len, batches)) + len(one_by_one) >= 5)
+    seen = [seq for batch in batches for seq in batch] + one_by_one
+    assert sorted(seen) == [0, 1, 2, 3, 4]  # each once, committed
+    assert any(len(batch) > 1 for batch in batches)  # several at once
+
+
+async def test_a_batch_that_fails_is_applied_event_by_event(
+    bootstrap: str, services: Running
+) -> None:
+    """The batch handler raises, and one record cannot be decoded: every good event is
+    applied by the event handler once, and the bad record is dead-lettered, not retried."""
+    topic = f"test.batchfail.{uuid.uuid4().hex[:8]}"
+    await _produce(bootstrap, topic, [_loaded(0), _loaded(1), b"not msgpack", _loaded(2)])
+    tried: list[int] = []
+    applied: list[int] = []
+
+    async def each(event: events.Event, _: Delivery) -> Sequence[Outgoing]:
+        assert isinstance(event, events.ChunkLoaded)
+        applied.append(event.seq)
+        return ()
+
+    async def fails(items: Sequence[tuple[events.Event, Delivery]]) -> Sequence[Outgoing]:
+        tried.append(len(items))
+        raise RuntimeError("a bug in the batch handler")
+
+    loop = ConsumerLoop(
+        service="test",
+        bootstrap=bootstrap,
+        group=f"test-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=each,
+        batch_handler=fails,
+        decode=events.decode,
+        publisher=services.apps["loader"][PUBLISHER],
+    )
+    await _run_until(loop, lambda: len(applied) >= 3)
+    assert applied == [0, 1, 2]
+    assert tried == []  # a batch holding an undecodable record goes event by event
+
+    topic = f"test.batchfail.{uuid.uuid4().hex[:8]}"
+    await _produce(bootstrap, topic, [_loaded(3), _loaded(4)])
+    loop = ConsumerLoop(
+        service="test",
+        bootstrap=bootstrap,
+        group=f"test-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=each,
+        batch_handler=fails,
+        decode=events.decode,
+        publisher=services.apps["loader"][PUBLISHER],
+    )
+    await _run_until(loop, lambda: len(applied) >= 5)
+    assert applied == [0, 1, 2, 3, 4]
+    assert tried and max(tried) == 2  # tried at once, then event by event
