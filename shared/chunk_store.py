@@ -103,6 +103,17 @@ async def read(conn: Conn, import_id: uuid.UUID, seq: int) -> ChunkSubmitted | N
     return None if payload is None else decode(payload)
 
 
+async def read_many(conn: Conn, import_id: uuid.UUID, seqs: list[int]) -> list[ChunkSubmitted]:
+    """The stored chunks of these seqs that there are, in seq order."""
+    rows = await conn.fetch(
+        "SELECT payload FROM tidegate.chunks WHERE import_id = $1 AND seq = ANY($2::int[])"
+        " ORDER BY seq",
+        import_id,
+        seqs,
+    )
+    return [decode(row["payload"]) for row in rows]
+
+
 def decode(payload: bytes) -> ChunkSubmitted:
     return _submitted.decode(payload)
 

@@ -110,30 +110,38 @@ class KeyClaims:
         return book
 
     async def claim(
-        self, conn: Conn, import_id: uuid.UUID, seq: int, claims: Claims
-    ) -> list[tuple[int, int, int, int]]:
-        """Claim this chunk's first occurrences; returns (key number, line, owner seq,
-        owner line) for each key value an earlier line already holds."""
-        book = await self._book(conn, import_id, seq)
-        lost: list[tuple[int, int, int, int]] = []
-        mine: Claims = {}
-        base = seq << 32
-        for key_no, (digests, lines) in claims.items():
-            won_digests: list[int] = []
-            won_lines: list[int] = []
-            mine_all = [base | line for line in lines]
-            owned = book.of(key_no).claim(digests, mine_all)
-            for digest, line, me, owner in zip(digests, lines, mine_all, owned, strict=True):
-                if owner == me:
-                    won_digests.append(digest)
-                    won_lines.append(line)
-                else:
-                    lost.append((key_no, line, owner >> 32, owner & 0xFFFFFFFF))
-            if won_digests:
-                mine[key_no] = (won_digests, won_lines)
-        book.last_seq = max(book.last_seq, seq)
-        await repository.record_claims(conn, import_id, seq, mine)
-        return lost
+        self, conn: Conn, import_id: uuid.UUID, chunks: Sequence[tuple[int, Claims]]
+    ) -> list[list[tuple[int, int, int, int]]]:
+        """Claim the first occurrences of consecutive chunks (seq, claims), in order; for
+        each chunk, (key number, line, owner seq, owner line) of each key value an earlier
+        line already holds. The chunks' new claims are recorded in one statement."""
+        if not chunks:
+            return []
+        book = await self._book(conn, import_id, chunks[0][0])
+        lost_by_chunk: list[list[tuple[int, int, int, int]]] = []
+        won: list[tuple[int, Claims]] = []
+        for seq, claims in chunks:
+            lost: list[tuple[int, int, int, int]] = []
+            mine: Claims = {}
+            base = seq << 32
+            for key_no, (digests, lines) in claims.items():
+                won_digests: list[int] = []
+                won_lines: list[int] = []
+                mine_all = [base | line for line in lines]
+                owned = book.of(key_no).claim(digests, mine_all)
+                for digest, line, me, owner in zip(digests, lines, mine_all, owned, strict=True):
+                    if owner == me:
+                        won_digests.append(digest)
+                        won_lines.append(line)
+                    else:
+                        lost.append((key_no, line, owner >> 32, owner & 0xFFFFFFFF))
+                if won_digests:
+                    mine[key_no] = (won_digests, won_lines)
+            book.last_seq = max(book.last_seq, seq)
+            lost_by_chunk.append(lost)
+            won.append((seq, mine))
+        await repository.record_claims(conn, import_id, won)
+        return lost_by_chunk
 
     def forget(self, import_id: uuid.UUID) -> None:
         """After the last chunk: a chunk validated again rebuilds from the database."""

@@ -8,15 +8,25 @@ made in file order, so a redelivered chunk yields the same event id and the same
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
 import asyncpg
 import structlog
 
 from services.validator import repository
-from services.validator.chunk import validate_rows
+from services.validator.chunk import ChunkResult, validate_rows
 from services.validator.claims import KeyClaims
 from services.validator.column import ColumnRule
 from services.validator.metrics import CELL_ERRORS, PHASE_SECONDS, ROWS_VALIDATED
-from services.validator.relations import Outcome, RefSpec, RelationCheck, key_specs, ref_spec
+from services.validator.relations import (
+    ChunkRows,
+    Outcome,
+    RefSpec,
+    RelationCheck,
+    key_specs,
+    ref_spec,
+)
 from shared import chunk_store, imports, journal, topics
 from shared.attempts import AttemptsExhausted, with_attempts
 from shared.catalog import HeaderMismatch, TableCache, TableDef, load_table, match_header
@@ -47,6 +57,32 @@ class Compiled:
     def __init__(self, columns: list[ColumnRule], relations: RelationCheck) -> None:
         self.columns = columns
         self.relations = relations
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the rows of a chunk are checked; chunks with equal plans are checked together."""
+
+    compiled: Compiled
+    policy: DuplicatePolicy
+    match_on: tuple[str, ...]
+
+
+def _runs(items: Sequence[tuple[Event, Delivery]]) -> list[list[tuple[Event, Delivery]]]:
+    """The batch cut into runs of consecutive chunk references of one import (seq by seq)
+    and single events."""
+    runs: list[list[tuple[Event, Delivery]]] = []
+    for event, delivery in items:
+        last = runs[-1][-1][0] if runs else None
+        if (
+            isinstance(event, ChunkStored)
+            and isinstance(last, ChunkStored)
+            and (last.import_id, last.seq + 1) == (event.import_id, event.seq)
+        ):
+            runs[-1].append((event, delivery))
+        else:
+            runs.append([(event, delivery)])
+    return runs
 
 
 class ChunkValidator:
@@ -105,7 +141,7 @@ class ChunkValidator:
                 result = self._result(
                     chunk, [], [], [], len(chunk.rows), "reject", chunk_error=reason
                 )
-            await repository.record_verdict(conn, result)
+            await repository.record_verdicts(conn, [result])
         return [(topics.CHUNK_VALIDATED, result, str(event.import_id))]
 
     @staticmethod
@@ -150,7 +186,81 @@ class ChunkValidator:
             )
         return event
 
+    async def handle_batch(
+        self,
+        items: Sequence[tuple[Event, Delivery]],
+        one: Callable[[Event, Delivery], Awaitable[list[Outgoing]]],
+    ) -> list[Outgoing]:
+        """Runs of chunk references of one import, in order, are validated together (one
+        read of the import and its chunks, one lookup per key, one record of claims and
+        of verdicts); anything else is handled one by one, by `one`."""
+        out: list[Outgoing] = []
+        for run in _runs(items):
+            refs = [e for e, _ in run if isinstance(e, ChunkStored)]
+            verdicts = await self._together(refs) if len(refs) > 1 else None
+            if verdicts is None:
+                for event, delivery in run:
+                    out += await one(event, delivery)
+            else:
+                out += [(topics.CHUNK_VALIDATED, v, str(v.import_id)) for v in verdicts]
+        return out
+
+    async def _together(self, refs: Sequence[ChunkStored]) -> list[ChunkValidated] | None:
+        """The verdicts on consecutive chunks of a running import, recorded; None when
+        they must go one by one (an unknown or finished import, a chunk not stored)."""
+        import_id = refs[0].import_id
+        async with self._pool.acquire() as conn:
+            state = await imports.import_state(conn, import_id)
+            if state is None or state.finished:
+                return None
+            chunks = await chunk_store.read_many(conn, import_id, [r.seq for r in refs])
+            if [(c.import_id, c.seq) for c in chunks] != [(r.import_id, r.seq) for r in refs]:
+                return None
+            verdicts = await self.validate_together(conn, chunks)
+            await repository.record_verdicts(conn, verdicts)
+        return verdicts
+
     async def validate(self, conn: Conn, event: ChunkSubmitted) -> ChunkValidated:
+        return (await self.validate_together(conn, [event]))[0]
+
+    async def validate_together(
+        self, conn: Conn, events: Sequence[ChunkSubmitted]
+    ) -> list[ChunkValidated]:
+        """Verdicts on consecutive chunks of one import: the same as one at a time."""
+        verdicts: dict[int, ChunkValidated] = {}
+        runs: list[tuple[_Plan, list[tuple[int, ChunkSubmitted]]]] = []
+        for i, event in enumerate(events):
+            plan = await self._plan(conn, event)
+            if isinstance(plan, ChunkValidated):
+                verdicts[i] = plan
+            elif runs and runs[-1][0] == plan:
+                runs[-1][1].append((i, event))
+            else:
+                runs.append((plan, [(i, event)]))
+        for plan, run in runs:
+            with PHASE_SECONDS.labels("cells").time():
+                cells = [
+                    validate_rows(plan.compiled.columns, e.rows, e.line_numbers()) for _, e in run
+                ]
+            with PHASE_SECONDS.labels("relations").time():
+                related = await plan.compiled.relations.check(
+                    conn,
+                    import_id=run[0][1].import_id,
+                    chunks=[
+                        ChunkRows(e.seq, c.rows, c.lines)
+                        for (_, e), c in zip(run, cells, strict=True)
+                    ],
+                    policy=plan.policy,
+                    match_on=plan.match_on,
+                )
+            if any(e.last for _, e in run):
+                self._claims.forget(run[0][1].import_id)
+            for (i, event), checked, outcome in zip(run, cells, related, strict=True):
+                verdicts[i] = self._verdict(event, checked, outcome, plan)
+        return [verdicts[i] for i in range(len(events))]
+
+    async def _plan(self, conn: Conn, event: ChunkSubmitted) -> _Plan | ChunkValidated:
+        """The checks for the chunk, or its verdict if it is rejected as a whole."""
         table = await self._tables.get(conn, event.table)
         problem = self._chunk_problem(event, table)
         rules: TableRules | None = None
@@ -172,20 +282,11 @@ class ChunkValidator:
             ROWS_VALIDATED.labels("invalid").inc(len(event.rows))
             return self._result(event, [], [], [], len(event.rows), policy, chunk_error=problem)
         assert table is not None and rules is not None
-        with PHASE_SECONDS.labels("cells").time():
-            cells = validate_rows(compiled.columns, event.rows, event.line_numbers())
-        with PHASE_SECONDS.labels("relations").time():
-            related = await compiled.relations.check(
-                conn,
-                import_id=event.import_id,
-                seq=event.seq,
-                rows=cells.rows,
-                lines=cells.lines,
-                policy=policy,
-                match_on=match_key(table, rules),
-            )
-        if event.last:
-            self._claims.forget(event.import_id)
+        return _Plan(compiled, policy, match_key(table, rules))
+
+    def _verdict(
+        self, event: ChunkSubmitted, cells: ChunkResult, related: Outcome, plan: _Plan
+    ) -> ChunkValidated:
         dropped = related.rejected | related.skipped
         kept = [p for i, p in enumerate(cells.positions) if i not in dropped]
         errors = sorted(cells.errors + related.errors, key=lambda e: e.line)
@@ -201,9 +302,9 @@ class ChunkValidator:
             cells.changes,
             errors,
             invalid,
-            policy,
+            plan.policy,
             related=related,
-            match_on=match_key(table, rules) if policy == "update" else (),
+            match_on=plan.match_on if plan.policy == "update" else (),
         )
 
     def _chunk_problem(self, event: ChunkSubmitted, table: TableDef | None) -> str | None:

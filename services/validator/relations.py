@@ -132,6 +132,15 @@ def _describe(columns: Sequence[str], values: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkRows:
+    """A chunk's rows to check (after the cell checks), and their lines in the file."""
+
+    seq: int
+    rows: Sequence[Sequence[str]]
+    lines: Sequence[int]
+
+
+@dataclass(frozen=True, slots=True)
 class _Chunk:
     """One chunk being checked, and what the checks found so far."""
 
@@ -165,18 +174,30 @@ class RelationCheck:
         conn: Conn,
         *,
         import_id: uuid.UUID,
-        seq: int,
-        rows: Sequence[Sequence[str]],
-        lines: Sequence[int],
+        chunks: Sequence[ChunkRows],
         policy: DuplicatePolicy,
         match_on: tuple[str, ...],
-    ) -> Outcome:
-        cells = {spec.key_no: self._key_cells(spec, rows) for spec in self.keys}
-        chunk = _Chunk(import_id, seq, rows, lines, policy, match_on, Outcome(), cells)
-        await self._in_file(conn, chunk)
-        await self._in_table(conn, chunk)
-        await self._references(conn, chunk)
-        return chunk.out
+    ) -> list[Outcome]:
+        """The outcome of each of `chunks` (consecutive chunks of the import, in file
+        order): the same as checking them one at a time, with one lookup per key for all."""
+        parts = [
+            _Chunk(
+                import_id,
+                chunk.seq,
+                chunk.rows,
+                chunk.lines,
+                policy,
+                match_on,
+                Outcome(),
+                {spec.key_no: self._key_cells(spec, chunk.rows) for spec in self.keys},
+            )
+            for chunk in chunks
+        ]
+        await self._in_file(conn, parts)
+        await self._in_table(conn, parts)
+        for part in parts:
+            await self._references(conn, part)
+        return [part.out for part in parts]
 
     @staticmethod
     def _key_cells(spec: KeySpec, rows: Sequence[Sequence[str]]) -> list[tuple[str, ...] | None]:
@@ -212,70 +233,82 @@ class RelationCheck:
             )
         )
 
-    async def _in_file(self, conn: Conn, chunk: _Chunk) -> None:
-        lines = chunk.lines
-        claims: Claims = {}
-        index_of_line = {line: i for i, line in enumerate(lines)}
-        for spec in self.keys:
-            first: dict[int, int] = {}
-            claimed_digests: list[int] = []
-            claimed_lines: list[int] = []
-            for i, key in enumerate(digests(spec.canons, chunk.cells[spec.key_no])):
-                if key is None:
-                    continue
-                if key in first:
-                    where = f"repeats line {lines[first[key]]} of this file"
-                    self._duplicate(chunk, i, spec, "duplicate_in_file", where)
-                else:
-                    first[key] = i
-                    claimed_digests.append(key)
-                    claimed_lines.append(lines[i])
-            claims[spec.key_no] = (claimed_digests, claimed_lines)
+    async def _in_file(self, conn: Conn, parts: Sequence[_Chunk]) -> None:
         by_no = {spec.key_no: spec for spec in self.keys}
-        for key_no, line, owner_seq, owner_line in await self._claims.claim(
-            conn, chunk.import_id, chunk.seq, claims
-        ):
-            if (owner_seq, owner_line) == (chunk.seq, line):
-                continue  # this chunk's own claim: it is being validated again
-            where = f"repeats line {owner_line} of this file"
-            self._duplicate(chunk, index_of_line[line], by_no[key_no], "duplicate_in_file", where)
+        claims: list[tuple[int, Claims]] = []
+        for chunk in parts:
+            lines = chunk.lines
+            mine: Claims = {}
+            for spec in self.keys:
+                first: dict[int, int] = {}
+                claimed_digests: list[int] = []
+                claimed_lines: list[int] = []
+                for i, key in enumerate(digests(spec.canons, chunk.cells[spec.key_no])):
+                    if key is None:
+                        continue
+                    if key in first:
+                        where = f"repeats line {lines[first[key]]} of this file"
+                        self._duplicate(chunk, i, spec, "duplicate_in_file", where)
+                    else:
+                        first[key] = i
+                        claimed_digests.append(key)
+                        claimed_lines.append(lines[i])
+                mine[spec.key_no] = (claimed_digests, claimed_lines)
+            claims.append((chunk.seq, mine))
+        if not parts:
+            return
+        lost = await self._claims.claim(conn, parts[0].import_id, claims)
+        for chunk, taken in zip(parts, lost, strict=True):
+            index_of_line = {line: i for i, line in enumerate(chunk.lines)}
+            for key_no, line, owner_seq, owner_line in taken:
+                if (owner_seq, owner_line) == (chunk.seq, line):
+                    continue  # this chunk's own claim: it is being validated again
+                where = f"repeats line {owner_line} of this file"
+                spec = by_no[key_no]
+                self._duplicate(chunk, index_of_line[line], spec, "duplicate_in_file", where)
 
-    async def _in_table(self, conn: Conn, chunk: _Chunk) -> None:
-        rows, out = chunk.rows, chunk.out
+    async def _in_table(self, conn: Conn, parts: Sequence[_Chunk]) -> None:
+        if not parts:
+            return
+        policy, match_on = parts[0].policy, parts[0].match_on
         extra: tuple[int, ...]
         for spec in self.keys:
             sql, extra = spec.lookup_sql, ()
-            if chunk.policy == "update" and not spec.declared:
-                if set(spec.columns) != set(chunk.match_on):
+            if policy == "update" and not spec.declared:
+                if set(spec.columns) != set(match_on):
                     continue  # other keys: a conflicting update is refused by the database
-            elif chunk.policy == "update":
+            elif policy == "update":
                 # A declared key: the row being updated may keep its own value.
-                extra = tuple(self.columns.index(name) for name in chunk.match_on)
+                extra = tuple(self.columns.index(name) for name in match_on)
                 sql = repository.declared_key_sql(
                     self.table.sql_name,
                     spec.typed,
                     fold=spec.fold,
-                    other_than=[(n, self.table.column(n).cast_sql) for n in chunk.match_on],
+                    other_than=[(n, self.table.column(n).cast_sql) for n in match_on],
                 )
-            dropped = out.rejected | out.skipped
-            candidates = [
-                i
-                for i, cells in enumerate(chunk.cells[spec.key_no])
-                if cells is not None and i not in dropped
-            ]
-            tuples = [[rows[i][p] for p in spec.positions + extra] for i in candidates]
+            candidates: list[tuple[_Chunk, int]] = []
+            for chunk in parts:
+                dropped = chunk.out.rejected | chunk.out.skipped
+                candidates += [
+                    (chunk, i)
+                    for i, cells in enumerate(chunk.cells[spec.key_no])
+                    if cells is not None and i not in dropped
+                ]
+            places = spec.positions + extra
+            tuples = [[chunk.rows[i][p] for p in places] for chunk, i in candidates]
             hits = await repository.lookup(conn, sql, tuples)
             if hits and spec.own_rows_sql is not None:
                 # Validated again after it was loaded: its own rows are no duplicates.
                 keys = [tuples[h][: len(spec.positions)] for h in hits]
-                own = await repository.lookup(conn, spec.own_rows_sql, keys, chunk.import_id)
+                own = await repository.lookup(conn, spec.own_rows_sql, keys, parts[0].import_id)
                 loaded = set(own)
                 hits = [h for k, h in enumerate(hits) if k not in loaded]
+            where = f"already exists in {self.table.qualified_name}"
+            if spec.fold:
+                where += " (ignoring case)"
             for hit in hits:
-                where = f"already exists in {self.table.qualified_name}"
-                if spec.fold:
-                    where = f"already exists in {self.table.qualified_name} (ignoring case)"
-                self._duplicate(chunk, candidates[hit], spec, "duplicate_in_table", where)
+                chunk, index = candidates[hit]
+                self._duplicate(chunk, index, spec, "duplicate_in_table", where)
 
     async def _references(self, conn: Conn, chunk: _Chunk) -> None:
         rows, lines, out = chunk.rows, chunk.lines, chunk.out

@@ -26,26 +26,28 @@ async def claimed_chunks(conn: Conn, import_id: uuid.UUID) -> list[asyncpg.Recor
 async def record_claims(
     conn: Conn,
     import_id: uuid.UUID,
-    seq: int,
-    claims: dict[int, tuple[list[int], list[int]]],
+    chunks: Sequence[tuple[int, dict[int, tuple[list[int], list[int]]]]],
 ) -> None:
-    """One row per key of the chunk: the key values it was first to use, and their lines."""
-    if claims:
+    """One row per key of each chunk (seq, claims): the key values it was first to use,
+    and their lines."""
+    rows = [
+        (import_id, seq, key_no, int_array(d), int_array(lines))
+        for seq, claims in chunks
+        for key_no, (d, lines) in claims.items()
+    ]
+    if rows:
         await conn.executemany(
             "INSERT INTO tidegate.import_key_chunks (import_id, seq, key_no, digests, lines)"
             " VALUES ($1, $2, $3, $4::text::bigint[], $5::text::int[]) ON CONFLICT DO NOTHING",
-            [
-                (import_id, seq, key_no, int_array(d), int_array(lines))
-                for key_no, (d, lines) in claims.items()
-            ],
+            rows,
         )
 
 
-async def record_verdict(conn: Conn, verdict: ChunkValidated) -> None:
-    """The digest and counts of the chunk.validated event about to be published (the last
+async def record_verdicts(conn: Conn, verdicts: Sequence[ChunkValidated]) -> None:
+    """The digest and counts of each chunk.validated event about to be published (the last
     one wins: a chunk validated again after the table changed supersedes its earlier
     verdict). The loader loads, and the auditor counts, only the event recorded here."""
-    await conn.execute(
+    await conn.executemany(
         "INSERT INTO tidegate.chunk_verdicts (import_id, seq, digest, total_rows,"
         " invalid_rows, skipped_rows, duplicate_rows, error_count, chunk_error)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -54,15 +56,20 @@ async def record_verdict(conn: Conn, verdict: ChunkValidated) -> None:
         " skipped_rows = EXCLUDED.skipped_rows, duplicate_rows = EXCLUDED.duplicate_rows,"
         " error_count = EXCLUDED.error_count, chunk_error = EXCLUDED.chunk_error,"
         " validated_at = now() WHERE chunk_verdicts.digest <> EXCLUDED.digest",
-        verdict.import_id,
-        verdict.seq,
-        digest(verdict),
-        verdict.total_rows,
-        verdict.invalid_rows,
-        verdict.skipped_rows,
-        verdict.duplicate_rows,
-        len(verdict.errors),
-        verdict.chunk_error,
+        [
+            (
+                v.import_id,
+                v.seq,
+                digest(v),
+                v.total_rows,
+                v.invalid_rows,
+                v.skipped_rows,
+                v.duplicate_rows,
+                len(v.errors),
+                v.chunk_error,
+            )
+            for v in verdicts
+        ],
     )
 
 

@@ -97,6 +97,51 @@ async def test_keys_across_chunks_and_validating_again(
     assert claims == 9  # ids 1-8 and one code: first occurrences only
 
 
+async def test_chunks_checked_together_get_the_verdicts_of_one_at_a_time(
+    pool: asyncpg.Pool, table: str, tmp_path: Path
+) -> None:
+    """Consecutive chunks fetched together are checked with one lookup per key: in-file
+    duplicates within and across them, and keys already in the table, come out as when
+    each chunk is checked alone."""
+    code = "8f14e45f-ceea-467a-9af8-2f2d4c6f3a10"
+    chunks = [
+        [["1", code, ""], ["2", "", "1"], ["100", "", ""]],
+        [["01", "", ""], ["4", code.upper(), ""], ["5", "", "3"], ["5", "", ""]],
+        [["6", "", "9"], ["2", "", ""], ["7", "", "6"]],
+    ]
+
+    def chunked(import_id: uuid.UUID) -> list[ChunkSubmitted]:
+        lines = [2, 5, 9]
+        return [
+            submitted(import_id, table, seq, rows, first=lines[seq])
+            for seq, rows in enumerate(chunks)
+        ]
+
+    def validator() -> ChunkValidator:
+        return ChunkValidator(
+            pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100, 0.01
+        )
+
+    alone, together = validator(), validator()
+    async with pool.acquire() as conn:
+        one_by_one = [await alone.validate(conn, c) for c in chunked(uuid.uuid4())]
+        at_once = await together.validate_together(conn, chunked(uuid.uuid4()))
+    assert [verdict(v) for v in at_once] == [verdict(v) for v in one_by_one]
+    assert [(v.dropped, v.invalid_rows, v.duplicate_rows) for v in at_once] == [
+        (v.dropped, v.invalid_rows, v.duplicate_rows) for v in one_by_one
+    ]
+    assert [verdict(v) for v in at_once] == [
+        [(4, "id", "duplicate_in_table")],
+        [
+            (5, "id", "duplicate_in_file"),
+            (6, "code", "duplicate_in_file"),
+            (7, "parent", "missing_reference"),  # no 3 in the table or the file so far
+            (8, "id", "duplicate_in_file"),
+        ],
+        [(9, "parent", "missing_reference"), (10, "id", "duplicate_in_file")],
+    ]
+
+
 async def test_the_same_verdict_after_the_chunk_was_loaded(
     pool: asyncpg.Pool, db: asyncpg.Connection, table: str, tmp_path: Path
 ) -> None:
