@@ -144,7 +144,8 @@ class ChunkLoaded(_Event, frozen=True, tag="tidegate.chunk.loaded.v1"):
 
 
 class ImportStatus(_Event, frozen=True, tag="tidegate.import.status.v1"):
-    """The state and counts of an import after the auditor applied an event."""
+    """The state and counts of an import after the auditor applied a batch of its events
+    (one or more: versions may skip)."""
 
     status: str
     version: NonNegative

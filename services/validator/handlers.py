@@ -68,20 +68,27 @@ class _Plan:
     match_on: tuple[str, ...]
 
 
-def _runs(items: Sequence[tuple[Event, Delivery]]) -> list[list[tuple[Event, Delivery]]]:
-    """The batch cut into runs of consecutive chunk references of one import (seq by seq)
-    and single events."""
+def _runs(
+    items: Sequence[tuple[Event, Delivery]], max_rows: int
+) -> list[list[tuple[Event, Delivery]]]:
+    """The batch cut into runs of consecutive chunk references of one import (seq by seq,
+    of `max_rows` rows at most: no more in memory than one chunk of the largest size) and
+    single events."""
     runs: list[list[tuple[Event, Delivery]]] = []
+    rows = 0
     for event, delivery in items:
         last = runs[-1][-1][0] if runs else None
         if (
             isinstance(event, ChunkStored)
             and isinstance(last, ChunkStored)
             and (last.import_id, last.seq + 1) == (event.import_id, event.seq)
+            and rows + event.row_count <= max_rows
         ):
             runs[-1].append((event, delivery))
+            rows += event.row_count
         else:
             runs.append([(event, delivery)])
+            rows = event.row_count if isinstance(event, ChunkStored) else 0
     return runs
 
 
@@ -195,7 +202,7 @@ class ChunkValidator:
         read of the import and its chunks, one lookup per key, one record of claims and
         of verdicts); anything else is handled one by one, by `one`."""
         out: list[Outgoing] = []
-        for run in _runs(items):
+        for run in _runs(items, self._max_rows):
             refs = [e for e, _ in run if isinstance(e, ChunkStored)]
             verdicts = await self._together(refs) if len(refs) > 1 else None
             if verdicts is None:
