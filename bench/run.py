@@ -6,7 +6,8 @@ DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set), and prints, as ratios to raw CO
 in the same run:
 
 - the big file, clean and with 2 % bad rows: upload → final, each stage's busy seconds and
-  rows/s, how much the stages overlapped, and PostgreSQL's time per statement kind;
+  rows/s, how much the stages overlapped, and PostgreSQL's time per statement kind; and the
+  clean file again in the largest chunks allowed (`chunk_size=10000`; the default is 1,000);
 - the 10,000-row file, upload → completed, median of 5;
 - 8 keys importing a 10,000-row file each at once (the seed's workload): aggregate rows/s;
 - recovery on the clean import: verify-data, backup, rollback, restore;
@@ -47,6 +48,7 @@ import asyncpg
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.config import DEFAULTS
 from tidegate import client
 from tidegate.keys import create_key
 from tidegate.sample_data import HEADER, TABLE_SQL, write_file
@@ -54,6 +56,7 @@ from tidegate.stack import SERVICES, Stack
 
 DATA = Path(__file__).parent / "data"
 PROFILES = Path(__file__).parent / "profiles"
+BIG_CHUNK = int(DEFAULTS["max_chunk_size"])  # the clean file again, in the largest chunks
 CONCURRENT_KEYS = 8
 SPY = str(Path(sys.executable).with_name("py-spy"))
 
@@ -150,7 +153,12 @@ async def wal_bytes(database_url: str) -> int:
 
 
 async def pipeline(
-    database_url: str, api: str, path: Path, table: str, poll: float = 0.1
+    database_url: str,
+    api: str,
+    path: Path,
+    table: str,
+    poll: float = 0.1,
+    options: dict[str, str] | None = None,
 ) -> tuple[float, dict[str, Any]]:
     key = await create_key(
         database_url, f"bench {table}", "data_manager", requests_per_minute=1_000_000
@@ -163,7 +171,9 @@ async def pipeline(
     timeout = aiohttp.ClientTimeout(total=3600)
     async with client.session(key, timeout=timeout) as session:
         started = time.perf_counter()
-        accepted = await client.upload(session, api, path, f"public.{table}", progress=False)
+        accepted = await client.upload(
+            session, api, path, f"public.{table}", options, progress=False
+        )
         uploaded = time.perf_counter() - started
         final = await client.follow(session, api, accepted["id"], progress=False, poll=poll)
         elapsed = time.perf_counter() - started
@@ -490,6 +500,8 @@ def main() -> None:
             for label, path, table in runs
         ]
         clean = results[0][2]
+        big_chunks = {"chunk_size": str(BIG_CHUNK)}
+        tuned_s = asyncio.run(pipeline(url, api, big, "bench_big_chunks", options=big_chunks))[0]
         undo = asyncio.run(recovery(url, api, clean["id"], "public.bench_pipeline"))
         small_runs = [
             asyncio.run(pipeline(url, api, small, f"bench_small_{n}", poll=0.01))[0]
@@ -509,7 +521,7 @@ def main() -> None:
     finally:
         stack.stop()
     report(args.rows, big, copy_s, results, undo, small_runs, concurrent_s, rss)
-    report_peers(args.rows, copy_s / args.rows, results, peers, broker_rss)
+    report_peers(args.rows, copy_s / args.rows, results, peers, broker_rss, tuned_s)
 
 
 def report_peers(
@@ -518,9 +530,20 @@ def report_peers(
     results: list[Any],
     peers: dict[str, tuple[int, float | None]],
     broker_rss: list[float],
+    tuned_s: float,
 ) -> None:
-    """pgloader beside the pipeline, and the broker's memory over consecutive imports."""
+    """pgloader beside the pipeline (and beside the clean file cut in the largest chunks),
+    and the broker's memory over consecutive imports."""
     rows = {label: elapsed for label, elapsed, *_ in results}
+    rate = total_rows / tuned_s
+    line = (
+        f"pipeline, clean, chunk_size={BIG_CHUNK:,}: {tuned_s:7.2f}s  {rate:10,.0f} rows/s"
+        f"  = {copy_row_s * rate:.2f} of COPY's rate"
+    )
+    count, seconds = peers.get("clean", (0, None))
+    if seconds:
+        line += f"; {rate / (count / seconds):.2f} x pgloader's"
+    print(line)
     for label, (count, seconds) in peers.items():
         if seconds is None:
             print(
