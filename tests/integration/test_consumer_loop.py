@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import events
 from shared.errors import TransientError
 from shared.kafka.admin import log_ends
-from shared.kafka.consumer import ConsumerLoop
+from shared.kafka.consumer import BatchHandler, ConsumerLoop
 from shared.kafka.producer import EventPublisher
 from shared.kafka.records import Delivery, Outgoing
 from shared.service import PUBLISHER
@@ -193,14 +193,33 @@ def _loaded(seq: int) -> bytes:
     )
 
 
-async def _run_until(loop: ConsumerLoop[events.Event], done: Callable[[], bool]) -> None:
+async def _consume(
+    bootstrap: str,
+    services: Running,
+    topic: str,
+    each: Callable[[events.Event, Delivery], Awaitable[Sequence[Outgoing]]],
+    together: BatchHandler[events.Event],
+    done: Callable[[], bool],
+) -> None:
+    """Consume `topic` with these handlers until `done()` and nothing is left, then a
+    second more (anything redelivered would be applied again by then)."""
+    loop = ConsumerLoop(
+        service="test",
+        bootstrap=bootstrap,
+        group=f"test-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=each,
+        batch_handler=together,
+        decode=events.decode,
+        publisher=services.apps["loader"][PUBLISHER],
+    )
     task = asyncio.create_task(loop.run())
     try:
         for _ in range(300):
             if done() and loop.running and loop.lag == 0 and loop.stalled_for() == 0:
                 break
             await asyncio.sleep(0.1)
-        await asyncio.sleep(1)  # anything redelivered would be applied again by now
+        await asyncio.sleep(1)
     finally:
         loop.stop()
         await asyncio.wait_for(task, 30)
@@ -223,17 +242,10 @@ async def test_a_batch_handler_applies_a_fetched_batch_at_once(
         batches.append([e.seq for e, _ in items if isinstance(e, events.ChunkLoaded)])
         return ()
 
-    loop = ConsumerLoop(
-        service="test",
-        bootstrap=bootstrap,
-        group=f"test-{uuid.uuid4().hex[:8]}",
-        topics=[topic],
-        handler=each,
-        batch_handler=together,
-        decode=events.decode,
-        publisher=services.apps["loader"][PUBLISHER],
-    )
-    await _run_until(loop, lambda: sum(map(len, batches)) + len(one_by_one) >= 5)
+    def all_seen() -> bool:
+        return sum(map(len, batches)) + len(one_by_one) >= 5
+
+    await _consume(bootstrap, services, topic, each, together, all_seen)
     seen = [seq for batch in batches for seq in batch] + one_by_one
     assert sorted(seen) == [0, 1, 2, 3, 4]  # each once, committed
     assert any(len(batch) > 1 for batch in batches)  # several at once
@@ -258,32 +270,12 @@ async def test_a_batch_that_fails_is_applied_event_by_event(
         tried.append(len(items))
         raise RuntimeError("a bug in the batch handler")
 
-    loop = ConsumerLoop(
-        service="test",
-        bootstrap=bootstrap,
-        group=f"test-{uuid.uuid4().hex[:8]}",
-        topics=[topic],
-        handler=each,
-        batch_handler=fails,
-        decode=events.decode,
-        publisher=services.apps["loader"][PUBLISHER],
-    )
-    await _run_until(loop, lambda: len(applied) >= 3)
+    await _consume(bootstrap, services, topic, each, fails, lambda: len(applied) >= 3)
     assert applied == [0, 1, 2]
     assert tried == []  # a batch holding an undecodable record goes event by event
 
     topic = f"test.batchfail.{uuid.uuid4().hex[:8]}"
     await _produce(bootstrap, topic, [_loaded(3), _loaded(4)])
-    loop = ConsumerLoop(
-        service="test",
-        bootstrap=bootstrap,
-        group=f"test-{uuid.uuid4().hex[:8]}",
-        topics=[topic],
-        handler=each,
-        batch_handler=fails,
-        decode=events.decode,
-        publisher=services.apps["loader"][PUBLISHER],
-    )
-    await _run_until(loop, lambda: len(applied) >= 5)
+    await _consume(bootstrap, services, topic, each, fails, lambda: len(applied) >= 5)
     assert applied == [0, 1, 2, 3, 4]
     assert tried and max(tried) == 2  # tried at once, then event by event
