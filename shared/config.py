@@ -25,6 +25,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     topic_partitions: int = 6
     default_chunk_size: int = 1000
     max_chunk_size: int = 10_000
+    load_batch_rows: int = 10_000  # the most rows the loader commits in one transaction
     allowed_schemas: tuple[str, ...] = ("public",)
     outbox_poll_seconds: float = 1.0
     max_file_bytes: int = 100 * 1024 * 1024
@@ -152,6 +153,9 @@ def load_settings(
         ),
         default_chunk_size=chunk_default,
         max_chunk_size=chunk_max,
+        load_batch_rows=_int(
+            env, "TIDEGATE_LOAD_BATCH_ROWS", DEFAULTS["load_batch_rows"], minimum=1
+        ),
         allowed_schemas=schemas,
         outbox_poll_seconds=_float(
             env, "TIDEGATE_OUTBOX_POLL_SECONDS", DEFAULTS["outbox_poll_seconds"]

@@ -77,6 +77,7 @@ class Stack:
     def wait_healthy(self, names: tuple[str, ...], timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         waiting = set(names)
+        last: dict[str, str] = {}  # each service's last answer, to say why it is not ready
         while waiting:
             for name in sorted(waiting):
                 process = self.processes[name]
@@ -91,11 +92,14 @@ class Stack:
                     with urllib.request.urlopen(url, timeout=1) as answer:
                         if answer.status == 200:
                             waiting.discard(name)
-                except (urllib.error.URLError, OSError):
-                    pass
+                except urllib.error.HTTPError as refused:
+                    last[name] = refused.read().decode(errors="replace")[:2000]
+                except (urllib.error.URLError, OSError) as exc:
+                    last[name] = repr(exc)
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"not healthy after {timeout}s: {', '.join(sorted(waiting))}")
+                why = "; ".join(f"{name}: {last.get(name, '?')}" for name in sorted(waiting))
+                raise RuntimeError(f"not healthy after {timeout}s: {why}")
             time.sleep(0.2)
 
     def stop(self) -> dict[str, int]:

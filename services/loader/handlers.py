@@ -45,6 +45,7 @@ from shared.events import (
     shape_problem,
 )
 from shared.kafka.records import Delivery, Outgoing
+from shared.kafka.runs import chunk_runs
 from shared.metrics import EVENTS_IGNORED
 
 log = structlog.get_logger(__name__)
@@ -90,6 +91,26 @@ class CopyRefused(TidegateError):
     signal between two methods of the loader, never raised out of it)."""
 
 
+class NotTogether(TidegateError):
+    """A run of chunks that must be loaded one by one (a signal inside the loader, never
+    raised out of it)."""
+
+
+def _copyable(event: Event) -> tuple[uuid.UUID, int, int] | None:
+    """What a verdict that only adds rows (loaded with COPY) contributes to a run loaded
+    together; None for anything else."""
+    if (
+        isinstance(event, ChunkValidated)
+        and event.mode == "import"
+        and event.on_duplicate == "reject"
+        and event.valid_rows > 0
+        and event.chunk_error is None
+        and shape_problem(event) is None
+    ):
+        return event.import_id, event.seq, event.total_rows
+    return None
+
+
 class NotAdmitted(InvalidEvent):
     """A chunk.validated event the loader must not apply; `reason` says why."""
 
@@ -105,8 +126,10 @@ class ChunkLoader:
         tables: TableCache,
         backoff_seconds: float,
         before_first_chunk: Callable[[Conn, uuid.UUID, uuid.UUID], Awaitable[str | None]],
+        max_rows: int,
     ) -> None:
         self._pool = pool
+        self._max_rows = max_rows  # the most rows loaded together
         self._tables = tables
         self._backoff = backoff_seconds
         self._before_first_chunk = before_first_chunk
@@ -138,6 +161,84 @@ class ChunkLoader:
             log.info("chunk of a finished import not loaded", seq=event.seq)
             return []
         return [(topics.CHUNK_LOADED, outcome, str(event.import_id))]
+
+    async def handle_batch(
+        self,
+        items: Sequence[tuple[Event, Delivery]],
+        one: Callable[[Event, Delivery], Awaitable[list[Outgoing]]],
+    ) -> list[Outgoing]:
+        """Runs of verdicts on consecutive chunks of one import that only add rows are
+        loaded in one transaction (group commit: one lock, one claim statement, one COPY,
+        one commit; a ledger entry and a lineage row per chunk); anything else, or a run the
+        database refuses, is handled one by one, by `one`."""
+        out: list[Outgoing] = []
+        for run in chunk_runs(items, _copyable, self._max_rows):
+            verdicts = [e for e, _ in run if isinstance(e, ChunkValidated)]
+            outcomes = await self._together(verdicts) if len(verdicts) > 1 else None
+            if outcomes is None:
+                for event, delivery in run:
+                    out += await one(event, delivery)
+            else:
+                out += [(topics.CHUNK_LOADED, o, str(o.import_id)) for o in outcomes]
+        return out
+
+    async def _together(self, events: Sequence[ChunkValidated]) -> list[ChunkLoaded] | None:
+        """The outcomes of loading `events` in one transaction, committed; None (nothing
+        done) when they must go one by one: a backup to take first, a chunk already loaded
+        or not admitted, a refused COPY."""
+        first = events[0]
+        if any((e.columns, e.table) != (first.columns, first.table) for e in events):
+            return None
+        with CHUNK_LOAD_SECONDS.time():
+            async with self._pool.acquire() as conn:
+                found = await repository.import_settings(conn, first.import_id)
+                table = await self._tables.get(conn, first.table)
+                if found is None or found["backup_operation"] is not None or table is None:
+                    return None
+                try:
+                    async with conn.transaction():
+                        outcomes = await self._load_together(conn, table, events)
+                except (NotTogether, *ROW_REFUSALS, *CHUNK_REFUSALS) as exc:
+                    seqs = [e.seq for e in events]
+                    log.info("chunks loaded one by one", seqs=seqs, cause=repr(exc))
+                    return None
+        ROWS_LOADED.labels("loaded").inc(sum(o.loaded_rows for o in outcomes))
+        return outcomes
+
+    async def _load_together(
+        self, conn: Conn, table: TableDef, events: Sequence[ChunkValidated]
+    ) -> list[ChunkLoaded]:
+        await imports.hold_for_load(conn, events[0].import_id)
+        chunks = await self._claim_all(conn, events)
+        passed = [
+            chunk_store.passed_rows(chunk, event)[0]
+            for chunk, event in zip(chunks, events, strict=True)
+        ]
+        await repository.copy_rows(conn, table, events[0].columns, [r for p in passed for r in p])
+        loaded = [self._copied(table, e, rows) for e, rows in zip(events, passed, strict=True)]
+        await repository.record_outcomes(conn, loaded)
+        return [outcome for outcome, _ in loaded]
+
+    async def _claim_all(
+        self, conn: Conn, events: Sequence[ChunkValidated]
+    ) -> list[ChunkSubmitted]:
+        """Claim every chunk of the run and return the stored chunks; raises NotTogether
+        unless each is claimed here, admitted and stored."""
+        found = await repository.claim_many(conn, events[0].import_id, [e.seq for e in events])
+        if found is None:
+            raise NotTogether("unknown import")
+        chunks = []
+        for event, admission in zip(events, found, strict=True):
+            if not admission.claimed:
+                raise NotTogether(f"chunk {event.seq} already loaded")
+            try:
+                chunk = self._admit(event, admission)
+            except NotAdmitted as exc:
+                raise NotTogether(exc.reason) from exc
+            if chunk is None:
+                raise NotTogether(f"chunk {event.seq} not in the chunk store")
+            chunks.append(chunk)
+        return chunks
 
     async def _attempt(self, conn: Conn, event: ChunkValidated, attempts: int) -> ChunkLoaded:
         """Load, trying again while the database refuses for a passing reason."""
@@ -211,16 +312,10 @@ class ChunkLoader:
             return self._failed(event, f"table {event.table} no longer exists"), None
         if copy and event.on_duplicate == "reject":
             try:
-                lineage = await repository.copy_rows(
-                    conn, table, event.columns, rows, event.import_id, event.seq
-                )
+                await repository.copy_rows(conn, table, event.columns, rows)
             except (*ROW_REFUSALS, *CHUNK_REFUSALS) as exc:
                 raise CopyRefused from exc
-            CHUNKS_BY_PATH.labels("copy").inc()
-            copied = ChunkLoaded(
-                import_id=event.import_id, seq=event.seq, loaded_rows=len(rows), failed_rows=0
-            )
-            return copied, lineage
+            return self._copied(table, event, rows)
         refused = not copy and event.on_duplicate == "reject" and event.mode != "dry_run"
         CHUNKS_BY_PATH.labels("isolated" if refused else "statement").inc()
         if event.on_duplicate == "update":
@@ -276,6 +371,18 @@ class ChunkLoader:
         first = await self._isolate(conn, statement, table, event, rows[:mid], lines[:mid], parts)
         second = await self._isolate(conn, statement, table, event, rows[mid:], lines[mid:], parts)
         return first[0] + second[0], first[1] + second[1], first[2] + second[2]
+
+    @staticmethod
+    def _copied(
+        table: TableDef, event: ChunkValidated, rows: Sequence[Sequence[str]]
+    ) -> tuple[ChunkLoaded, repository.Lineage]:
+        """The outcome of a chunk whose rows were copied, with its lineage row."""
+        CHUNKS_BY_PATH.labels("copy").inc()
+        outcome = ChunkLoaded(
+            import_id=event.import_id, seq=event.seq, loaded_rows=len(rows), failed_rows=0
+        )
+        lineage = repository.copy_lineage(table, event.columns, rows, event.import_id, event.seq)
+        return outcome, lineage
 
     @staticmethod
     def _admit(event: ChunkValidated, found: repository.Admission) -> ChunkSubmitted | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import msgspec
@@ -65,6 +65,30 @@ async def claim(conn: Conn, import_id: uuid.UUID, seq: int, *, rows: bool) -> Ad
     return Admission(row["claimed"], row["finished"], row["digest"], row["payload"])
 
 
+async def claim_many(
+    conn: Conn, import_id: uuid.UUID, seqs: Sequence[int]
+) -> list[Admission] | None:
+    """`claim` of several chunks of one import (each loads rows), in one statement: their
+    admissions in the order of `seqs`; None for an unknown import."""
+    rows = await conn.fetch(
+        "WITH claim AS (INSERT INTO tidegate.chunk_ledger (import_id, seq, loaded_rows,"
+        " failed_rows) SELECT $1, s, 0, 0 FROM unnest($2::integer[]) AS s"
+        " ON CONFLICT DO NOTHING RETURNING seq)"
+        " SELECT s.seq, s.seq IN (SELECT seq FROM claim) AS claimed,"
+        " i.finished_at IS NOT NULL AS finished, v.digest,"
+        " (SELECT c.payload FROM tidegate.chunks c WHERE c.import_id = i.id AND c.seq = s.seq"
+        "  AND s.seq IN (SELECT seq FROM claim)) AS payload"
+        " FROM tidegate.imports i CROSS JOIN unnest($2::integer[]) WITH ORDINALITY AS s(seq, n)"
+        " LEFT JOIN tidegate.chunk_verdicts v ON v.import_id = i.id AND v.seq = s.seq"
+        " WHERE i.id = $1 ORDER BY s.n",
+        import_id,
+        list(seqs),
+    )
+    if not rows:
+        return None
+    return [Admission(r["claimed"], r["finished"], r["digest"], r["payload"]) for r in rows]
+
+
 async def ledger_entry(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {ledger.OUTCOME_COLUMNS} FROM tidegate.chunk_ledger"
@@ -99,27 +123,42 @@ OUTCOME_PARAMS = 9
 
 async def record_outcome(conn: Conn, outcome: ChunkLoaded, lineage: Lineage | None = None) -> None:
     """The chunk's outcome in the ledger (and its lineage row, in the same statement)."""
-    insert = (
-        "WITH lineage AS (INSERT INTO tidegate.load_lineage"
-        f" (import_id, seq, part, target_table, row_count, keys, xid) {lineage.select}) "
-        if lineage is not None
-        else ""
-    )
-    await conn.execute(
-        f"{insert}UPDATE tidegate.chunk_ledger SET loaded_rows = $3, failed_rows = $4,"
-        " updated_rows = $5, skipped_rows = $6, duplicate_rows = $7, errors = $8,"
-        " chunk_error = $9 WHERE import_id = $1 AND seq = $2",
-        outcome.import_id,
-        outcome.seq,
-        outcome.loaded_rows,
-        outcome.failed_rows,
-        outcome.updated_rows,
-        outcome.skipped_rows,
-        outcome.duplicate_rows,
-        msgspec.msgpack.encode(outcome.errors) if outcome.errors else None,
-        outcome.chunk_error,
-        *(lineage.args if lineage is not None else ()),
-    )
+    await record_outcomes(conn, [(outcome, lineage)])
+
+
+async def record_outcomes(
+    conn: Conn, outcomes: Sequence[tuple[ChunkLoaded, Lineage | None]]
+) -> None:
+    """`record_outcome` of several chunks (one round trip for those of one statement)."""
+    by_statement: dict[str, list[tuple[object, ...]]] = {}
+    for outcome, lineage in outcomes:
+        insert = (
+            "WITH lineage AS (INSERT INTO tidegate.load_lineage"
+            f" (import_id, seq, part, target_table, row_count, keys, xid) {lineage.select}) "
+            if lineage is not None
+            else ""
+        )
+        by_statement.setdefault(
+            f"{insert}UPDATE tidegate.chunk_ledger SET loaded_rows = $3, failed_rows = $4,"
+            " updated_rows = $5, skipped_rows = $6, duplicate_rows = $7, errors = $8,"
+            " chunk_error = $9 WHERE import_id = $1 AND seq = $2",
+            [],
+        ).append(
+            (
+                outcome.import_id,
+                outcome.seq,
+                outcome.loaded_rows,
+                outcome.failed_rows,
+                outcome.updated_rows,
+                outcome.skipped_rows,
+                outcome.duplicate_rows,
+                msgspec.msgpack.encode(outcome.errors) if outcome.errors else None,
+                outcome.chunk_error,
+                *(lineage.args if lineage is not None else ()),
+            )
+        )
+    for statement, args in by_statement.items():
+        await conn.executemany(statement, args)
 
 
 def _input(table: TableDef, columns: tuple[str, ...]) -> tuple[str, str]:
@@ -209,17 +248,10 @@ def upsert_statement(table: TableDef, columns: tuple[str, ...], match_on: tuple[
 
 
 async def copy_rows(
-    conn: Conn,
-    table: TableDef,
-    columns: tuple[str, ...],
-    rows: list[list[str]],
-    import_id: uuid.UUID,
-    seq: int,
-) -> Lineage:
-    """COPY the rows into the table; returns their lineage row (the keys of the rows and
-    this transaction's id), for `record_outcome`. Raises what the database refuses (the
-    transaction is then unusable: it must not be a savepoint's, whose rows carry the
-    subtransaction's id)."""
+    conn: Conn, table: TableDef, columns: tuple[str, ...], rows: Sequence[Sequence[str]]
+) -> None:
+    """COPY the rows into the table. Raises what the database refuses (the transaction is
+    then unusable: it must not be a savepoint's, whose rows carry the subtransaction's id)."""
     out = io.StringIO()
     csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
     data = out.getvalue().encode()
@@ -235,6 +267,17 @@ async def copy_rows(
         format="csv",
         force_null=list(columns),
     )
+
+
+def copy_lineage(
+    table: TableDef,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[str]],
+    import_id: uuid.UUID,
+    seq: int,
+) -> Lineage:
+    """The lineage row of a chunk's rows copied in this transaction (their keys and the
+    transaction's id), for `record_outcome`."""
     first = OUTCOME_PARAMS + 1
     if table.primary_key:
         places = [columns.index(c) for c in table.primary_key]

@@ -8,6 +8,7 @@ made in file order, so a redelivered chunk yields the same event id and the same
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ from shared.events import (
 )
 from shared.failures import is_transient
 from shared.kafka.records import Delivery, Outgoing
+from shared.kafka.runs import chunk_runs
 from shared.metrics import EVENTS_IGNORED
 from shared.rulebook import RuleBook, RuleFileError, TableRules, match_key, update_problem
 
@@ -68,28 +70,11 @@ class _Plan:
     match_on: tuple[str, ...]
 
 
-def _runs(
-    items: Sequence[tuple[Event, Delivery]], max_rows: int
-) -> list[list[tuple[Event, Delivery]]]:
-    """The batch cut into runs of consecutive chunk references of one import (seq by seq,
-    of `max_rows` rows at most: no more in memory than one chunk of the largest size) and
-    single events."""
-    runs: list[list[tuple[Event, Delivery]]] = []
-    rows = 0
-    for event, delivery in items:
-        last = runs[-1][-1][0] if runs else None
-        if (
-            isinstance(event, ChunkStored)
-            and isinstance(last, ChunkStored)
-            and (last.import_id, last.seq + 1) == (event.import_id, event.seq)
-            and rows + event.row_count <= max_rows
-        ):
-            runs[-1].append((event, delivery))
-            rows += event.row_count
-        else:
-            runs.append([(event, delivery)])
-            rows = event.row_count if isinstance(event, ChunkStored) else 0
-    return runs
+def _stored(event: Event) -> tuple[uuid.UUID, int, int] | None:
+    """What a chunk reference contributes to a run checked together."""
+    if isinstance(event, ChunkStored):
+        return event.import_id, event.seq, event.row_count
+    return None
 
 
 class ChunkValidator:
@@ -202,7 +187,7 @@ class ChunkValidator:
         read of the import and its chunks, one lookup per key, one record of claims and
         of verdicts); anything else is handled one by one, by `one`."""
         out: list[Outgoing] = []
-        for run in _runs(items, self._max_rows):
+        for run in chunk_runs(items, _stored, self._max_rows):
             refs = [e for e, _ in run if isinstance(e, ChunkStored)]
             verdicts = await self._together(refs) if len(refs) > 1 else None
             if verdicts is None:

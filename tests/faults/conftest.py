@@ -13,6 +13,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -45,6 +47,9 @@ RECOVERY_ENV = {
     "TIDEGATE_MAX_RECORDS_PER_IMPORT": "100000",
     "TIDEGATE_OUTBOX_POLL_SECONDS": "0.5",
     "TIDEGATE_HEARTBEAT_SECONDS": "1",
+    # Two chunks per load transaction at most: an import is loaded in several steps, so
+    # a fault can fall between them.
+    "TIDEGATE_LOAD_BATCH_ROWS": str(2 * CHUNK_SIZE),
 }
 
 
@@ -100,17 +105,47 @@ class Scenario:
         for name in names:
             self.stack.spawn(name)
 
-    async def wait_ready(self, *names: str) -> None:
-        await asyncio.to_thread(self.stack.wait_healthy, names, 120)
+    async def wait_ready(self, *names: str, seconds: float = 120) -> None:
+        """Every service in `names` ready; if not within `seconds`, the failure says what
+        each one's /readyz answered and where each was (a py-spy dump of its threads)."""
+        waiting = set(names)
+        last: dict[str, object] = {}
+        for _ in range(int(seconds / 0.5)):
+            for name in sorted(waiting):
+                try:
+                    status, body = await asyncio.to_thread(self.readiness, name, 2)
+                except (OSError, ValueError) as exc:  # no answer, or not JSON
+                    status, body = 0, repr(exc)
+                if status == 200:
+                    waiting.discard(name)
+                last[name] = body
+            if not waiting:
+                return
+            await asyncio.sleep(0.5)
+        report = [f"{name}: {last.get(name)}\n{self.where(name)}" for name in sorted(waiting)]
+        raise AssertionError(f"not ready after {seconds} s:\n" + "\n".join(report))
+
+    def where(self, name: str) -> str:
+        """What a service's threads are doing now (py-spy dump), for a failure message."""
+        spy = Path(sys.executable).with_name("py-spy")
+        pid = str(self.stack.processes[name].pid)
+        done = subprocess.run(
+            [str(spy), "dump", "--pid", pid],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return done.stdout[-6000:] + done.stderr[-1000:]
 
     def kill_broker(self) -> None:
         self.broker.kill()
 
-    def readiness(self, name: str) -> tuple[int, Any]:
+    def readiness(self, name: str, timeout: float = 10) -> tuple[int, Any]:
         """The status and body of a service's `/readyz`."""
         url = f"http://127.0.0.1:{self.stack.ports[name]}/readyz"
         try:
-            with urllib.request.urlopen(url, timeout=10) as answer:
+            with urllib.request.urlopen(url, timeout=timeout) as answer:
                 return answer.status, json.load(answer)
         except urllib.error.HTTPError as refused:
             return refused.code, json.load(refused)

@@ -12,7 +12,8 @@ import pytest
 from services.loader.handlers import ChunkLoader
 from shared import chunk_store
 from shared.catalog import TableCache
-from shared.events import ChunkSubmitted, ChunkValidated, digest, encode
+from shared.events import ChunkLoaded, ChunkSubmitted, ChunkValidated, Event, digest, encode
+from shared.kafka.records import Delivery, Outgoing
 from tidegate.sample_data import HEADER, TABLE_SQL, rows
 
 
@@ -23,15 +24,27 @@ async def table(db: asyncpg.Connection) -> str:
     return name
 
 
-async def admitted(db: asyncpg.Connection, table: str, data: list[list[str]]) -> ChunkValidated:
-    """A chunk of a new import, stored, and the validator's verdict letting all of it through,
-    registered as the validator does."""
+async def admitted(
+    db: asyncpg.Connection,
+    table: str,
+    data: list[list[str]],
+    import_id: uuid.UUID | None = None,
+    seq: int = 0,
+    first_line: int = 2,
+) -> ChunkValidated:
+    """A chunk of an import (a new one unless `import_id`), stored, and the validator's
+    verdict letting all of it through, registered as the validator does."""
     submitted = ChunkSubmitted(
-        import_id=uuid.uuid4(), seq=0, table=table, columns=tuple(HEADER), rows=data
+        import_id=import_id or uuid.uuid4(),
+        seq=seq,
+        table=table,
+        columns=tuple(HEADER),
+        rows=data,
+        first_line=first_line,
     )
     event = ChunkValidated(
         import_id=submitted.import_id,
-        seq=0,
+        seq=seq,
         table=table,
         columns=tuple(HEADER),
         total_rows=len(data),
@@ -61,7 +74,7 @@ async def no_backup(_: object, __: uuid.UUID, ___: uuid.UUID) -> None:
 
 
 def loader(pool: asyncpg.Pool) -> ChunkLoader:
-    return ChunkLoader(pool, TableCache(["public"]), 0.01, no_backup)
+    return ChunkLoader(pool, TableCache(["public"]), 0.01, no_backup, max_rows=10_000)
 
 
 async def test_the_same_chunk_twice_and_concurrently_loads_once(
@@ -94,6 +107,100 @@ async def test_the_same_chunk_twice_and_concurrently_loads_once(
             "SELECT count(*) FROM tidegate.chunk_ledger WHERE import_id = $1", event.import_id
         )
         == 1
+    )
+
+
+async def chunks_of_one_import(
+    db: asyncpg.Connection, table: str, data: list[list[str]], size: int
+) -> list[tuple[Event, Delivery]]:
+    """`data` as consecutive admitted chunks of one import, as a fetched batch."""
+    import_id = uuid.uuid4()
+    return [
+        (
+            await admitted(db, table, data[at : at + size], import_id, seq, first_line=2 + at),
+            Delivery("t", 0, seq),
+        )
+        for seq, at in enumerate(range(0, len(data), size))
+    ]
+
+
+def loaded(outgoing: list[Outgoing]) -> list[ChunkLoaded]:
+    """The chunk.loaded events of a handler's outgoing events."""
+    outcomes = [event for _, event, _ in outgoing]
+    assert all(isinstance(o, ChunkLoaded) for o in outcomes)
+    return [o for o in outcomes if isinstance(o, ChunkLoaded)]
+
+
+async def test_chunks_fetched_together_load_in_one_transaction(
+    pool: asyncpg.Pool, db: asyncpg.Connection, table: str
+) -> None:
+    """Group commit: consecutive chunks of an import load at once, with a ledger entry and
+    a lineage row each (their keys, the one transaction's id, which every row carries);
+    delivered again, they are only re-announced."""
+    data = list(rows(300))
+    batch = await chunks_of_one_import(db, table, data, 100)
+    chunk_loader = loader(pool)
+    handled: list[int] = []
+
+    async def one(event: Event, delivery: Delivery) -> list[Outgoing]:
+        handled.append(delivery.offset)
+        return await chunk_loader.handle(event, delivery)
+
+    outgoing = loaded(await chunk_loader.handle_batch(batch, one))
+    assert handled == []  # none went one by one
+    assert [(o.seq, o.loaded_rows, o.failed_rows) for o in outgoing] == [
+        (0, 100, 0),
+        (1, 100, 0),
+        (2, 100, 0),
+    ]
+    import_id = outgoing[0].import_id
+    lineage = await db.fetch(
+        "SELECT seq, xid::text::bigint % 4294967296 AS xid,"
+        " (SELECT array_agg((k->>0)::bigint ORDER BY k->>0) FROM jsonb_array_elements(keys) k)"
+        " AS ids FROM tidegate.load_lineage WHERE import_id = $1 ORDER BY seq",
+        import_id,
+    )
+    assert [(r["seq"], sorted(r["ids"])) for r in lineage] == [
+        (seq, sorted(int(row[0]) for row in data[seq * 100 : seq * 100 + 100])) for seq in range(3)
+    ]
+    assert len({r["xid"] for r in lineage}) == 1
+    xmins = await db.fetch(f"SELECT DISTINCT xmin::text::bigint AS x FROM {table}")
+    assert [r["x"] for r in xmins] == [lineage[0]["xid"]]
+    ledger = await db.fetch(
+        "SELECT seq, loaded_rows FROM tidegate.chunk_ledger WHERE import_id = $1 ORDER BY seq",
+        import_id,
+    )
+    assert [tuple(r) for r in ledger] == [(0, 100), (1, 100), (2, 100)]
+
+    again = loaded(await chunk_loader.handle_batch(batch, one))
+    assert handled == [0, 1, 2]  # already loaded: re-announced one by one
+    assert again == outgoing
+    assert await db.fetchval(f"SELECT count(*) FROM {table}") == 300
+
+
+async def test_a_run_the_database_refuses_loads_one_by_one(
+    pool: asyncpg.Pool, db: asyncpg.Connection, table: str
+) -> None:
+    """One refused row in a run: nothing of the run's transaction stays; each chunk then
+    loads on its own, the refused row isolated, the other chunks whole."""
+    data = list(rows(300))
+    data[150][2] = data[20][2]  # chunk 1 repeats an email of chunk 0
+    batch = await chunks_of_one_import(db, table, data, 100)
+    chunk_loader = loader(pool)
+    outgoing = loaded(await chunk_loader.handle_batch(batch, chunk_loader.handle))
+    assert [(o.seq, o.loaded_rows, o.failed_rows) for o in outgoing] == [
+        (0, 100, 0),
+        (1, 99, 1),
+        (2, 100, 0),
+    ]
+    assert [(e.line, e.code) for e in outgoing[1].errors] == [(152, "duplicate_in_table")]
+    assert await db.fetchval(f"SELECT count(*) FROM {table}") == 299
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM tidegate.load_lineage WHERE import_id = $1",
+            outgoing[0].import_id,
+        )
+        >= 3
     )
 
 

@@ -150,7 +150,7 @@ async def test_the_same_verdict_after_the_chunk_was_loaded(
     validator = ChunkValidator(
         pool, TableCache(("public",)), RuleBook(tmp_path), ("public",), 100, 0.01
     )
-    loader = ChunkLoader(pool, TableCache(("public",)), 0.01, no_backup)
+    loader = ChunkLoader(pool, TableCache(("public",)), 0.01, no_backup, max_rows=10_000)
     import_id = uuid.uuid4()
     await db.execute(
         "INSERT INTO tidegate.imports (id, target_table, columns, chunk_size, source)"

@@ -1,13 +1,14 @@
-"""Which chunk events of a fetched batch the validator checks together: consecutive chunks
-of one import, seq by seq, up to a chunk's largest size in rows; anything else alone."""
+"""Which chunk events of a fetched batch a batch handler applies together (the validator's
+references, the loader's verdicts): consecutive chunks of one import, seq by seq, up to a
+chunk's largest size in rows; anything else alone."""
 
 from __future__ import annotations
 
 import uuid
 
-from services.validator.handlers import _runs
 from shared.events import ChunkLoaded, ChunkStored, Event
 from shared.kafka.records import Delivery
+from shared.kafka.runs import chunk_runs
 
 A, B = uuid.UUID(int=1), uuid.UUID(int=2)
 
@@ -43,7 +44,13 @@ def test_runs_are_consecutive_chunks_of_one_import_within_the_row_bound() -> Non
             stored(A, 5, rows=1),
         ]
     )
-    assert _shape(_runs(batch, 1000)) == [
+
+    def chunk_of(event: Event) -> tuple[uuid.UUID, int, int] | None:
+        if isinstance(event, ChunkStored):
+            return event.import_id, event.seq, event.row_count
+        return None
+
+    assert _shape(chunk_runs(batch, chunk_of, 1000)) == [
         ["A0", "A1"],
         ["A2", "A3"],
         ["B0"],
