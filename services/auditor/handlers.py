@@ -9,7 +9,7 @@ import-status event per import, whatever the number of its facts in the batch.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -170,11 +170,14 @@ class ImportAuditor:
         self._pool = pool
 
     async def handle(self, event: AuditedEvent, delivery: Delivery) -> list[Outgoing]:
-        return await self.handle_batch([(event, delivery)])
+        return [o async for part in self.handle_batch([(event, delivery)]) for o in part]
 
-    async def handle_batch(self, items: Sequence[tuple[AuditedEvent, Delivery]]) -> list[Outgoing]:
+    async def handle_batch(
+        self, items: Sequence[tuple[AuditedEvent, Delivery]]
+    ) -> AsyncGenerator[list[Outgoing], None]:
         """The events of a batch, an import at a time: each import's facts in one
-        transaction, and one status event for it (its state after them all)."""
+        transaction, and one status event for it (its state after them all), yielded once
+        committed."""
         by_import: dict[uuid.UUID, list[ChunkEvent]] = {}
         producer: dict[uuid.UUID, str | None] = {}
         for event, delivery in items:
@@ -183,14 +186,12 @@ class ImportAuditor:
             by_import.setdefault(event.import_id, []).append(event)
             producer.setdefault(event.import_id, delivery.source)
         if not by_import:
-            return []
-        out: list[Outgoing] = []
+            return
         async with self._pool.acquire() as conn:
             for import_id, facts in by_import.items():
                 with structlog.contextvars.bound_contextvars(import_id=str(import_id)):
                     status = await self.apply(conn, facts, producer=producer[import_id])
-                out.append((topics.IMPORT_STATUS, status, str(import_id)))
-        return out
+                yield [(topics.IMPORT_STATUS, status, str(import_id))]
 
     async def apply(
         self, conn: Conn, events: Sequence[ChunkEvent], *, producer: str | None = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 
 import asyncpg
 import structlog
@@ -166,21 +166,20 @@ class ChunkLoader:
         self,
         items: Sequence[tuple[Event, Delivery]],
         one: Callable[[Event, Delivery], Awaitable[list[Outgoing]]],
-    ) -> list[Outgoing]:
+    ) -> AsyncGenerator[list[Outgoing], None]:
         """Runs of verdicts on consecutive chunks of one import that only add rows are
         loaded in one transaction (group commit: one lock, one claim statement, one COPY,
-        one commit; a ledger entry and a lineage row per chunk); anything else, or a run the
-        database refuses, is handled one by one, by `one`."""
-        out: list[Outgoing] = []
+        one commit; a ledger entry and a lineage row per chunk), each run's outcomes
+        yielded once committed; anything else, or a run the database refuses, is handled
+        one by one, by `one`."""
         for run in chunk_runs(items, _copyable, self._max_rows):
             verdicts = [e for e, _ in run if isinstance(e, ChunkValidated)]
             outcomes = await self._together(verdicts) if len(verdicts) > 1 else None
             if outcomes is None:
                 for event, delivery in run:
-                    out += await one(event, delivery)
+                    yield await one(event, delivery)
             else:
-                out += [(topics.CHUNK_LOADED, o, str(o.import_id)) for o in outcomes]
-        return out
+                yield [(topics.CHUNK_LOADED, o, str(o.import_id)) for o in outcomes]
 
     async def _together(self, events: Sequence[ChunkValidated]) -> list[ChunkLoaded] | None:
         """The outcomes of loading `events` in one transaction, committed; None (nothing

@@ -9,7 +9,7 @@ made in file order, so a redelivered chunk yields the same event id and the same
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -68,6 +68,13 @@ class _Plan:
     compiled: Compiled
     policy: DuplicatePolicy
     match_on: tuple[str, ...]
+
+
+# The most rows checked together. A run's verdicts go out as soon as it is checked, so a
+# file that arrives at once is checked in a few runs and the loader starts on the first
+# while the next is checked (measured on a 10,000-row file: 0.38 s with one run of 10,000
+# rows, 0.30 s with runs of 5,000); each run pays one lookup per key, one read, one record.
+RUN_ROWS = 5_000
 
 
 def _stored(event: Event) -> tuple[uuid.UUID, int, int] | None:
@@ -182,20 +189,19 @@ class ChunkValidator:
         self,
         items: Sequence[tuple[Event, Delivery]],
         one: Callable[[Event, Delivery], Awaitable[list[Outgoing]]],
-    ) -> list[Outgoing]:
+    ) -> AsyncGenerator[list[Outgoing], None]:
         """Runs of chunk references of one import, in order, are validated together (one
         read of the import and its chunks, one lookup per key, one record of claims and
-        of verdicts); anything else is handled one by one, by `one`."""
-        out: list[Outgoing] = []
-        for run in chunk_runs(items, _stored, self._max_rows):
+        of verdicts), each run's verdicts yielded as soon as they are recorded; anything
+        else is handled one by one, by `one`."""
+        for run in chunk_runs(items, _stored, min(self._max_rows, RUN_ROWS)):
             refs = [e for e, _ in run if isinstance(e, ChunkStored)]
             verdicts = await self._together(refs) if len(refs) > 1 else None
             if verdicts is None:
                 for event, delivery in run:
-                    out += await one(event, delivery)
+                    yield await one(event, delivery)
             else:
-                out += [(topics.CHUNK_VALIDATED, v, str(v.import_id)) for v in verdicts]
-        return out
+                yield [(topics.CHUNK_VALIDATED, v, str(v.import_id)) for v in verdicts]
 
     async def _together(self, refs: Sequence[ChunkStored]) -> list[ChunkValidated] | None:
         """The verdicts on consecutive chunks of a running import, recorded; None when

@@ -286,26 +286,33 @@ class RelationCheck:
                     fold=spec.fold,
                     other_than=[(n, self.table.column(n).cast_sql) for n in match_on],
                 )
-            candidates: list[tuple[_Chunk, int]] = []
+            # The candidates (rows with the whole key, not dropped), column by column.
+            places = spec.positions + extra
+            picked: list[list[int]] = []
+            columns: list[list[str]] = [[] for _ in places]
             for chunk in parts:
                 dropped = chunk.out.rejected | chunk.out.skipped
-                candidates += [
-                    (chunk, i)
-                    for i, cells in enumerate(chunk.cells[spec.key_no])
-                    if cells is not None and i not in dropped
-                ]
-            places = spec.positions + extra
-            tuples = [[chunk.rows[i][p] for p in places] for chunk, i in candidates]
-            hits = await repository.lookup(conn, sql, tuples)
+                cells = chunk.cells[spec.key_no]
+                mine = [i for i, key in enumerate(cells) if key is not None and i not in dropped]
+                picked.append(mine)
+                rows = chunk.rows
+                for column, p in zip(columns, places, strict=True):
+                    column += [rows[i][p] for i in mine]
+            hits = await repository.lookup_columns(conn, sql, columns)
             if hits and spec.own_rows_sql is not None:
                 # Validated again after it was loaded: its own rows are no duplicates.
-                keys = [tuples[h][: len(spec.positions)] for h in hits]
-                own = await repository.lookup(conn, spec.own_rows_sql, keys, parts[0].import_id)
+                keys = [[column[h] for h in hits] for column in columns[: len(spec.positions)]]
+                own = await repository.lookup_columns(
+                    conn, spec.own_rows_sql, keys, parts[0].import_id
+                )
                 loaded = set(own)
                 hits = [h for k, h in enumerate(hits) if k not in loaded]
+            if not hits:
+                continue
             where = f"already exists in {self.table.qualified_name}"
             if spec.fold:
                 where += " (ignoring case)"
+            candidates = [(c, i) for c, mine in zip(parts, picked, strict=True) for i in mine]
             for hit in hits:
                 chunk, index = candidates[hit]
                 self._duplicate(chunk, index, spec, "duplicate_in_table", where)

@@ -150,7 +150,14 @@ async def lookup(
 ) -> list[int]:
     """0-based positions of `tuples` selected by a `lookup_sql` statement (`params`
     follow the arrays)."""
-    if not tuples:
+    return await lookup_columns(conn, sql, [list(c) for c in zip(*tuples, strict=True)], *params)
+
+
+async def lookup_columns(
+    conn: Conn, sql: str, columns: Sequence[Sequence[str]], *params: object
+) -> list[int]:
+    """`lookup` of tuples given column by column (each column a list of the values)."""
+    if not columns or not columns[0]:
         return []
-    arrays = [text_array(values) for values in zip(*tuples, strict=True)]
+    arrays = [text_array(values) for values in columns]
     return [int(r["i"]) - 1 for r in await conn.fetch(sql, *arrays, *params)]

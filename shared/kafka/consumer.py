@@ -12,9 +12,10 @@ loses the broker (or is wedged) is rebuilt, topics first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -57,7 +58,8 @@ def wedged(*, lag: int, busy: bool, idle_seconds: float) -> bool:
 
 E = TypeVar("E", bound=msgspec.Struct)
 Decode = Callable[[bytes, str], E]
-BatchHandler = Callable[[Sequence[tuple[E, Delivery]]], Awaitable[Sequence[Outgoing]]]
+# Applies a fetched batch, yielding the events of each part as soon as that part is applied.
+BatchHandler = Callable[[Sequence[tuple[E, Delivery]]], AsyncGenerator[Sequence[Outgoing], None]]
 
 
 class ConsumerLoop(Generic[E]):
@@ -71,10 +73,12 @@ class ConsumerLoop(Generic[E]):
     PostgreSQL). Stop with `stop()`: the event in hand is finished and committed first.
 
     With a `batch_handler`, a fetched batch of several events is first applied at once
-    (fewer transactions and events); if any of it cannot be decoded, or the handler raises,
-    the batch is applied again event by event with `handler`, which retries or
-    dead-letters each as above (so a batch handler's effects, like a handler's, must be
-    idempotent).
+    (fewer transactions and events); the events of each part it yields are sent at once,
+    so the next stage starts on them while the rest is applied. If any of the batch cannot
+    be decoded, or the handler raises, the batch is applied again event by event with
+    `handler`, which retries or dead-letters each as above (so a batch handler's effects,
+    like a handler's, must be idempotent, and events already sent are sent again: their
+    ids are deterministic).
 
     The member must poll within `max_poll_interval_ms` or the group gives its partitions
     to another (which then does the same work and races its key claims). So a batch ends
@@ -289,12 +293,14 @@ class ConsumerLoop(Generic[E]):
             items = [(self._decode(record), self._delivery(record)) for _, record in pending]
         except InvalidEvent:
             return False
+        acks: list[asyncio.Future[Any]] = []
         try:
-            outgoing = await self._batch_handler(items)
+            async with contextlib.aclosing(self._batch_handler(items)) as parts:
+                async for outgoing in parts:
+                    acks += await self._publisher.send(outgoing)
         except Exception as exc:  # noqa: BLE001 — each event is applied again on its own
             log.info("batch not applied at once; applying it event by event", error=repr(exc))
             return False
-        acks = await self._publisher.send(outgoing)
         done = {tp: record.offset + 1 for tp, record in pending}  # offsets rise in a batch
         each = (time.perf_counter() - started) / len(pending)
         for _, record in pending:

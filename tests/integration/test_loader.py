@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -124,6 +125,15 @@ async def chunks_of_one_import(
     ]
 
 
+async def batch_load(
+    chunk_loader: ChunkLoader,
+    batch: list[tuple[Event, Delivery]],
+    one: Callable[[Event, Delivery], Awaitable[list[Outgoing]]],
+) -> list[Outgoing]:
+    """Every event the batch handler yields for `batch`."""
+    return [o async for part in chunk_loader.handle_batch(batch, one) for o in part]
+
+
 def loaded(outgoing: list[Outgoing]) -> list[ChunkLoaded]:
     """The chunk.loaded events of a handler's outgoing events."""
     outcomes = [event for _, event, _ in outgoing]
@@ -146,7 +156,7 @@ async def test_chunks_fetched_together_load_in_one_transaction(
         handled.append(delivery.offset)
         return await chunk_loader.handle(event, delivery)
 
-    outgoing = loaded(await chunk_loader.handle_batch(batch, one))
+    outgoing = loaded(await batch_load(chunk_loader, batch, one))
     assert handled == []  # none went one by one
     assert [(o.seq, o.loaded_rows, o.failed_rows) for o in outgoing] == [
         (0, 100, 0),
@@ -172,7 +182,7 @@ async def test_chunks_fetched_together_load_in_one_transaction(
     )
     assert [tuple(r) for r in ledger] == [(0, 100), (1, 100), (2, 100)]
 
-    again = loaded(await chunk_loader.handle_batch(batch, one))
+    again = loaded(await batch_load(chunk_loader, batch, one))
     assert handled == [0, 1, 2]  # already loaded: re-announced one by one
     assert again == outgoing
     assert await db.fetchval(f"SELECT count(*) FROM {table}") == 300
@@ -187,7 +197,7 @@ async def test_a_run_the_database_refuses_loads_one_by_one(
     data[150][2] = data[20][2]  # chunk 1 repeats an email of chunk 0
     batch = await chunks_of_one_import(db, table, data, 100)
     chunk_loader = loader(pool)
-    outgoing = loaded(await chunk_loader.handle_batch(batch, chunk_loader.handle))
+    outgoing = loaded(await batch_load(chunk_loader, batch, chunk_loader.handle))
     assert [(o.seq, o.loaded_rows, o.failed_rows) for o in outgoing] == [
         (0, 100, 0),
         (1, 99, 1),
