@@ -1,8 +1,8 @@
 """Which line of an import first used each key value (`KeyClaims`).
 
 Chunks of an import reach one validator in file order, so it keeps the import's claims in
-memory (`Owners`: 16 bytes a key value in sorted numpy arrays, searched a chunk at a time,
-plus a dict of the latest claims) and records each chunk's new claims as one row per key
+memory (`Owners`: 16 bytes a key value in sorted numpy arrays, searched a chunk at a
+time) and records each chunk's new claims as one row per key
 in `tidegate.import_key_chunks`, from which another validator (after a restart or a
 rebalance) rebuilds them. Validating a chunk again finds its own claims: same verdict.
 """
@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from services.validator import repository
 from shared.db import Conn
 
-Claims = dict[int, tuple[list[int], list[int]]]  # key number → (digests, lines), file order
+Digests = npt.NDArray[np.int64]
+# Key number → (digests, lines) of the key values a chunk uses first, in file order.
+Claims = dict[int, tuple[Digests, Digests]]
 
 NONE = -1  # no owner
 
@@ -27,56 +30,47 @@ NONE = -1  # no owner
 class Owners:
     """Key digest → its owner, the line that claimed it first, packed as seq << 32 | line.
 
-    A million claims take 16 MB: sorted numpy arrays of digests and owners, searched a
-    chunk at a time, and a dict of the claims since the last merge into them."""
-
-    MERGE_AT = 65_536
+    A million claims take 16 MB: levels of sorted numpy arrays (digests, owners), each
+    at least twice the size of the next, searched a chunk at a time; a chunk's new claims
+    are a new level, and levels merge as they grow (a log-structured merge), so no claim
+    is looked at one by one in Python."""
 
     def __init__(self) -> None:
-        self._digests = np.empty(0, np.int64)
-        self._owners = np.empty(0, np.int64)
-        self._recent: dict[int, int] = {}
+        self._levels: list[tuple[Digests, Digests]] = []
 
     def __len__(self) -> int:
-        return len(self._digests) + len(self._recent)
+        return sum(len(digests) for digests, _ in self._levels)
 
-    def find(self, digests: Sequence[int]) -> list[int]:
+    def find(self, digests: Sequence[int] | Digests) -> Digests:
         """The owner of each digest, or NONE."""
-        if len(self._digests):
-            wanted = np.array(digests, np.int64)
-            at = np.searchsorted(self._digests, wanted)
-            at[at == len(self._digests)] = 0
-            found: list[int] = np.where(
-                self._digests[at] == wanted, self._owners[at], NONE
-            ).tolist()
-        else:
-            found = [NONE] * len(digests)
-        recent = self._recent
-        return [
-            o if o != NONE else recent.get(d, NONE) for d, o in zip(digests, found, strict=True)
-        ]
+        wanted = np.asarray(digests, np.int64)
+        found = np.full(len(wanted), NONE, np.int64)
+        for keys, owners in self._levels:
+            at = np.searchsorted(keys, wanted)
+            at[at == len(keys)] = 0
+            found = np.where(keys[at] == wanted, owners[at], found)
+        return found
 
-    def claim(self, digests: Sequence[int], owners: Sequence[int]) -> list[int]:
-        """Give each digest not yet owned its owner in `owners`; every digest's owner."""
-        recent = self._recent
-        result = [
-            o if o != NONE else recent.setdefault(d, me)
-            for d, me, o in zip(digests, owners, self.find(digests), strict=True)
-        ]
-        if len(recent) >= self.MERGE_AT:
-            self._merge()
-        return result
+    def claim(self, digests: Sequence[int] | Digests, owners: Sequence[int] | Digests) -> Digests:
+        """Give each digest not yet owned its owner in `owners` (`digests` are unique);
+        every digest's owner."""
+        wanted = np.asarray(digests, np.int64)
+        mine = np.asarray(owners, np.int64)
+        found = self.find(wanted)
+        new = found == NONE
+        if new.any():
+            self._add(wanted[new], mine[new])
+        return np.where(new, mine, found)
 
-    def _merge(self) -> None:
-        count = len(self._recent)
-        digests = np.fromiter(self._recent.keys(), np.int64, count)
-        owners = np.fromiter(self._recent.values(), np.int64, count)
+    def _add(self, digests: Digests, owners: Digests) -> None:
         order = np.argsort(digests)
-        digests, owners = digests[order], owners[order]
-        at = np.searchsorted(self._digests, digests)
-        self._digests = np.insert(self._digests, at, digests)
-        self._owners = np.insert(self._owners, at, owners)
-        self._recent = {}
+        self._levels.append((digests[order], owners[order]))
+        levels = self._levels
+        while len(levels) > 1 and len(levels[-2][0]) < 2 * len(levels[-1][0]):
+            (upper, upper_owners), (lower, lower_owners) = levels.pop(), levels.pop()
+            keys = np.concatenate((lower, upper))
+            order = np.argsort(keys, kind="stable")
+            levels.append((keys[order], np.concatenate((lower_owners, upper_owners))[order]))
 
 
 @dataclass
@@ -88,7 +82,7 @@ class _Book:
         return self.owners.setdefault(key_no, Owners())
 
     def add(self, seq: int, key_no: int, digests: Sequence[int], lines: Sequence[int]) -> None:
-        self.of(key_no).claim(digests, [seq << 32 | line for line in lines])
+        self.of(key_no).claim(digests, np.asarray(lines, np.int64) | (seq << 32))
         self.last_seq = max(self.last_seq, seq)
 
 
@@ -119,28 +113,23 @@ class KeyClaims:
             return []
         book = await self._book(conn, import_id, chunks[0][0])
         lost_by_chunk: list[list[tuple[int, int, int, int]]] = []
-        won: list[tuple[int, Claims]] = []
+        won_by_chunk: list[tuple[int, dict[int, tuple[list[int], list[int]]]]] = []
         for seq, claims in chunks:
             lost: list[tuple[int, int, int, int]] = []
-            mine: Claims = {}
-            base = seq << 32
+            mine: dict[int, tuple[list[int], list[int]]] = {}
             for key_no, (digests, lines) in claims.items():
-                won_digests: list[int] = []
-                won_lines: list[int] = []
-                mine_all = [base | line for line in lines]
-                owned = book.of(key_no).claim(digests, mine_all)
-                for digest, line, me, owner in zip(digests, lines, mine_all, owned, strict=True):
-                    if owner == me:
-                        won_digests.append(digest)
-                        won_lines.append(line)
-                    else:
-                        lost.append((key_no, line, owner >> 32, owner & 0xFFFFFFFF))
-                if won_digests:
-                    mine[key_no] = (won_digests, won_lines)
+                me = lines | (seq << 32)
+                owned = book.of(key_no).claim(digests, me)
+                won = owned == me
+                for k in np.flatnonzero(~won).tolist():
+                    owner = int(owned[k])
+                    lost.append((key_no, int(lines[k]), owner >> 32, owner & 0xFFFFFFFF))
+                if won.any():
+                    mine[key_no] = (digests[won].tolist(), lines[won].tolist())
             book.last_seq = max(book.last_seq, seq)
             lost_by_chunk.append(lost)
-            won.append((seq, mine))
-        await repository.record_claims(conn, import_id, won)
+            won_by_chunk.append((seq, mine))
+        await repository.record_claims(conn, import_id, won_by_chunk)
         return lost_by_chunk
 
     def forget(self, import_id: uuid.UUID) -> None:
@@ -151,5 +140,5 @@ class KeyClaims:
         self, conn: Conn, import_id: uuid.UUID, key_no: int, digests: Sequence[int], seq: int
     ) -> set[int]:
         """Those of `digests` claimed by this import in chunks up to `seq`."""
-        owners = (await self._book(conn, import_id, seq)).of(key_no).find(digests)
+        owners = (await self._book(conn, import_id, seq)).of(key_no).find(digests).tolist()
         return {d for d, o in zip(digests, owners, strict=True) if o != NONE and o >> 32 <= seq}

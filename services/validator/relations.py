@@ -13,10 +13,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from services.validator import repository
 from services.validator.chunk import report_value
 from services.validator.claims import Claims, KeyClaims
-from services.validator.keys import Canon, canon_for, digest, digests
+from services.validator.keys import Canon, canon_for, digest, key_digests
 from shared.catalog import TableDef, quote_ident
 from shared.db import Conn
 from shared.error_codes import ErrorCode
@@ -237,23 +239,22 @@ class RelationCheck:
         by_no = {spec.key_no: spec for spec in self.keys}
         claims: list[tuple[int, Claims]] = []
         for chunk in parts:
-            lines = chunk.lines
+            lines = np.asarray(chunk.lines, np.int64)
             mine: Claims = {}
             for spec in self.keys:
-                first: dict[int, int] = {}
-                claimed_digests: list[int] = []
-                claimed_lines: list[int] = []
-                for i, key in enumerate(digests(spec.canons, chunk.cells[spec.key_no])):
-                    if key is None:
-                        continue
-                    if key in first:
-                        where = f"repeats line {lines[first[key]]} of this file"
-                        self._duplicate(chunk, i, spec, "duplicate_in_file", where)
-                    else:
-                        first[key] = i
-                        claimed_digests.append(key)
-                        claimed_lines.append(lines[i])
-                mine[spec.key_no] = (claimed_digests, claimed_lines)
+                present, found = key_digests(spec.canons, chunk.cells[spec.key_no])
+                # Within the chunk: the first row of each key value claims it.
+                _, first, which = np.unique(found, return_index=True, return_inverse=True)
+                if len(first) < len(found):
+                    earlier = first[which.reshape(-1)]
+                    for k in np.flatnonzero(earlier != np.arange(len(found))).tolist():
+                        where = f"repeats line {lines[present[earlier[k]]]} of this file"
+                        self._duplicate(chunk, present[k], spec, "duplicate_in_file", where)
+                    first.sort()
+                    claimed = np.asarray(present, np.int64)[first]
+                    mine[spec.key_no] = (found[first], lines[claimed])
+                else:
+                    mine[spec.key_no] = (found, lines[present])
             claims.append((chunk.seq, mine))
         if not parts:
             return
