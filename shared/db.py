@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -39,11 +39,6 @@ async def affected(conn: Conn, sql: str, *args: object) -> int:
     """Run an INSERT, UPDATE or DELETE; how many rows it touched."""
     status = await conn.execute(sql, *args)  # e.g. "DELETE 3"
     return int(status.split()[-1])
-
-
-def int_array(values: Iterable[int]) -> str:
-    """Integers as one array literal, for `$n::text::bigint[]` (see `text_array`)."""
-    return "{" + ",".join(map(str, values)) + "}"
 
 
 # Any fixed number: serialises migrations when several services start at once.

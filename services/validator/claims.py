@@ -81,8 +81,8 @@ class _Book:
     def of(self, key_no: int) -> Owners:
         return self.owners.setdefault(key_no, Owners())
 
-    def add(self, seq: int, key_no: int, digests: Sequence[int], lines: Sequence[int]) -> None:
-        self.of(key_no).claim(digests, np.asarray(lines, np.int64) | (seq << 32))
+    def add(self, seq: int, key_no: int, digests: Digests, lines: Digests) -> None:
+        self.of(key_no).claim(digests, lines | (seq << 32))
         self.last_seq = max(self.last_seq, seq)
 
 
@@ -95,8 +95,8 @@ class KeyClaims:
         book = self._books.get(import_id)
         if book is None or seq > book.last_seq + 1:  # unknown here, or chunks went elsewhere
             book = _Book()
-            for row in await repository.claimed_chunks(conn, import_id):
-                book.add(row["seq"], row["key_no"], row["digests"], row["lines"])
+            for seq_, key_no, digests, lines in await repository.claimed_chunks(conn, import_id):
+                book.add(seq_, key_no, digests, lines)
             self._books[import_id] = book
         self._books.move_to_end(import_id)
         while len(self._books) > self._max:
@@ -113,10 +113,10 @@ class KeyClaims:
             return []
         book = await self._book(conn, import_id, chunks[0][0])
         lost_by_chunk: list[list[tuple[int, int, int, int]]] = []
-        won_by_chunk: list[tuple[int, dict[int, tuple[list[int], list[int]]]]] = []
+        won_by_chunk: list[tuple[int, Claims]] = []
         for seq, claims in chunks:
             lost: list[tuple[int, int, int, int]] = []
-            mine: dict[int, tuple[list[int], list[int]]] = {}
+            mine: Claims = {}
             for key_no, (digests, lines) in claims.items():
                 me = lines | (seq << 32)
                 owned = book.of(key_no).claim(digests, me)
@@ -125,7 +125,7 @@ class KeyClaims:
                     owner = int(owned[k])
                     lost.append((key_no, int(lines[k]), owner >> 32, owner & 0xFFFFFFFF))
                 if won.any():
-                    mine[key_no] = (digests[won].tolist(), lines[won].tolist())
+                    mine[key_no] = (digests[won], lines[won])
             book.last_seq = max(book.last_seq, seq)
             lost_by_chunk.append(lost)
             won_by_chunk.append((seq, mine))

@@ -8,37 +8,50 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-import asyncpg
+import numpy as np
+import numpy.typing as npt
 
 from shared.catalog import quote_ident
-from shared.db import Conn, int_array, text_array
+from shared.db import Conn, text_array
 from shared.events import ChunkValidated, digest
 
+Packed = npt.NDArray[np.int64]
 
-async def claimed_chunks(conn: Conn, import_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
+
+async def claimed_chunks(conn: Conn, import_id: uuid.UUID) -> list[tuple[int, int, Packed, Packed]]:
+    """(seq, key number, digests, lines) of each chunk's recorded claims, in order."""
+    rows = await conn.fetch(
         "SELECT seq, key_no, digests, lines FROM tidegate.import_key_chunks"
         " WHERE import_id = $1 ORDER BY seq, key_no",
         import_id,
     )
+    return [
+        (
+            r["seq"],
+            r["key_no"],
+            np.frombuffer(r["digests"], ">i8").astype(np.int64),
+            np.frombuffer(r["lines"], ">i4").astype(np.int64),
+        )
+        for r in rows
+    ]
 
 
 async def record_claims(
     conn: Conn,
     import_id: uuid.UUID,
-    chunks: Sequence[tuple[int, dict[int, tuple[list[int], list[int]]]]],
+    chunks: Sequence[tuple[int, dict[int, tuple[Packed, Packed]]]],
 ) -> None:
     """One row per key of each chunk (seq, claims): the key values it was first to use,
-    and their lines."""
+    and their lines (packed big-endian, 8 and 4 bytes each)."""
     rows = [
-        (import_id, seq, key_no, int_array(d), int_array(lines))
+        (import_id, seq, key_no, d.astype(">i8").tobytes(), lines.astype(">i4").tobytes())
         for seq, claims in chunks
         for key_no, (d, lines) in claims.items()
     ]
     if rows:
         await conn.executemany(
             "INSERT INTO tidegate.import_key_chunks (import_id, seq, key_no, digests, lines)"
-            " VALUES ($1, $2, $3, $4::text::bigint[], $5::text::int[]) ON CONFLICT DO NOTHING",
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             rows,
         )
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 
+from services.validator import repository
 from shared.catalog import load_table
 from shared.db import migrate, migration_files
 
@@ -46,3 +49,34 @@ async def test_migrations_apply_once(db: asyncpg.Connection) -> None:
         for r in await db.fetch("SELECT version FROM tidegate.schema_migrations ORDER BY version")
     ]
     assert versions == [v for v, _, _ in migration_files()]
+
+
+async def test_key_claims_recorded_before_packing_are_read_the_same(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    """Migration 0014 packs the claims an unfinished import recorded as arrays: a validator
+    started after the upgrade rebuilds the same claims from them."""
+    name = f"pack_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE DATABASE {name}")
+    conn = await asyncpg.connect(database_url, database=name)
+    try:
+        await conn.execute("CREATE SCHEMA tidegate")
+        for version, _, sql in migration_files():
+            if version == 14:
+                import_id = uuid.uuid4()
+                await conn.execute(
+                    "INSERT INTO tidegate.import_key_chunks (import_id, seq, key_no, digests,"
+                    " lines) VALUES ($1, 3, 0, $2, $3), ($1, 4, 0, '{}', '{}')",
+                    import_id,
+                    [-(2**63), -1, 0, 2**63 - 1],
+                    [2, 3, 2**31 - 1, 40],
+                )
+            await conn.execute(sql)
+        claims = await repository.claimed_chunks(conn, import_id)
+    finally:
+        await conn.close()
+        await db.execute(f"DROP DATABASE {name}")
+    assert [(seq, key_no, d.tolist(), lines.tolist()) for seq, key_no, d, lines in claims] == [
+        (3, 0, [-(2**63), -1, 0, 2**63 - 1], [2, 3, 2**31 - 1, 40]),
+        (4, 0, [], []),
+    ]
