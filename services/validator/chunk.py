@@ -30,7 +30,7 @@ def _well_shaped(
 ) -> tuple[list[list[str]], list[int], list[int], list[RowError]]:
     """The rows with `width` fields, their lines and positions, and an error for each
     other row."""
-    if all(len(row) == width for row in rows):
+    if set(map(len, rows)) <= {width}:
         return rows, list(lines), list(range(len(rows))), []
     shaped, shaped_lines, positions, errors = [], [], [], []
     for position, (row, line) in enumerate(zip(rows, lines, strict=True)):
