@@ -48,11 +48,19 @@ async def with_attempts(
     base_seconds: float,
     service: str,
     on_refused: Callable[[int, BaseException], Awaitable[None]] | None = None,
+    *,
+    first: int = 1,
+    cause: BaseException | None = None,
 ) -> T:
     """`work()`, tried up to `attempts` times while the database refuses it for a passing
     reason; raises AttemptsExhausted after the last. Any other error passes through.
-    `on_refused(attempt, error)` hears of every refusal (the import's journal)."""
-    for attempt in range(1, attempts + 1):
+    `on_refused(attempt, error)` hears of every refusal (the import's journal). From
+    attempt `first` when earlier ones were made elsewhere (`cause`: the last refusal)."""
+    if first > attempts:
+        assert cause is not None, "attempts made elsewhere were refused for a cause"
+        ATTEMPTS_REFUSED.labels(service, "exhausted").inc()
+        raise AttemptsExhausted(attempts, cause)
+    for attempt in range(first, attempts + 1):
         try:
             return await work()
         except Exception as exc:

@@ -8,7 +8,7 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -205,21 +205,56 @@ async def unfinished_import(db: asyncpg.Connection, table: str, *, team: str | N
 
 
 @contextlib.asynccontextmanager
-async def holding_id(db: asyncpg.Connection, table: str, row_id: int) -> AsyncIterator[None]:
-    """An uncommitted customers row with `row_id`, while the block runs: the load of the
-    chunk that brings that id waits on it, so an import is certainly seen half-way,
-    however fast the rest goes. Rolled back at the end."""
+async def holding_row(
+    db: asyncpg.Connection, table: str, row: Mapping[str, object]
+) -> AsyncIterator[None]:
+    """An uncommitted `row` of `table` while the block runs: the load of the chunk that
+    brings a row with its key waits on it (with every chunk loaded in the same
+    transaction), so an import is certainly seen half-way, however fast the rest goes.
+    Rolled back at the end."""
     holding = db.transaction()
     await holding.start()
     try:
-        await db.execute(
-            f"INSERT INTO {table} (id, name, email, signup_date, active)"
-            " VALUES ($1, 'Hold', 'hold@example.com', '2024-01-01', true)",
-            row_id,
-        )
+        names = ", ".join(row)
+        places = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+        await db.execute(f"INSERT INTO {table} ({names}) VALUES ({places})", *row.values())
         yield
     finally:
         await holding.rollback()
+
+
+def holding_id(
+    db: asyncpg.Connection, table: str, row_id: int
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """`holding_row` of a customers row with `row_id`."""
+    hold = {
+        "id": row_id,
+        "name": "Hold",
+        "email": "hold@example.com",
+        "signup_date": date(2024, 1, 1),
+        "active": True,
+    }
+    return holding_row(db, table, hold)
+
+
+async def load_waiting(db: asyncpg.Connection, seconds: float = 30) -> None:
+    """Until a load waits on another transaction: on a row `holding_row` holds. (While
+    COPY streams in, pg_stat_activity shows the connection's previous statement.)"""
+    for _ in range(int(seconds / 0.05)):
+        waiting = await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND wait_event = 'transactionid'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.05)
+    activity = await db.fetch(
+        "SELECT wait_event_type, wait_event, state, left(query, 60) AS query"
+        " FROM pg_stat_activity WHERE datname = current_database()"
+    )
+    raise AssertionError(
+        f"no load waited on a held row within {seconds} s: {[dict(r) for r in activity]}"
+    )
 
 
 async def wait_final(db: asyncpg.Connection, import_id: str, seconds: float = 60) -> Any:

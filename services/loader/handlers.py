@@ -20,6 +20,7 @@ loaded, the backup is taken.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
@@ -30,7 +31,7 @@ import structlog
 from services.loader import repository
 from services.loader.metrics import CHUNK_LOAD_SECONDS, CHUNKS_BY_PATH, ROWS_LOADED
 from shared import chunk_store, imports, journal, ledger, topics
-from shared.attempts import AttemptsExhausted, with_attempts
+from shared.attempts import AttemptsExhausted, backoff, with_attempts
 from shared.catalog import TableCache, TableDef
 from shared.db import Conn
 from shared.error_codes import ErrorCode
@@ -44,6 +45,7 @@ from shared.events import (
     digest,
     shape_problem,
 )
+from shared.failures import is_refused_attempt
 from shared.kafka.records import Delivery, Outgoing
 from shared.kafka.runs import chunk_runs
 from shared.metrics import EVENTS_IGNORED
@@ -135,6 +137,11 @@ class ChunkLoader:
         self._before_first_chunk = before_first_chunk
 
     async def handle(self, event: Event, _: Delivery) -> list[Outgoing]:
+        return await self._handle(event)
+
+    async def _handle(self, event: Event, refused: BaseException | None = None) -> list[Outgoing]:
+        """`handle`; `refused`: the group transaction this chunk was part of was refused
+        for a passing reason (that was its first attempt)."""
         if not isinstance(event, ChunkValidated) or event.mode == "validate_only":
             return []
         if (problem := shape_problem(event)) is not None:
@@ -153,7 +160,7 @@ class ChunkLoader:
                     if blocked is not None:
                         outcome = await self.load(conn, event, give_up=blocked)
                     else:
-                        outcome = await self._attempt(conn, event, attempts)
+                        outcome = await self._attempt(conn, event, attempts, refused)
         except NotAdmitted as exc:
             if exc.reason != "import_finished":
                 raise
@@ -171,10 +178,22 @@ class ChunkLoader:
         loaded in one transaction (group commit: one lock, one claim statement, one COPY,
         one commit; a ledger entry and a lineage row per chunk), each run's outcomes
         yielded once committed; anything else, or a run the database refuses, is handled
-        one by one, by `one`."""
+        one by one, by `one` (a run refused for a passing reason counts as an attempt at
+        each of its chunks: `auto_retry` bounds what the database sees of each)."""
         for run in chunk_runs(items, _copyable, self._max_rows):
             verdicts = [e for e, _ in run if isinstance(e, ChunkValidated)]
-            outcomes = await self._together(verdicts) if len(verdicts) > 1 else None
+            try:
+                outcomes = await self._together(verdicts) if len(verdicts) > 1 else None
+            except Exception as exc:
+                if not is_refused_attempt(exc):
+                    raise
+                # A deadlock, a lock or statement timeout refuses the transaction, not one
+                # chunk: each chunk of it had an attempt, and goes on alone with the rest.
+                log.warning("chunks loaded together were refused", error=repr(exc))
+                await asyncio.sleep(backoff(1, self._backoff))
+                for verdict in verdicts:
+                    yield await self._handle(verdict, refused=exc)
+                continue
             if outcomes is None:
                 for event, delivery in run:
                     yield await one(event, delivery)
@@ -239,12 +258,29 @@ class ChunkLoader:
             chunks.append(chunk)
         return chunks
 
-    async def _attempt(self, conn: Conn, event: ChunkValidated, attempts: int) -> ChunkLoaded:
-        """Load, trying again while the database refuses for a passing reason."""
+    async def _attempt(
+        self,
+        conn: Conn,
+        event: ChunkValidated,
+        attempts: int,
+        refused_together: BaseException | None = None,
+    ) -> ChunkLoaded:
+        """Load, trying again while the database refuses for a passing reason (a refused
+        group transaction that held the chunk was its first attempt)."""
         refused = journal.refusals(conn, event.import_id, "loader", event.seq, attempts)
+        first = 1
+        if refused_together is not None:
+            await refused(1, refused_together)
+            first = 2
         try:
             return await with_attempts(
-                lambda: self.load(conn, event), attempts, self._backoff, "loader", refused
+                lambda: self.load(conn, event),
+                attempts,
+                self._backoff,
+                "loader",
+                refused,
+                first=first,
+                cause=refused_together,
             )
         except AttemptsExhausted as exc:
             return await self.load(conn, event, give_up=str(exc))

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from tests.conftest import MakeKey, Running, bearer, wait_final
+from tests.conftest import MakeKey, Running, bearer, holding_row, load_waiting, wait_final
 from tests.e2e.test_cli_admin import _cli
 from tests.e2e.test_cli_recovery import first_json
 from tests.e2e.test_import_pipeline import post_csv
@@ -72,25 +72,23 @@ async def test_logs_follow_sees_a_live_import_and_ends_on_its_final_state(
 ) -> None:
     table = f"public.live_{uuid.uuid4().hex[:8]}"
     await db.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, name text)")
-    await db.execute(
-        f"CREATE FUNCTION {table.split('.')[1]}_slow() RETURNS trigger LANGUAGE plpgsql AS"
-        " $$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END $$;"
-        f" CREATE TRIGGER slow AFTER INSERT ON {table} FOR EACH STATEMENT"
-        f" EXECUTE FUNCTION {table.split('.')[1]}_slow()"
-    )
     key = await make_key("data_manager", requests_per_minute=10_000)
-    async with aiohttp.ClientSession(base_url=services.api, headers=bearer(key)) as mine:
-        rows = "".join(f"{i},n{i}\n" for i in range(1, 101))
-        status, answer, _ = await post_csv(mine, table, "id,name\n" + rows, chunk_size="10")
-    assert status == 202
-    follower = asyncio.create_task(
-        _cli("logs", "--last", "--follow", "--api", services.api, key=key)
-    )
-    await asyncio.sleep(0.5)
-    running = await db.fetchval(
-        "SELECT finished_at IS NULL FROM tidegate.imports WHERE id = $1", uuid.UUID(answer["id"])
-    )
-    assert running  # the stream started while the import was loading
+    # A held row with the id of the last line: the import is loading until it is released.
+    async with holding_row(db, table, {"id": 100, "name": "Hold"}):
+        async with aiohttp.ClientSession(base_url=services.api, headers=bearer(key)) as mine:
+            rows = "".join(f"{i},n{i}\n" for i in range(1, 101))
+            status, answer, _ = await post_csv(mine, table, "id,name\n" + rows, chunk_size="10")
+        assert status == 202
+        follower = asyncio.create_task(
+            _cli("logs", "--last", "--follow", "--api", services.api, key=key)
+        )
+        await load_waiting(db)
+        await asyncio.sleep(0.5)
+        running = await db.fetchval(
+            "SELECT finished_at IS NULL FROM tidegate.imports WHERE id = $1",
+            uuid.UUID(answer["id"]),
+        )
+        assert running  # the stream started while the import was loading
     code, out, err = await asyncio.wait_for(follower, 60)
     assert code == 0, err
     lines = out.splitlines()

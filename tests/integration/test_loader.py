@@ -214,6 +214,41 @@ async def test_a_run_the_database_refuses_loads_one_by_one(
     )
 
 
+async def test_a_refused_group_is_an_attempt_at_each_of_its_chunks(
+    pool: asyncpg.Pool, db: asyncpg.Connection, table: str
+) -> None:
+    """A serialization failure refuses the transaction of chunks loaded together: the
+    journal records it as the first attempt at each, and each then loads alone (so
+    `auto_retry` bounds the attempts the database sees of any chunk)."""
+    name = table.split(".")[1]
+    await db.execute(
+        f"CREATE SEQUENCE {name}_attempts;"
+        f" CREATE FUNCTION {name}_flaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF nextval('{name}_attempts') = 1 THEN RAISE EXCEPTION 'refused on purpose'"
+        " USING ERRCODE = 'serialization_failure'; END IF; RETURN NULL; END $$;"
+        f" CREATE TRIGGER flaky AFTER INSERT ON {table} FOR EACH STATEMENT"
+        f" EXECUTE FUNCTION {name}_flaky()"
+    )
+    batch = await chunks_of_one_import(db, table, list(rows(300)), 100)
+
+    async def one(event: Event, delivery: Delivery) -> list[Outgoing]:
+        raise AssertionError(f"chunk {delivery.offset} was not handled by the loader itself")
+
+    outgoing = loaded(await batch_load(loader(pool), batch, one))
+    assert [(o.seq, o.loaded_rows, o.chunk_error) for o in outgoing] == [
+        (0, 100, None),
+        (1, 100, None),
+        (2, 100, None),
+    ]
+    assert await db.fetchval(f"SELECT last_value FROM {name}_attempts") == 4  # group + 3
+    refusals = await db.fetch(
+        "SELECT seq, detail->>'attempt' AS attempt FROM tidegate.import_journal"
+        " WHERE import_id = $1 AND kind = 'attempt_refused' ORDER BY seq",
+        outgoing[0].import_id,
+    )
+    assert [(r["seq"], r["attempt"]) for r in refusals] == [(0, "1"), (1, "1"), (2, "1")]
+
+
 async def test_refused_rows_are_isolated_and_the_rest_loads(
     pool: asyncpg.Pool, db: asyncpg.Connection, table: str
 ) -> None:
