@@ -188,6 +188,27 @@ async def test_chunks_fetched_together_load_in_one_transaction(
     assert await db.fetchval(f"SELECT count(*) FROM {table}") == 300
 
 
+async def test_two_loaders_given_the_same_chunks_together_load_them_once(
+    pool: asyncpg.Pool, db: asyncpg.Connection, table: str
+) -> None:
+    """Two replicas handed the same batch (a rebalance redelivers it): the second's claim
+    waits on the first's uncommitted ledger rows, then finds the chunks claimed and only
+    re-announces them."""
+    batch = await chunks_of_one_import(db, table, list(rows(300)), 100)
+    first, second = loader(pool), loader(pool)
+    outcomes = await asyncio.gather(
+        batch_load(first, batch, first.handle), batch_load(second, batch, second.handle)
+    )
+    assert loaded(outcomes[0]) == loaded(outcomes[1])
+    assert [(o.seq, o.loaded_rows) for o in loaded(outcomes[0])] == [(0, 100), (1, 100), (2, 100)]
+    assert await db.fetchval(f"SELECT count(*) FROM {table}") == 300
+    lineage = await db.fetchval(
+        "SELECT count(*) FROM tidegate.load_lineage WHERE import_id = $1",
+        loaded(outcomes[0])[0].import_id,
+    )
+    assert lineage == 3
+
+
 async def test_a_run_the_database_refuses_loads_one_by_one(
     pool: asyncpg.Pool, db: asyncpg.Connection, table: str
 ) -> None:
