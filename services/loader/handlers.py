@@ -47,7 +47,7 @@ from shared.events import (
 )
 from shared.failures import is_refused_attempt
 from shared.kafka.records import Delivery, Outgoing
-from shared.kafka.runs import chunk_runs
+from shared.kafka.runs import apply_in_runs
 from shared.metrics import EVENTS_IGNORED
 
 log = structlog.get_logger(__name__)
@@ -169,7 +169,7 @@ class ChunkLoader:
             return []
         return [(topics.CHUNK_LOADED, outcome, str(event.import_id))]
 
-    async def handle_batch(
+    def handle_batch(
         self,
         items: Sequence[tuple[Event, Delivery]],
         one: Callable[[Event, Delivery], Awaitable[list[Outgoing]]],
@@ -180,25 +180,23 @@ class ChunkLoader:
         yielded once committed; anything else, or a run the database refuses, is handled
         one by one, by `one` (a run refused for a passing reason counts as an attempt at
         each of its chunks: `auto_retry` bounds what the database sees of each)."""
-        for run in chunk_runs(items, _copyable, self._max_rows):
-            verdicts = [e for e, _ in run if isinstance(e, ChunkValidated)]
-            try:
-                outcomes = await self._together(verdicts) if len(verdicts) > 1 else None
-            except Exception as exc:
-                if not is_refused_attempt(exc):
-                    raise
-                # A deadlock, a lock or statement timeout refuses the transaction, not one
-                # chunk: each chunk of it had an attempt, and goes on alone with the rest.
-                log.warning("chunks loaded together were refused", error=repr(exc))
-                await asyncio.sleep(backoff(1, self._backoff))
-                for verdict in verdicts:
-                    yield await self._handle(verdict, refused=exc)
-                continue
-            if outcomes is None:
-                for event, delivery in run:
-                    yield await one(event, delivery)
-            else:
-                yield [(topics.CHUNK_LOADED, o, str(o.import_id)) for o in outcomes]
+        return apply_in_runs(items, _copyable, self._max_rows, self._load_run, one)
+
+    async def _load_run(self, run: list[Event]) -> list[Outgoing] | None:
+        verdicts = [e for e in run if isinstance(e, ChunkValidated)]
+        try:
+            outcomes = await self._together(verdicts)
+        except Exception as exc:
+            if not is_refused_attempt(exc):
+                raise
+            # A deadlock, a lock or statement timeout refuses the transaction, not one
+            # chunk: each chunk of it had an attempt, and goes on alone with the rest.
+            log.warning("chunks loaded together were refused", error=repr(exc))
+            await asyncio.sleep(backoff(1, self._backoff))
+            return [o for verdict in verdicts for o in await self._handle(verdict, refused=exc)]
+        if outcomes is None:
+            return None
+        return [(topics.CHUNK_LOADED, o, str(o.import_id)) for o in outcomes]
 
     async def _together(self, events: Sequence[ChunkValidated]) -> list[ChunkLoaded] | None:
         """The outcomes of loading `events` in one transaction, committed; None (nothing

@@ -46,47 +46,33 @@ async def claim(conn: Conn, import_id: uuid.UUID, seq: int, *, rows: bool) -> Ad
     A concurrent claimer waits here until the first commits, then sees the claim. (The
     read's snapshot is taken before that wait: it is only used when this transaction
     claimed the chunk.)"""
-    row = await conn.fetchrow(
-        "WITH claim AS (INSERT INTO tidegate.chunk_ledger (import_id, seq, loaded_rows,"
-        " failed_rows) VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING RETURNING true)"
-        " SELECT EXISTS (SELECT FROM claim) AS claimed,"
-        " i.finished_at IS NOT NULL AS finished, v.digest,"
-        " (SELECT c.payload FROM tidegate.chunks c WHERE c.import_id = i.id AND c.seq = $2"
-        "  AND $3 AND EXISTS (SELECT FROM claim)) AS payload"
-        " FROM tidegate.imports i"
-        " LEFT JOIN tidegate.chunk_verdicts v ON v.import_id = i.id AND v.seq = $2"
-        " WHERE i.id = $1",
-        import_id,
-        seq,
-        rows,
-    )
-    if row is None:
-        return None
-    return Admission(row["claimed"], row["finished"], row["digest"], row["payload"])
+    found = await claim_many(conn, import_id, [seq], rows=rows)
+    return None if found is None else found[0]
 
 
 async def claim_many(
-    conn: Conn, import_id: uuid.UUID, seqs: Sequence[int]
+    conn: Conn, import_id: uuid.UUID, seqs: Sequence[int], *, rows: bool = True
 ) -> list[Admission] | None:
-    """`claim` of several chunks of one import (each loads rows), in one statement: their
-    admissions in the order of `seqs`; None for an unknown import."""
-    rows = await conn.fetch(
+    """`claim` of several chunks of one import, in one statement: their admissions in the
+    order of `seqs`; None for an unknown import."""
+    found = await conn.fetch(
         "WITH claim AS (INSERT INTO tidegate.chunk_ledger (import_id, seq, loaded_rows,"
         " failed_rows) SELECT $1, s, 0, 0 FROM unnest($2::integer[]) AS s"
         " ON CONFLICT DO NOTHING RETURNING seq)"
         " SELECT s.seq, s.seq IN (SELECT seq FROM claim) AS claimed,"
         " i.finished_at IS NOT NULL AS finished, v.digest,"
         " (SELECT c.payload FROM tidegate.chunks c WHERE c.import_id = i.id AND c.seq = s.seq"
-        "  AND s.seq IN (SELECT seq FROM claim)) AS payload"
+        "  AND $3 AND s.seq IN (SELECT seq FROM claim)) AS payload"
         " FROM tidegate.imports i CROSS JOIN unnest($2::integer[]) WITH ORDINALITY AS s(seq, n)"
         " LEFT JOIN tidegate.chunk_verdicts v ON v.import_id = i.id AND v.seq = s.seq"
         " WHERE i.id = $1 ORDER BY s.n",
         import_id,
         list(seqs),
+        rows,
     )
-    if not rows:
+    if not found:
         return None
-    return [Admission(r["claimed"], r["finished"], r["digest"], r["payload"]) for r in rows]
+    return [Admission(r["claimed"], r["finished"], r["digest"], r["payload"]) for r in found]
 
 
 async def ledger_entry(conn: Conn, import_id: uuid.UUID, seq: int) -> asyncpg.Record | None:

@@ -46,7 +46,7 @@ from shared.events import (
 )
 from shared.failures import is_transient
 from shared.kafka.records import Delivery, Outgoing
-from shared.kafka.runs import chunk_runs
+from shared.kafka.runs import apply_in_runs
 from shared.metrics import EVENTS_IGNORED
 from shared.rulebook import RuleBook, RuleFileError, TableRules, match_key, update_problem
 
@@ -185,7 +185,7 @@ class ChunkValidator:
             )
         return event
 
-    async def handle_batch(
+    def handle_batch(
         self,
         items: Sequence[tuple[Event, Delivery]],
         one: Callable[[Event, Delivery], Awaitable[list[Outgoing]]],
@@ -194,14 +194,14 @@ class ChunkValidator:
         read of the import and its chunks, one lookup per key, one record of claims and
         of verdicts), each run's verdicts yielded as soon as they are recorded; anything
         else is handled one by one, by `one`."""
-        for run in chunk_runs(items, _stored, min(self._max_rows, RUN_ROWS)):
-            refs = [e for e, _ in run if isinstance(e, ChunkStored)]
-            verdicts = await self._together(refs) if len(refs) > 1 else None
-            if verdicts is None:
-                for event, delivery in run:
-                    yield await one(event, delivery)
-            else:
-                yield [(topics.CHUNK_VALIDATED, v, str(v.import_id)) for v in verdicts]
+        runs = min(self._max_rows, RUN_ROWS)
+        return apply_in_runs(items, _stored, runs, self._check_run, one)
+
+    async def _check_run(self, run: list[Event]) -> list[Outgoing] | None:
+        verdicts = await self._together([e for e in run if isinstance(e, ChunkStored)])
+        if verdicts is None:
+            return None
+        return [(topics.CHUNK_VALIDATED, v, str(v.import_id)) for v in verdicts]
 
     async def _together(self, refs: Sequence[ChunkStored]) -> list[ChunkValidated] | None:
         """The verdicts on consecutive chunks of a running import, recorded; None when

@@ -5,10 +5,10 @@ one chunk of the largest size); any other event is a run of its own."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from shared.kafka.records import Delivery
+from shared.kafka.records import Delivery, Outgoing
 
 E = TypeVar("E")
 ChunkOf = Callable[[E], tuple[uuid.UUID, int, int] | None]  # (import id, seq, rows) or None
@@ -36,3 +36,22 @@ def chunk_runs(
             rows = this[2] if this is not None else 0
         last = this
     return runs
+
+
+async def apply_in_runs(
+    items: Sequence[tuple[E, Delivery]],
+    chunk_of: ChunkOf[E],
+    max_rows: int,
+    together: Callable[[list[E]], Awaitable[list[Outgoing] | None]],
+    one: Callable[[E, Delivery], Awaitable[list[Outgoing]]],
+) -> AsyncGenerator[list[Outgoing], None]:
+    """A batch handler's loop: each run of several chunks applied by `together` (None: it
+    must go event by event), everything else by `one`; the events of each part yielded as
+    soon as it is applied."""
+    for run in chunk_runs(items, chunk_of, max_rows):
+        done = await together([event for event, _ in run]) if len(run) > 1 else None
+        if done is None:
+            for event, delivery in run:
+                yield await one(event, delivery)
+        else:
+            yield done
