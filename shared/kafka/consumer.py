@@ -56,6 +56,17 @@ def wedged(*, lag: int, busy: bool, idle_seconds: float) -> bool:
     return lag > 0 and not busy and idle_seconds > WEDGED_SECONDS
 
 
+def records_behind(position: int, high_watermark: int) -> int | None:
+    """Records between a member's position and its partition's end, or None when the
+    position is past the end. A fetch never delivers a record above its high watermark, so
+    a member stands past the end only when the broker lost the log (a memory-only broker
+    restarted, or an unclean election) and began it again below the member, which must
+    then read it from its start. The embedded broker answers a fetch past the end with no
+    records and no error, and its ListOffsets reports ends short (`admin.log_ends`): only
+    the fetch's high watermark can be trusted to tell."""
+    return None if position > high_watermark else high_watermark - position
+
+
 E = TypeVar("E", bound=msgspec.Struct)
 Decode = Callable[[bytes, str], E]
 # Applies a fetched batch, yielding the events of each part as soon as that part is applied.
@@ -215,26 +226,22 @@ class ConsumerLoop(Generic[E]):
         lag = 0
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
-            if end is not None:
-                position = await consumer.position(tp)
-                if position > end and position > (await consumer.end_offsets([tp]))[tp]:
-                    # The broker lost the log (a restart of a memory-only broker, or an
-                    # unclean election) and started it again below this member: what it
-                    # holds now was published since, and is read from its start.
-                    log.warning(
-                        "partition behind this consumer: reading it from its start",
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        position=position,
-                        end=end,
-                    )
-                    await consumer.seek_to_beginning(tp)
-                    continue
-                behind = end - position
-                PARTITION_LAG.labels(self.service, self.group, tp.topic, str(tp.partition)).set(
-                    behind
+            if end is None:
+                continue
+            position = await consumer.position(tp)
+            behind = records_behind(position, end)
+            if behind is None:
+                log.warning(
+                    "partition behind this consumer: reading it from its start",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    position=position,
+                    end=end,
                 )
-                lag += behind
+                await consumer.seek_to_beginning(tp)
+                continue
+            PARTITION_LAG.labels(self.service, self.group, tp.topic, str(tp.partition)).set(behind)
+            lag += behind
         self.lag = lag
         if lag == 0:
             self._progressed_at = now

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 
 from shared import events
 from shared.errors import TransientError
@@ -200,13 +201,14 @@ async def _consume(
     each: Callable[[events.Event, Delivery], Awaitable[Sequence[Outgoing]]],
     together: BatchHandler[events.Event],
     done: Callable[[], bool],
-) -> None:
+    group: str | None = None,
+) -> ConsumerLoop[events.Event]:
     """Consume `topic` with these handlers until `done()` and nothing is left, then a
     second more (anything redelivered would be applied again by then)."""
     loop = ConsumerLoop(
         service="test",
         bootstrap=bootstrap,
-        group=f"test-{uuid.uuid4().hex[:8]}",
+        group=group or f"test-{uuid.uuid4().hex[:8]}",
         topics=[topic],
         handler=each,
         batch_handler=together,
@@ -223,6 +225,7 @@ async def _consume(
     finally:
         loop.stop()
         await asyncio.wait_for(task, 30)
+    return loop
 
 
 async def test_a_batch_handler_applies_a_fetched_batch_at_once(
@@ -284,3 +287,43 @@ async def test_a_batch_that_fails_is_applied_event_by_event(
     await _consume(bootstrap, services, topic, each, fails, lambda: len(applied) >= 5)
     assert applied == [0, 1, 2, 3, 4]
     assert tried and max(tried) == 2  # tried at once, then event by event
+
+
+async def test_a_member_past_the_end_of_a_log_the_broker_lost_reads_the_new_log(
+    bootstrap: str, services: Running
+) -> None:
+    """The group committed offset 50 in the log's first life; the broker lost the log and
+    began it again (3 records). The broker answers a fetch at 50 with nothing and no error:
+    the member reads the new log from its start, and ends with no lag and no stall (-47
+    records waiting would keep /readyz at 503 for good)."""
+    topic = f"test.lostlog.{uuid.uuid4().hex[:8]}"
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    await _produce(bootstrap, topic, [_loaded(seq) for seq in range(3)])
+    committer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await committer.start()
+    try:
+        await committer.topics()
+        parts = [TopicPartition(topic, p) for p in committer.partitions_for_topic(topic) or ()]
+        committer.assign(parts)
+        await committer.commit({tp: OffsetAndMetadata(50, "") for tp in parts})
+    finally:
+        await committer.stop()
+    applied: list[int] = []
+
+    async def each(event: events.Event, _: Delivery) -> Sequence[Outgoing]:
+        assert isinstance(event, events.ChunkLoaded)
+        applied.append(event.seq)
+        return ()
+
+    async def together(
+        items: Sequence[tuple[events.Event, Delivery]],
+    ) -> AsyncGenerator[Sequence[Outgoing], None]:
+        for event, delivery in items:
+            await each(event, delivery)
+        yield ()
+
+    loop = await _consume(
+        bootstrap, services, topic, each, together, lambda: len(applied) >= 3, group
+    )
+    assert sorted(applied) == [0, 1, 2]
+    assert (loop.lag, loop.stalled_for()) == (0, 0.0)
