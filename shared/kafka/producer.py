@@ -12,7 +12,12 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from shared import events
-from shared.kafka.calls import BROKER_CALL_SECONDS, MAX_MESSAGE_BYTES, until_broker_answers
+from shared.kafka.calls import (
+    BROKER_CALL_SECONDS,
+    MAX_MESSAGE_BYTES,
+    until_broker_answers,
+    within,
+)
 from shared.kafka.records import Outgoing, RawRecord, cloudevent_headers
 from shared.metrics import EVENT_BYTES_PUBLISHED
 
@@ -68,10 +73,14 @@ class EventPublisher:
         """Send already-encoded records; futures complete on acknowledgement."""
         for topic, value, _, _ in records:
             EVENT_BYTES_PUBLISHED.labels(self._service, topic).inc(len(value))
+        return await within(self._enqueue(records), BROKER_CALL_SECONDS, "queueing events")
+
+    async def _enqueue(self, records: Sequence[RawRecord]) -> list[asyncio.Future[Any]]:
+        """Hand every record to the producer without giving the event loop a turn between
+        them (a `send` suspends only for metadata or a full buffer), so they leave in one
+        request as soon as the loop turns."""
         return [
-            await asyncio.wait_for(
-                self._producer.send(topic, value, key=key, headers=headers), BROKER_CALL_SECONDS
-            )
+            await self._producer.send(topic, value, key=key, headers=headers)
             for topic, value, key, headers in records
         ]
 
@@ -84,7 +93,12 @@ async def open_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         acks="all",
         enable_idempotence=False,
         max_request_size=MAX_MESSAGE_BYTES,
-        linger_ms=2,
+        # Sent at the loop's next turn: a service that sends a batch's first part and then
+        # checks the next part (CPU, seconds-long for big runs) must not hold that part back
+        # for a linger timer that cannot fire meanwhile (measured: the loader started on a
+        # 10,000-row file's first verdicts 33 ms after they were recorded with 2 ms, 11 ms
+        # with 0). Records handed over together still go in one request (`_enqueue`).
+        linger_ms=0,
         # Chunks are text: zstd (level 3; aiokafka's lz4 is the slow HC level) shrinks what
         # the broker holds and carries 3.5-fold for about 0.5 ms a 1,000-row chunk (the
         # broker keeps every record in memory in the dev stack).
