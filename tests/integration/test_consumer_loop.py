@@ -188,6 +188,19 @@ async def _produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
         await producer.stop()
 
 
+def _noting(
+    seen: list[int],
+) -> Callable[[events.Event, Delivery], Awaitable[Sequence[Outgoing]]]:
+    """An event handler that notes the seq of each chunk.loaded it applies."""
+
+    async def each(event: events.Event, _: Delivery) -> Sequence[Outgoing]:
+        assert isinstance(event, events.ChunkLoaded)
+        seen.append(event.seq)
+        return ()
+
+    return each
+
+
 def _loaded(seq: int) -> bytes:
     return events.encode(
         events.ChunkLoaded(import_id=uuid.UUID(int=7), seq=seq, loaded_rows=1, failed_rows=0)
@@ -236,10 +249,7 @@ async def test_a_batch_handler_applies_a_fetched_batch_at_once(
     batches: list[list[int]] = []
     one_by_one: list[int] = []
 
-    async def each(event: events.Event, _: Delivery) -> Sequence[Outgoing]:
-        assert isinstance(event, events.ChunkLoaded)
-        one_by_one.append(event.seq)
-        return ()
+    each = _noting(one_by_one)
 
     async def together(
         items: Sequence[tuple[events.Event, Delivery]],
@@ -266,10 +276,7 @@ async def test_a_batch_that_fails_is_applied_event_by_event(
     tried: list[int] = []
     applied: list[int] = []
 
-    async def each(event: events.Event, _: Delivery) -> Sequence[Outgoing]:
-        assert isinstance(event, events.ChunkLoaded)
-        applied.append(event.seq)
-        return ()
+    each = _noting(applied)
 
     async def fails(
         items: Sequence[tuple[events.Event, Delivery]],
@@ -310,10 +317,7 @@ async def test_a_member_past_the_end_of_a_log_the_broker_lost_reads_the_new_log(
         await committer.stop()
     applied: list[int] = []
 
-    async def each(event: events.Event, _: Delivery) -> Sequence[Outgoing]:
-        assert isinstance(event, events.ChunkLoaded)
-        applied.append(event.seq)
-        return ()
+    each = _noting(applied)
 
     async def together(
         items: Sequence[tuple[events.Event, Delivery]],
