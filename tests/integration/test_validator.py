@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from services.loader.handlers import ChunkLoader
+from services.validator import repository
 from services.validator.handlers import ChunkValidator
 from shared import chunk_store
 from shared.catalog import TableCache
@@ -238,3 +239,29 @@ async def test_a_case_insensitive_key_declared_in_a_rule_file(
     assert verdict(own) == []  # 100 keeps its own email, written another way
     assert (own.dropped, own.valid_rows) == ([], 2)
     assert verdict(taken) == [(2, "email", "duplicate_in_table")]  # 6 would take 100's
+
+
+async def test_table_lookups_compare_values_as_the_columns_type_does(
+    db: asyncpg.Connection,
+) -> None:
+    """Keys of one column and of several are looked up by PostgreSQL's own `=` on the
+    column's type (` 042` is 42, 'A' is not 'a'), each input position once per occurrence,
+    in order."""
+    name = f"public.lookups_{uuid.uuid4().hex[:8]}"
+    await db.execute(
+        f"CREATE TABLE {name} (id bigint PRIMARY KEY, email text, region text,"
+        " UNIQUE (email, region))"
+    )
+    await db.execute(f"INSERT INTO {name} VALUES (42, 'a@x', 'eu'), (7, 'b@x', 'us')")
+    ids = [("id", "bigint")]
+    present = repository.lookup_sql(name, ids, present=True)
+    missing = repository.lookup_sql(name, ids, present=False)
+    values = [" 042", "8", "7", "042", "+7"]
+    assert await repository.lookup(db, present, [[v] for v in values]) == [0, 2, 3, 4]
+    assert await repository.lookup(db, missing, [[v] for v in values]) == [1]
+    pairs = [("email", "text"), ("region", "text")]
+    tuples = [["a@x", "eu"], ["A@x", "eu"], ["b@x", "us"], ["b@x", "eu"]]
+    found = repository.lookup_sql(name, pairs, present=True)
+    assert await repository.lookup(db, found, tuples) == [0, 2]
+    emails = repository.lookup_sql(name, [("email", "text")], present=True)
+    assert await repository.lookup(db, emails, [[t[0]] for t in tuples]) == [0, 2, 3]
