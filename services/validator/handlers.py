@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 import structlog
@@ -46,7 +46,7 @@ from shared.events import (
 )
 from shared.failures import is_transient
 from shared.kafka.records import Delivery, Outgoing
-from shared.kafka.runs import apply_in_stages
+from shared.kafka.runs import apply_in_runs
 from shared.metrics import EVENTS_IGNORED
 from shared.rulebook import RuleBook, RuleFileError, TableRules, match_key, update_problem
 
@@ -82,17 +82,6 @@ def _stored(event: Event) -> tuple[uuid.UUID, int, int] | None:
     if isinstance(event, ChunkStored):
         return event.import_id, event.seq, event.row_count
     return None
-
-
-@dataclass
-class _Checked:
-    """Chunks whose cells are checked: the verdicts on those rejected whole (by position),
-    the others in runs of one plan, with each chunk's cell results."""
-
-    size: int
-    verdicts: dict[int, ChunkValidated] = field(default_factory=dict)
-    runs: list[tuple[_Plan, list[tuple[int, ChunkSubmitted]]]] = field(default_factory=list)
-    cells: list[list[ChunkResult]] = field(default_factory=list)
 
 
 class ChunkValidator:
@@ -204,17 +193,19 @@ class ChunkValidator:
         """Runs of chunk references of one import, in order, are validated together (one
         read of the import and its chunks, one lookup per key, one record of claims and
         of verdicts), each run's verdicts yielded as soon as they are recorded; anything
-        else is handled one by one, by `one`. The cells of the next run are checked while
-        this run's keys are looked up and its verdicts recorded."""
+        else is handled one by one, by `one`."""
         runs = min(self._max_rows, RUN_ROWS)
-        return apply_in_stages(
-            items, _stored, runs, self._read_run, self._finish_run, one, ahead=True
-        )
+        return apply_in_runs(items, _stored, runs, self._check_run, one)
 
-    async def _read_run(self, run: list[Event]) -> _Checked | None:
-        """Consecutive chunks of a running import, read and their cells checked; None when
+    async def _check_run(self, run: list[Event]) -> list[Outgoing] | None:
+        verdicts = await self._together([e for e in run if isinstance(e, ChunkStored)])
+        if verdicts is None:
+            return None
+        return [(topics.CHUNK_VALIDATED, v, str(v.import_id)) for v in verdicts]
+
+    async def _together(self, refs: Sequence[ChunkStored]) -> list[ChunkValidated] | None:
+        """The verdicts on consecutive chunks of a running import, recorded; None when
         they must go one by one (an unknown or finished import, a chunk not stored)."""
-        refs = [e for e in run if isinstance(e, ChunkStored)]
         import_id = refs[0].import_id
         async with self._pool.acquire() as conn:
             state = await imports.import_state(conn, import_id)
@@ -223,14 +214,9 @@ class ChunkValidator:
             chunks = await chunk_store.read_many(conn, import_id, [r.seq for r in refs])
             if [(c.import_id, c.seq) for c in chunks] != [(r.import_id, r.seq) for r in refs]:
                 return None
-            return await self._cells(conn, chunks)
-
-    async def _finish_run(self, checked: _Checked) -> list[Outgoing]:
-        """The verdicts on a run whose cells are checked, recorded."""
-        async with self._pool.acquire() as conn:
-            verdicts = await self._relations(conn, checked)
+            verdicts = await self.validate_together(conn, chunks)
             await repository.record_verdicts(conn, verdicts)
-        return [(topics.CHUNK_VALIDATED, v, str(v.import_id)) for v in verdicts]
+        return verdicts
 
     async def validate(self, conn: Conn, event: ChunkSubmitted) -> ChunkValidated:
         return (await self.validate_together(conn, [event]))[0]
@@ -239,31 +225,21 @@ class ChunkValidator:
         self, conn: Conn, events: Sequence[ChunkSubmitted]
     ) -> list[ChunkValidated]:
         """Verdicts on consecutive chunks of one import: the same as one at a time."""
-        return await self._relations(conn, await self._cells(conn, events))
-
-    async def _cells(self, conn: Conn, events: Sequence[ChunkSubmitted]) -> _Checked:
-        """The chunks' plans and cell checks (a pure function of the chunks and the rules)."""
-        checked = _Checked(len(events))
+        verdicts: dict[int, ChunkValidated] = {}
+        runs: list[tuple[_Plan, list[tuple[int, ChunkSubmitted]]]] = []
         for i, event in enumerate(events):
             plan = await self._plan(conn, event)
             if isinstance(plan, ChunkValidated):
-                checked.verdicts[i] = plan
-            elif checked.runs and checked.runs[-1][0] == plan:
-                checked.runs[-1][1].append((i, event))
+                verdicts[i] = plan
+            elif runs and runs[-1][0] == plan:
+                runs[-1][1].append((i, event))
             else:
-                checked.runs.append((plan, [(i, event)]))
-        with PHASE_SECONDS.labels("cells").time():
-            for plan, run in checked.runs:
-                checked.cells.append(
-                    [validate_rows(plan.compiled.columns, e.rows, e.line_numbers()) for _, e in run]
-                )
-        return checked
-
-    async def _relations(self, conn: Conn, checked: _Checked) -> list[ChunkValidated]:
-        """The verdicts, once the checks that read the table and the import's claims are
-        made, in file order."""
-        verdicts = checked.verdicts
-        for (plan, run), cells in zip(checked.runs, checked.cells, strict=True):
+                runs.append((plan, [(i, event)]))
+        for plan, run in runs:
+            with PHASE_SECONDS.labels("cells").time():
+                cells = [
+                    validate_rows(plan.compiled.columns, e.rows, e.line_numbers()) for _, e in run
+                ]
             with PHASE_SECONDS.labels("relations").time():
                 related = await plan.compiled.relations.check(
                     conn,
@@ -277,9 +253,9 @@ class ChunkValidator:
                 )
             if any(e.last for _, e in run):
                 self._claims.forget(run[0][1].import_id)
-            for (i, event), cell_result, outcome in zip(run, cells, related, strict=True):
-                verdicts[i] = self._verdict(event, cell_result, outcome, plan)
-        return [verdicts[i] for i in range(checked.size)]
+            for (i, event), checked, outcome in zip(run, cells, related, strict=True):
+                verdicts[i] = self._verdict(event, checked, outcome, plan)
+        return [verdicts[i] for i in range(len(events))]
 
     async def _plan(self, conn: Conn, event: ChunkSubmitted) -> _Plan | ChunkValidated:
         """The checks for the chunk, or its verdict if it is rejected as a whole."""
