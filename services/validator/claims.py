@@ -44,12 +44,16 @@ class Owners:
     def find(self, digests: Sequence[int] | Digests) -> Digests:
         """The owner of each digest, or NONE."""
         wanted = np.asarray(digests, np.int64)
+        order = np.argsort(wanted)  # searched in order, each search starts where the last ended
+        ordered = wanted[order]
         found = np.full(len(wanted), NONE, np.int64)
         for keys, owners in self._levels:
-            at = np.searchsorted(keys, wanted)
+            at = np.searchsorted(keys, ordered)
             at[at == len(keys)] = 0
-            found = np.where(keys[at] == wanted, owners[at], found)
-        return found
+            found = np.where(keys[at] == ordered, owners[at], found)
+        owner = np.empty_like(found)
+        owner[order] = found
+        return owner
 
     def claim(self, digests: Sequence[int] | Digests, owners: Sequence[int] | Digests) -> Digests:
         """Give each digest not yet owned its owner in `owners` (`digests` are unique);
