@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idle_transaction_seconds: float = 30.0  # the server ends a gateway transaction idle so long
     body_idle_seconds: float = 30.0  # an upload silent this long is answered 408
     max_uploads: int = 32  # uploads one gateway receives at once (503 beyond)
+    upload_expiry_seconds: float = 86_400.0  # an unfinished resumable upload is deleted after
     max_record_bytes: int = 8 * 1024 * 1024  # longest CSV record (so field) accepted: 422
     shutdown_seconds: float = 10.0  # a graceful stop waits this long for requests in hand
     max_streams_per_key: int = 5  # open event streams per API key and gateway (429 beyond)
@@ -216,6 +217,7 @@ def load_settings(
                 "db_acquire_seconds",
                 "idle_transaction_seconds",
                 "body_idle_seconds",
+                "upload_expiry_seconds",
                 "shutdown_seconds",
                 "slow_statement_seconds",
             )

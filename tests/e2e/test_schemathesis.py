@@ -79,6 +79,21 @@ checks.positive_data_acceptance.expected-statuses = [200, 400]
 [[operations]]
 include-operation-id = "export.read"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 404]
+
+# PostgreSQL counts a table name's 63 characters in bytes, which a pattern cannot.
+[[operations]]
+include-operation-id = "keys.create"
+checks.positive_data_acceptance.expected-statuses = [201, 422]
+
+# tus answers a request without its version, or in another, with 412 (Tus-Version); and
+# the import's options are refused as POST /import refuses them.
+[[operations]]
+include-operation-id-regex = "^uploads[.]"
+checks.negative_data_rejection.expected-statuses = [400, 401, 403, 404, 405, 406, 409, 412, 415,
+                                                    422, 428, 429]
+checks.missing_required_header.expected-statuses = [400, 401, 403, 406, 412, 415, 422]
+checks.positive_data_acceptance.expected-statuses = [200, 201, 204, 400, 404, 409, 410, 412, 413,
+                                                     415, 422, 429, 460]
 """
 
 
@@ -125,9 +140,11 @@ async def test_schemathesis_finds_nothing(
     last = (*key_operations, "purges.create", "imports.stream")
     runs = (
         # Everything but rotating and revoking keys, with a key that stays valid, purges
-        # (they forget what other operations read), and the live stream, which answers
-        # until the client leaves (test_console_api tests it).
-        ("main", token, 30, "--exclude-operation-id", last),
+        # (they forget what other operations read), the live stream, which answers
+        # until the client leaves (test_console_api tests it), and a tus PATCH, whose
+        # application/offset+octet-stream body schemathesis cannot make
+        # (test_resumable_uploads tests it).
+        ("main", token, 30, "--exclude-operation-id", (*last, "uploads.append")),
         # Purges, once everything else has run.
         ("purges", token, 10, "--include-operation-id", ("purges.create",)),
         # Rotating and revoking, on a spare admin key (it may well rotate itself away).

@@ -21,9 +21,10 @@ def _routes() -> set[tuple[str, str]]:
         load_settings("gateway", {"DATABASE_URL": "x", "KAFKA_BOOTSTRAP_SERVERS": "x"})
     )
     found = set()
+    gets = {r.handler for r in app.router.routes() if r.method == "GET"}
     for route in app.router.routes():
-        if route.method == "HEAD" or route.resource is None:
-            continue
+        if route.resource is None or (route.method == "HEAD" and route.handler in gets):
+            continue  # aiohttp's HEAD beside each GET
         if route.resource.canonical.startswith(console.PREFIX):
             continue  # the console's files: pages, not API
         found.add((route.method.lower(), route.resource.canonical))

@@ -39,6 +39,12 @@ WINDOW_SECONDS = 60
 # Route name → the permissions any one of which admits the request.
 ROUTE_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "imports.create": ("import", "validate"),
+    "uploads.options": ("import", "validate"),
+    "uploads.create": ("import", "validate"),
+    "uploads.offset": ("import", "validate"),
+    "uploads.read": ("import", "validate"),
+    "uploads.append": ("import", "validate"),
+    "uploads.delete": ("import", "validate"),
     "encodings.detect": ("import", "validate"),
     "imports.list": ("import", "validate"),
     "imports.stream": ("import", "validate"),

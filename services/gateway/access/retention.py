@@ -1,7 +1,8 @@
 """Forgetting what the limits no longer need, every few minutes: requests older than the
-rate window, idempotency keys older than 24 hours, and audit entries older than
-`TIDEGATE_AUDIT_RETENTION_DAYS` (0 keeps them forever). Any replica may sweep; the deletes
-are idempotent."""
+rate window, idempotency keys older than 24 hours, audit entries older than
+`TIDEGATE_AUDIT_RETENTION_DAYS` (0 keeps them forever), and resumable uploads past their
+expiry (`TIDEGATE_UPLOAD_EXPIRY_SECONDS`) with their bytes. Any replica may sweep; the
+deletes are idempotent."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from services.gateway.access.guard import WINDOW_SECONDS
+from services.gateway.intake import upload_parts
 from shared.db import Conn, affected
 from shared.service import POOL, SETTINGS, every
 
@@ -30,6 +32,7 @@ async def sweep(conn: Conn, audit_retention_days: int) -> dict[str, int]:
             conn,
             "DELETE FROM tidegate.idempotency_keys WHERE created_at < now() - interval '24 hours'",
         ),
+        "uploads": await upload_parts.delete_expired(conn),
         "audit_log": 0,
     }
     while audit_retention_days > 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -54,6 +54,7 @@ from shared.service import POOL, SETTINGS
 log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
+OnRecord = Callable[[Conn, uuid.UUID], Awaitable[None]]
 MAX_NAMES = 100  # column names listed in a header-mismatch problem
 CURSOR = Param(name="cursor", schema={"type": "string"}, description="from next_cursor")
 # The row errors' paging and filters.
@@ -146,17 +147,19 @@ async def accept_import(
     *,
     upload: bool,
     body: AsyncIterator[bytes] | None = None,
+    filename: str | None = None,
+    on_record: OnRecord | None = None,
 ) -> web.Response:
     """Receive the request's file (`upload`) or `body` as a new import: the key's slot,
     Idempotency-Key, the outbox, and the 202 answer. The body is read and parsed before
-    any connection is taken; recording it is one short transaction."""
+    any connection is taken; recording it is one short transaction, in which `on_record`
+    runs too (given the new import's id)."""
     settings = request.app[SETTINGS]
     pool = request.app[POOL]
     idem_key = idempotency.idempotency_key(request)
     fingerprint = idempotency.Fingerprint(request) if idem_key is not None else None
     limit = principal.concurrent_imports or settings.concurrent_imports
     gate = request.app[UPLOADS]
-    filename: str | None = None
     with gate.admit(principal.id, idem_key):
         async with pool.acquire() as conn:
             earlier = None
@@ -187,7 +190,7 @@ async def accept_import(
             )
     try:
         received = await _record(
-            request, parsed, table, options, principal, limit, fingerprint, filename
+            request, parsed, table, options, principal, limit, fingerprint, filename, on_record
         )
     finally:
         parsed.close()
@@ -216,6 +219,7 @@ async def _record(
     limit: int,
     fingerprint: idempotency.Fingerprint | None,
     filename: str | None,
+    on_record: OnRecord | None,
 ) -> ImportReceived | web.Response:
     """The parsed file as an import, in one transaction; or the answer of an earlier
     request with the same Idempotency-Key."""
@@ -233,6 +237,8 @@ async def _record(
             received = await record_import(
                 conn, parsed, table=table, options=options, filename=filename, owner=owner
             )
+            if on_record is not None:
+                await on_record(conn, received.import_id)
             if idem_key is not None and fingerprint is not None:
                 await idempotency.remember(
                     conn,

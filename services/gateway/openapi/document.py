@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 
 from services.gateway.administration import keys_admin
-from services.gateway.imports import detection, live, submit
+from services.gateway.imports import detection, live, submit, uploads
 from services.gateway.openapi.paths import paths
 from services.gateway.openapi.recovery_paths import recovery_paths
 from services.gateway.openapi.schema import (
@@ -18,6 +18,7 @@ from services.gateway.openapi.schema import (
     Schema,
     obj,
 )
+from services.gateway.openapi.upload_paths import upload_paths
 from services.gateway.recovery import backups, interventions, purge, rollbacks
 from services.gateway.tables import export, targets
 from services.gateway.troubleshooting import records, status, timeline
@@ -30,6 +31,7 @@ routes = web.RouteTableDef()
 API_ROUTES = (
     live.routes,  # before handlers': /imports/stream is not an import's id
     submit.routes,
+    uploads.routes,
     detection.routes,
     interventions.routes,
     rollbacks.routes,
@@ -65,7 +67,9 @@ def document() -> Schema:
             "RateLimit and RateLimit-Policy fields.",
         },
         "security": [{"bearer": []}, {"apiKey": []}],
-        "paths": _with_operation_ids({**paths(), **recovery_paths(f"{DB}/imports")}),
+        "paths": _with_operation_ids(
+            {**paths(), **recovery_paths(f"{DB}/imports"), **upload_paths()}
+        ),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "tg_… API key"},

@@ -10,7 +10,7 @@ import msgspec
 from services.gateway import params
 from services.gateway.access import audit
 from services.gateway.administration import keys_admin
-from services.gateway.imports import detection, parameters, report, resources
+from services.gateway.imports import detection, parameters, report, resources, uploads
 from services.gateway.recovery import backups, purge, rollbacks
 from services.gateway.tables import targets
 from services.gateway.troubleshooting import records, status, timeline
@@ -54,13 +54,15 @@ PROBLEM_REASONS = {
     404: "Not found (or not yours)",
     408: "The body stopped arriving (TIDEGATE_BODY_IDLE_SECONDS)",
     409: "Conflict",
-    410: "No longer kept (retention)",
+    410: "No longer kept (retention, or an upload that expired)",
+    412: "Tus-Resumable is not 1.0.0",
     413: "File too large",
     415: "Unsupported media type",
     422: "The request cannot be processed",
     429: "Rate limit or concurrent-import limit reached",
     500: "Internal error",
     503: "The database or the broker is unreachable, the gateway is busy or stopping (Retry-After)",
+    460: "Upload-Checksum does not match the body (tus); nothing of it was stored",
 }
 
 
@@ -110,6 +112,7 @@ _, DERIVED = msgspec.json.schema_components(
         verifications.Verification,
         targets.TargetTables,
         resources.Import,
+        uploads.UploadStatus,
         resources.Imports,
         detection.EncodingDetection,
         report.Report,

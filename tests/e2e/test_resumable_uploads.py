@@ -1,0 +1,276 @@
+"""Resumable uploads (tus 1.0) end to end, on the test session's stack: an upload cut at
+random offsets and resumed with `tuspy` lands exactly once; a retried or doubled last PATCH
+is still one import; a wrong offset, a bad checksum, an expired upload and an upload over the
+size limit are each a problem+json answer with nothing stored."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import random
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import asyncpg
+from tusclient import client as tus_client
+
+from shared.service import SETTINGS
+from tests.conftest import MakeKey, Running, bearer, table_rows, typed, wait_final
+from tests.e2e.test_import_pipeline import as_csv
+from tidegate.sample_data import rows
+
+UPLOADS = "/api/v1/database/uploads"
+TUS = {"Tus-Resumable": "1.0.0"}
+PATCH = {**TUS, "Content-Type": "application/offset+octet-stream"}
+
+
+def _metadata(**pairs: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+
+async def _create(http: aiohttp.ClientSession, table: str, length: int, **params: str) -> str:
+    headers = {**TUS, "Upload-Length": str(length), "Upload-Metadata": _metadata(table=table)}
+    async with http.post(UPLOADS, headers=headers, params=params) as answer:
+        assert answer.status == 201, await answer.text()
+        assert answer.headers["Tus-Resumable"] == "1.0.0"
+        assert "Upload-Expires" in answer.headers
+        return answer.headers["Location"]
+
+
+async def _offset(http: aiohttp.ClientSession, url: str) -> int:
+    async with http.head(url, headers=TUS) as answer:
+        assert answer.status == 200
+        assert answer.headers["Cache-Control"] == "no-store"
+        return int(answer.headers["Upload-Offset"])
+
+
+async def _cut_patch(http: aiohttp.ClientSession, url: str, data: bytes, offset: int) -> None:
+    """A PATCH from `offset` whose connection is lost after `data` was sent."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.3)  # let the gateway read it all
+        raise ConnectionResetError("cut")
+
+    headers = {**PATCH, "Upload-Offset": str(offset)}
+    try:
+        async with http.patch(url, data=body(), headers=headers) as answer:
+            await answer.read()
+    except (aiohttp.ClientError, ConnectionResetError):
+        pass
+    else:
+        raise AssertionError("the PATCH was not cut")
+
+
+async def _imports_of(db: asyncpg.Connection, table: str) -> list[Any]:
+    return await db.fetch(
+        "SELECT id, status, loaded_rows FROM tidegate.imports WHERE target_table = $1", table
+    )
+
+
+def _file(count: int) -> bytes:
+    return as_csv(list(rows(count))).encode()
+
+
+async def test_an_upload_cut_three_times_and_resumed_with_tuspy_lands_once(
+    services: Running,
+    http: aiohttp.ClientSession,
+    db: asyncpg.Connection,
+    customers: str,
+    admin_token: str,
+) -> None:
+    data = _file(8_000)  # about 0.9 MB: several stored parts
+    url = await _create(http, customers, len(data), chunk_size="500")
+    chooser = random.Random(23)  # noqa: S311 (test data)
+    for _ in range(3):
+        offset = await _offset(http, url)
+        cut_at = chooser.randrange(offset + 1, offset + (len(data) - offset) // 2)
+        await _cut_patch(http, url, data[offset:cut_at], offset)
+        resumed = await _offset(http, url)
+        assert offset < resumed <= cut_at  # every byte that arrived was kept
+
+    # The rest with a tus client, which asks where the upload is and goes on from there
+    # (in a thread: it blocks, and the stack runs on this event loop).
+    def resume() -> None:
+        client = tus_client.TusClient(services.api + UPLOADS, headers=bearer(admin_token))
+        uploader = client.uploader(
+            file_stream=io.BytesIO(data), url=services.api + url, chunk_size=200_000
+        )
+        assert uploader.offset == resumed
+        uploader.upload()
+
+    await asyncio.to_thread(resume)
+    async with http.get(url) as answer:
+        status = await answer.json()
+    assert status["offset"] == status["length"] == len(data)
+    assert status["import_url"].endswith(status["import_id"])
+    final = await wait_final(db, status["import_id"])
+    assert final["status"] == "completed"
+    assert [r["id"] for r in await _imports_of(db, customers)] == [uuid.UUID(status["import_id"])]
+    assert await table_rows(db, customers) == [typed(r) for r in rows(8_000)]
+    parts = await db.fetchval(
+        "SELECT count(*) FROM tidegate.upload_parts WHERE upload_id = $1",
+        uuid.UUID(url.rsplit("/", 1)[1]),
+    )
+    assert parts == 0  # the bytes are deleted once the import holds them
+
+
+async def test_a_retried_or_doubled_last_patch_is_one_import(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, customers: str
+) -> None:
+    data = _file(300)
+    url = await _create(http, customers, len(data))
+    half = len(data) // 2
+    async with http.patch(url, data=data[:half], headers={**PATCH, "Upload-Offset": "0"}) as a:
+        assert a.status == 204
+        assert a.headers["Upload-Offset"] == str(half)
+
+    async def last() -> aiohttp.ClientResponse:
+        headers = {**PATCH, "Upload-Offset": str(half)}
+        async with http.patch(url, data=data[half:], headers=headers) as answer:
+            await answer.read()
+            return answer
+
+    both = await asyncio.gather(last(), last())
+    assert sorted(a.status for a in both) in ([204, 409], [204, 429])
+    done = next(a for a in both if a.status == 204)
+    assert done.headers["Upload-Offset"] == str(len(data))
+    assert 'rel="related"' in done.headers["Link"]
+    again = await last()  # the client did not hear the 204 and sends it once more
+    assert again.status == 409
+    assert again.headers["Upload-Offset"] == str(len(data))
+    imports = await _imports_of(db, customers)
+    assert len(imports) == 1
+    await wait_final(db, str(imports[0]["id"]))
+    assert await table_rows(db, customers) == [typed(r) for r in rows(300)]
+
+
+async def test_refusals_are_problems_and_store_nothing(
+    services: Running,
+    http: aiohttp.ClientSession,
+    db: asyncpg.Connection,
+    customers: str,
+) -> None:
+    data = _file(50)
+    url = await _create(http, customers, len(data))
+    upload_id = uuid.UUID(url.rsplit("/", 1)[1])
+
+    async def stored() -> tuple[int, int]:
+        row = await db.fetchrow(
+            "SELECT received, (SELECT count(*) FROM tidegate.upload_parts WHERE upload_id = $1)"
+            " AS parts FROM tidegate.uploads WHERE id = $1",
+            upload_id,
+        )
+        return (row["received"], row["parts"]) if row is not None else (-1, -1)
+
+    # A wrong offset: 409, and where the upload is.
+    async with http.patch(url, data=data[:10], headers={**PATCH, "Upload-Offset": "7"}) as a:
+        assert a.status == 409
+        assert a.headers["Upload-Offset"] == "0"
+        problem = await a.json(content_type="application/problem+json")
+        assert (problem["type"], problem["offset"]) == ("/problems/wrong-offset", 0)
+    # A checksum that does not match: 460, nothing of the part kept.
+    wrong = base64.b64encode(hashlib.sha256(b"something else").digest()).decode()
+    headers = {**PATCH, "Upload-Offset": "0", "Upload-Checksum": f"sha256 {wrong}"}
+    async with http.patch(url, data=data[:20], headers=headers) as a:
+        assert a.status == 460
+        problem = await a.json(content_type="application/problem+json")
+        assert problem["type"] == "/problems/checksum-mismatch"
+    assert await stored() == (0, 0)
+    # The right checksum: kept.
+    right = base64.b64encode(hashlib.sha256(data[:20]).digest()).decode()
+    headers = {**PATCH, "Upload-Offset": "0", "Upload-Checksum": f"sha256 {right}"}
+    async with http.patch(url, data=data[:20], headers=headers) as a:
+        assert a.status == 204
+    assert await stored() == (20, 1)
+    # Past its length: 413, and nothing past it.
+    headers = {**PATCH, "Upload-Offset": "20"}
+    async with http.patch(url, data=data[20:] + b"9,extra\n", headers=headers) as a:
+        assert a.status == 413
+    assert await stored() == (20, 1)
+    # Expired: 410, and its bytes deleted.
+    await db.execute(
+        "UPDATE tidegate.uploads SET expires_at = now() - interval '1 second' WHERE id = $1",
+        upload_id,
+    )
+    async with http.head(url, headers=TUS) as a:
+        assert a.status == 410
+    assert await stored() == (-1, -1)
+    # Over the file size limit: refused when it is created.
+    limit = services.apps["gateway"][SETTINGS].max_file_bytes
+    headers = {
+        **TUS,
+        "Upload-Length": str(limit + 1),
+        "Upload-Metadata": _metadata(table=customers),
+    }
+    async with http.post(UPLOADS, headers=headers) as a:
+        assert a.status == 413
+        problem = await a.json(content_type="application/problem+json")
+        assert problem["type"] == "/problems/file-too-large"
+    # Without the protocol's version: 412.
+    async with http.head(url, headers={}) as a:
+        assert a.status == 412
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM tidegate.uploads WHERE target_table = $1", customers
+        )
+        == 0
+    )
+    assert await _imports_of(db, customers) == []
+
+
+async def test_a_file_refused_at_the_end_ends_the_upload_with_the_problem(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, customers: str
+) -> None:
+    data = b"nope,not,the,header\n1,2,3,4\n"
+    url = await _create(http, customers, len(data))
+    async with http.patch(url, data=data, headers={**PATCH, "Upload-Offset": "0"}) as a:
+        assert a.status == 422
+        problem = await a.json(content_type="application/problem+json")
+        assert problem["type"] == "/problems/header-mismatch"
+    async with http.head(url, headers=TUS) as a:
+        assert a.status == 404
+    assert await _imports_of(db, customers) == []
+
+
+async def test_an_upload_is_its_creators_and_follows_the_keys_role_and_tables(
+    services: Running, db: asyncpg.Connection, customers: str, make_key: MakeKey
+) -> None:
+    owner = await make_key("data_manager", requests_per_minute=1_000, concurrent_imports=5)
+    other = await make_key("data_manager", requests_per_minute=1_000)
+    viewer = await make_key("viewer", requests_per_minute=1_000)
+    scoped = await make_key("data_manager", tables=["public.somewhere_else"])
+    async with aiohttp.ClientSession(base_url=services.api) as session:
+        created = {
+            **TUS,
+            "Upload-Length": "100",
+            "Upload-Metadata": _metadata(table=customers),
+            **bearer(owner),
+        }
+        async with session.post(UPLOADS, headers=created) as a:
+            assert a.status == 201
+            url = a.headers["Location"]
+        async with session.head(url, headers={**TUS, **bearer(other)}) as a:
+            assert a.status == 404  # not yours: it does not exist for you
+        async with session.post(UPLOADS, headers={**created, **bearer(viewer)}) as a:
+            assert a.status == 403  # a viewer may only validate
+        validating = {**created, **bearer(viewer)}
+        async with session.post(UPLOADS, headers=validating, params={"validate_only": "1"}) as a:
+            assert a.status == 201
+        async with session.post(UPLOADS, headers={**created, **bearer(scoped)}) as a:
+            assert a.status == 403  # outside the key's tables
+        async with session.delete(url, headers={**TUS, **bearer(owner)}) as a:
+            assert a.status == 204
+        async with session.head(url, headers={**TUS, **bearer(owner)}) as a:
+            assert a.status == 404
+    actions = await db.fetch(
+        "SELECT action, status FROM tidegate.audit_log WHERE target = $1 ORDER BY id",
+        url.rsplit("/", 1)[1],
+    )
+    assert [tuple(a) for a in actions][:2] == [("uploads.create", 201), ("uploads.offset", 404)]
