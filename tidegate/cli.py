@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 
 from shared.db import migrate
-from tidegate import admin_cli, client, recovery_cli, split_cli, troubleshoot_cli
+from tidegate import admin_cli, client, recovery_cli, resumable, split_cli, troubleshoot_cli
 from tidegate.keys import create_key
 from tidegate.sample_data import TABLE_SQL
 from tidegate.stack import Stack
@@ -37,11 +37,17 @@ async def _prepare_demo_table(database_url: str) -> None:
 
 
 async def _import_and_follow(
-    api: str, api_key: str | None, path: Path, table: str, options: dict[str, str] | None = None
+    api: str,
+    api_key: str | None,
+    path: Path,
+    table: str,
+    options: dict[str, str] | None = None,
+    *,
+    resume: bool = False,
 ) -> int:
     async with client.session(api_key) as session:
         try:
-            accepted = await client.upload(session, api, path, table, options)
+            accepted = await resumable.upload(session, api, path, table, options, resume=resume)
         except client.ApiError as exc:
             print(client.show(exc.problem), file=sys.stderr)
             return 2
@@ -199,7 +205,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 2
     return asyncio.run(
-        _import_and_follow(args.api, args.api_key, Path(args.file), args.table, options)
+        _import_and_follow(
+            args.api, args.api_key, Path(args.file), args.table, options, resume=args.resume
+        )
     )
 
 
@@ -259,6 +267,12 @@ def parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import a CSV file through the API and follow it")
     imp.add_argument("file")
     imp.add_argument("--table", required=True)
+    imp.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with this file's unfinished upload (after the process died); a cut"
+        " connection is resumed by itself",
+    )
     imp.add_argument(
         "--chunk-size", "--checkpoint-interval", type=int, help="records committed at once"
     )

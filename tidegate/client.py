@@ -28,7 +28,7 @@ def session(api_key: str | None, **options: Any) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(headers=headers, **options)
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str, **params: str) -> dict[str, Any]:
+async def get_json(session: aiohttp.ClientSession, url: str, **params: str) -> dict[str, Any]:
     """GET a JSON resource; a 429 is waited out (Retry-After) and retried."""
     while True:
         async with session.get(url, params=params) as response:
@@ -85,7 +85,7 @@ async def follow(
     default rate limit is 60 requests a minute per key)."""
     with tqdm(total=None, unit="rows", desc="load", disable=not progress) as bar:
         while True:
-            status = await _get_json(session, f"{api}/api/v1/database/imports/{import_id}")
+            status = await get_json(session, f"{api}/api/v1/database/imports/{import_id}")
             counts = status["counts"]
             bar.total = counts["file_rows"] or counts["total"] or None
             used = counts["valid"] if status["mode"] == "validate_only" else counts["loaded"]
@@ -117,7 +117,7 @@ async def wait(
     with tqdm(total=None, desc=desc, unit=unit, disable=not progress) as bar:
         while resource["status"] == "pending":
             await asyncio.sleep(poll)
-            resource = await _get_json(session, url)
+            resource = await get_json(session, url)
             measured = measure(resource) if measure else None
             if measured is None:
                 bar.update(poll if measure is None else 0)
@@ -133,13 +133,13 @@ async def wait(
 
 
 async def report(session: aiohttp.ClientSession, api: str, import_id: str) -> dict[str, Any]:
-    return await _get_json(session, f"{api}/api/v1/database/imports/{import_id}/report")
+    return await get_json(session, f"{api}/api/v1/database/imports/{import_id}/report")
 
 
 async def row_errors(
     session: aiohttp.ClientSession, api: str, import_id: str, limit: int = 20
 ) -> dict[str, Any]:
-    return await _get_json(
+    return await get_json(
         session, f"{api}/api/v1/database/imports/{import_id}/errors", limit=str(limit)
     )
 

@@ -12,13 +12,13 @@ import asyncpg
 from tests.conftest import Running
 
 
-async def _cli(*args: str, key: str) -> tuple[int, str, str]:
+async def _cli(*args: str, key: str, **env: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tidegate.cli",
         *args,
-        env={"TIDEGATE_API_KEY": key, "PATH": "/usr/bin:/bin"},
+        env={"TIDEGATE_API_KEY": key, "PATH": "/usr/bin:/bin", **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
