@@ -45,3 +45,32 @@ async def test_sweep_deletes_only_what_expired(pool: asyncpg.Pool) -> None:
             )
             assert left in (1, ["new"]), table
         assert (await sweep(conn, audit_retention_days=0))["audit_log"] == 0
+
+
+async def test_sweep_deletes_expired_uploads_with_their_bytes(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        ids = []
+        for expires in ("now() - interval '1 second'", "now() + interval '1 day'"):
+            upload_id = await conn.fetchval(
+                "INSERT INTO tidegate.uploads (id, key_id, target_table, params, length,"
+                f" expires_at) VALUES (gen_random_uuid(), gen_random_uuid(), 'public.t', '{{}}',"
+                f" 10, {expires}) RETURNING id"
+            )
+            await conn.execute(
+                "INSERT INTO tidegate.upload_parts (upload_id, start, data) VALUES ($1, 0, 'ab')",
+                upload_id,
+            )
+            ids.append(upload_id)
+        gone = await sweep(conn, audit_retention_days=365)
+        assert gone["uploads"] >= 1
+        left = await conn.fetch(
+            "SELECT u.id, count(p.*) AS parts FROM tidegate.uploads u"
+            " LEFT JOIN tidegate.upload_parts p ON p.upload_id = u.id"
+            " WHERE u.id = ANY($1::uuid[]) GROUP BY u.id",
+            ids,
+        )
+        assert [(r["id"], r["parts"]) for r in left] == [(ids[1], 1)]
+        parts = await conn.fetchval(
+            "SELECT count(*) FROM tidegate.upload_parts WHERE upload_id = $1", ids[0]
+        )
+        assert parts == 0
