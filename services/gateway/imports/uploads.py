@@ -25,9 +25,8 @@ from services.gateway.imports.parameters import PARAMS, import_options
 from services.gateway.imports.resources import API, import_url
 from services.gateway.imports.submit import accept_import
 from services.gateway.intake import tus, upload_parts
-from services.gateway.intake.body import BLOCK
+from services.gateway.intake.body import BLOCK, body_blocks
 from services.gateway.intake.upload_parts import PART_BYTES, OffsetMoved, Upload
-from services.gateway.lifecycle import from_client
 from services.gateway.params import path_id
 from services.gateway.problems import Problem
 from services.gateway.tables.lookup import find_table
@@ -264,10 +263,8 @@ def _cut(exc: Exception) -> bool:
     return not isinstance(exc, Problem) or exc.status == 408
 
 
-async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    idle = request.app[SETTINGS].body_idle_seconds
-    while block := await from_client(request, request.content.read(BLOCK), idle):
-        yield block
+def _body(request: web.Request) -> AsyncIterator[bytes]:
+    return body_blocks(request, request.app[SETTINGS].body_idle_seconds)
 
 
 async def _checked(request: web.Request, checksum: tus.Checksum, spool: IO[bytes]) -> None:

@@ -59,7 +59,8 @@ async def _part_blocks(
         raise _malformed(exc) from None
 
 
-async def _body_blocks(request: web.Request, idle: float) -> AsyncIterator[bytes]:
+async def body_blocks(request: web.Request, idle: float) -> AsyncIterator[bytes]:
+    """The request's body in blocks, each within `idle` seconds (408) unless stopping (503)."""
     while block := await from_client(request, request.content.read(BLOCK), idle):
         yield block
 
@@ -77,7 +78,7 @@ async def open_upload(
         except (HttpProcessingError, ValueError) as exc:
             raise _malformed(exc) from None
     if request.content_type in CSV_TYPES:
-        return _limited(_body_blocks(request, idle), limit), None, request.charset
+        return _limited(body_blocks(request, idle), limit), None, request.charset
     raise Problem(
         415,
         "unsupported-media-type",
