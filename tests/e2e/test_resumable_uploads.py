@@ -250,6 +250,65 @@ async def test_a_file_refused_at_the_end_ends_the_upload_with_the_problem(
     assert await _imports_of(db, customers) == []
 
 
+async def test_a_file_that_cannot_be_one_import_is_refused_before_its_end(
+    services: Running, db: asyncpg.Connection, customers: str, make_key: MakeKey
+) -> None:
+    """Too many records, and a header that does not fit, are refused by the PATCH whose
+    bytes show them, counted across PATCHes, not after the last byte."""
+    token = await make_key("data_manager", max_records_per_import=2_000, requests_per_minute=1_000)
+    async with aiohttp.ClientSession(base_url=services.api, headers=bearer(token)) as session:
+        # 2,000 records fit; the upload's first 180 kB (in three PATCHes, cut inside
+        # records) hold more than 1,500 of them, and are stored.
+        fits = _file(2_000)
+        url = await _create(session, customers, len(fits))
+        for start, end in ((0, 50_000), (50_000, 120_011), (120_011, 180_007)):
+            headers = {**PATCH, "Upload-Offset": str(start)}
+            async with session.patch(url, data=fits[start:end], headers=headers) as a:
+                assert a.status == 204, await a.text()
+        async with session.patch(
+            url, data=fits[180_007:], headers={**PATCH, "Upload-Offset": "180007"}
+        ) as a:
+            assert a.status == 204
+        async with session.get(url) as a:
+            assert (await a.json())["import_id"] is not None
+
+        # 30,000 records do not: refused by the PATCH that brings the 2,001st, at about
+        # 10 % of the file, and the upload is gone with its bytes.
+        many = _file(30_000)
+        url = await _create(session, customers, len(many))
+        offset, refused = 0, None
+        while refused is None and offset < len(many) // 2:
+            end = offset + 100_000
+            async with session.patch(
+                url, data=many[offset:end], headers={**PATCH, "Upload-Offset": str(offset)}
+            ) as a:
+                if a.status == 204:
+                    offset = end
+                else:
+                    assert a.status == 422
+                    refused = await a.json(content_type="application/problem+json")
+        assert refused is not None, "not refused in the file's first half"
+        assert (refused["type"], refused["max_records"]) == ("/problems/too-many-records", 2_000)
+        assert offset < len(many) // 5
+        async with session.head(url, headers=TUS) as a:
+            assert a.status == 404
+
+        # A header that does not fit the table: refused with the first part, not at the end.
+        wrong = b"nope,not,the,header\n" + b"1,2,3,4\n" * 40_000
+        url = await _create(session, customers, len(wrong))
+        async with session.patch(
+            url, data=wrong[:100_000], headers={**PATCH, "Upload-Offset": "0"}
+        ) as a:
+            assert a.status == 422
+            problem = await a.json(content_type="application/problem+json")
+            assert problem["type"] == "/problems/header-mismatch"
+    upload_ids = await db.fetch(
+        "SELECT id FROM tidegate.uploads WHERE target_table = $1", customers
+    )
+    assert len(upload_ids) == 1  # only the one that became an import
+    assert len(await _imports_of(db, customers)) == 1
+
+
 async def test_an_upload_is_its_creators_and_follows_the_keys_role_and_tables(
     services: Running, db: asyncpg.Connection, customers: str, make_key: MakeKey
 ) -> None:

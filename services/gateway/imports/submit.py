@@ -181,7 +181,7 @@ async def accept_import(
         assert body is not None
         if fingerprint is not None:
             body = fingerprint.tee(body)
-        with _refusals_as_problems(table):
+        with refusals_as_problems(table):
             parsed = await parse_upload(
                 table=table,
                 body=body,
@@ -263,8 +263,8 @@ async def _too_many_running(conn: Conn, principal: Principal, limit: int) -> Pro
 
 
 @contextmanager
-def _refusals_as_problems(table: TableDef) -> Iterator[None]:
-    """receive_import's refusals of the file, as 422 problems."""
+def refusals_as_problems(table: TableDef) -> Iterator[None]:
+    """The refusals of a file (parse_upload's, EarlyCheck's), as 422 problems."""
     try:
         yield
     except HeaderMismatch as exc:

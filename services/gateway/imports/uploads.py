@@ -23,14 +23,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 from services.gateway.access.guard import TARGET, principal_of, require
 from services.gateway.imports.parameters import PARAMS, import_options
 from services.gateway.imports.resources import API, import_url
-from services.gateway.imports.submit import accept_import
+from services.gateway.imports.submit import accept_import, refusals_as_problems
 from services.gateway.intake import tus, upload_parts
 from services.gateway.intake.body import BLOCK, body_blocks
+from services.gateway.intake.upload import EarlyCheck
 from services.gateway.intake.upload_parts import PART_BYTES, OffsetMoved, Upload
 from services.gateway.params import path_id
 from services.gateway.problems import Problem
 from services.gateway.tables.lookup import find_table
 from shared.api_keys import Principal
+from shared.catalog import TableDef
 from shared.db import Conn
 from shared.service import POOL, SETTINGS
 
@@ -218,12 +220,18 @@ def _too_long(upload: Upload) -> Problem:
 
 
 class _Receiver:
-    """A PATCH's bytes stored in parts as they come; the part that would reach the
-    upload's length is kept back (`tail`) for the import's transaction."""
+    """A PATCH's bytes stored in parts as they come, each checked first (EarlyCheck: a
+    file that cannot become an import is refused as soon as its bytes show it); the part
+    that would reach the upload's length is kept back (`tail`) for the import's
+    transaction."""
 
-    def __init__(self, request: web.Request, upload: Upload, offset: int) -> None:
+    def __init__(self, request: web.Request, upload: Upload, offset: int, table: TableDef) -> None:
         self._request = request
         self._upload = upload
+        self._table = table
+        settings = request.app[SETTINGS]
+        options = import_options(request, settings, table, query=upload.params)
+        self._check = EarlyCheck(table, options, settings.max_record_bytes, upload.checked)
         self.offset = offset  # where the bytes not stored yet begin
         self._pending = bytearray()
         self.tail: bytes | None = None
@@ -250,9 +258,14 @@ class _Receiver:
         return self.offset + len(self._pending) == self._upload.length
 
     async def _store(self, part: bytes) -> None:
+        with refusals_as_problems(self._table):
+            self._check.feed(part)
+        checked = self._check.state()
         async with self._request.app[POOL].acquire() as conn:
             try:
-                self.offset = await upload_parts.append(conn, self._upload.id, self.offset, part)
+                self.offset = await upload_parts.append(
+                    conn, self._upload.id, self.offset, part, checked
+                )
             except OffsetMoved:
                 current = await upload_parts.get(conn, self._upload.id)
                 raise _moved(current or self._upload, self.offset) from None
@@ -274,6 +287,26 @@ async def _checked(request: web.Request, checksum: tus.Checksum, spool: IO[bytes
         spool.write(block)
     checksum.check()
     spool.seek(0)
+
+
+async def _receive(
+    request: web.Request, receiver: _Receiver, checksum: tus.Checksum | None
+) -> None:
+    """The PATCH's body into `receiver`: with a checksum, spooled and checked first; else
+    as it comes, and what arrived before a cut is stored."""
+    with tempfile.SpooledTemporaryFile(max_size=PART_BYTES) as spool:
+        if checksum is not None:
+            await _checked(request, checksum, spool)
+            while block := spool.read(BLOCK):
+                await receiver.add(block)
+            return
+        try:
+            async for block in _body(request):
+                await receiver.add(block)
+        except (HttpProcessingError, ConnectionError, Problem) as exc:
+            if _cut(exc):
+                await receiver.close()  # keep what arrived before the body broke off
+            raise
 
 
 @routes.patch(f"{UPLOADS}/{{upload_id}}", name="uploads.append")
@@ -306,33 +339,28 @@ async def append_to_upload(request: web.Request) -> web.Response:
         raise _moved(upload, offset)
     if request.content_length is not None and offset + request.content_length > upload.length:
         raise _too_long(upload)
-    receiver = _Receiver(request, upload, offset)
-    with tempfile.SpooledTemporaryFile(max_size=PART_BYTES) as spool:
-        if checksum is not None:
-            await _checked(request, checksum, spool)
-            while block := spool.read(BLOCK):
-                await receiver.add(block)
-        else:
-            try:
-                async for block in _body(request):
-                    await receiver.add(block)
-            except (HttpProcessingError, ConnectionError, Problem) as exc:
-                if _cut(exc):
-                    await receiver.close()  # keep what arrived before the body broke off
-                raise
-    if receiver.tail is None:
-        await receiver.close()
-        more = {"Upload-Offset": str(receiver.offset)}
-        more["Upload-Expires"] = tus.expires(upload.expires_at)
-        return web.Response(status=204, headers=tus.headers(**more))
-    return await _finish(request, upload, receiver.offset, receiver.tail)
-
-
-async def _finish(request: web.Request, upload: Upload, start: int, tail: bytes) -> web.Response:
-    """The upload's bytes as a new import, recorded with the upload's last part; 204 with
-    the import's link. A refused file (not CSV, wrong header, too many records) ends the
-    upload: its bytes are deleted and the problem is the answer."""
     table = await find_table(request, upload.target_table)
+    receiver = _Receiver(request, upload, offset, table)
+    try:
+        await _receive(request, receiver, checksum)
+        if receiver.tail is None:
+            await receiver.close()
+            more = {"Upload-Offset": str(receiver.offset)}
+            more["Upload-Expires"] = tus.expires(upload.expires_at)
+            return web.Response(status=204, headers=tus.headers(**more))
+        return await _finish(request, upload, table, receiver.offset, receiver.tail)
+    except Problem as problem:
+        if problem.status == 422:  # the file cannot become an import: the upload ends
+            async with request.app[POOL].acquire() as conn:
+                await upload_parts.delete(conn, upload.id)
+        raise
+
+
+async def _finish(
+    request: web.Request, upload: Upload, table: TableDef, start: int, tail: bytes
+) -> web.Response:
+    """The upload's bytes as a new import, recorded with the upload's last part; 204 with
+    the import's link."""
     options = import_options(request, request.app[SETTINGS], table, query=upload.params)
     principal = require(request, "validate" if options.mode == "validate_only" else "import")
 
@@ -359,11 +387,6 @@ async def _finish(request: web.Request, upload: Upload, start: int, tail: bytes)
         async with request.app[POOL].acquire() as conn:
             current = await upload_parts.get(conn, upload.id)
         raise _moved(current or upload, start) from None
-    except Problem as problem:
-        if problem.status == 422:
-            async with request.app[POOL].acquire() as conn:
-                await upload_parts.delete(conn, upload.id)
-        raise
     location = accepted.headers["Location"]
     log.info("upload finished", upload_id=str(upload.id), length=upload.length)
     return web.Response(

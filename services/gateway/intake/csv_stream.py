@@ -21,6 +21,8 @@ import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+import msgspec
+
 from shared.text_encoding import (
     Decision,
     EncodingUndetermined,
@@ -63,6 +65,24 @@ class CsvInputError(Exception):
         self.column = column
         self.byte_offset = byte_offset
         self.candidates = candidates
+
+
+class ChunkerState(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a CsvChunker is in a file, small enough to keep between requests: what was
+    decided, and the bytes and text not parsed yet (the first SNIFF_BYTES while nothing is
+    decided, then at most one unfinished record)."""
+
+    encoding: Decision | None
+    delimiter: str | None
+    delimiter_detected: bool
+    header: list[str] | None
+    sample: bytes
+    decoder: tuple[bytes, int] | None  # the incremental decoder's own state
+    carry: str
+    partial: str
+    next_line: int
+    bytes_in: int
+    empty_rows: int
 
 
 @dataclass
@@ -200,6 +220,41 @@ class CsvChunker:
             self._current = ParsedChunk()
         return chunks
 
+    def snapshot(self) -> ChunkerState:
+        """Where the parse is, between two `feed`s with no chunk being filled (a chunker
+        of chunk_size 1): `restore` on a new chunker goes on from here."""
+        assert not self._current.rows, "a chunk is being filled"
+        return ChunkerState(
+            encoding=self.encoding,
+            delimiter=self.delimiter,
+            delimiter_detected=self.delimiter_detected,
+            header=self.header,
+            sample=self._sample,
+            decoder=None if self._decoder is None else self._decoder.getstate(),
+            carry="".join(self._carry),
+            partial=self._partial,
+            next_line=self._next_line,
+            bytes_in=self._bytes_in,
+            empty_rows=self.empty_rows,
+        )
+
+    def restore(self, state: ChunkerState) -> None:
+        self.encoding, self.delimiter = state.encoding, state.delimiter
+        self.delimiter_detected = state.delimiter_detected
+        self.header = state.header
+        self._sample = state.sample
+        if state.decoder is not None:
+            assert state.encoding is not None
+            codec = state.encoding.encoding.codec
+            self._decoder = codecs.getincrementaldecoder(codec)("strict")
+            self._decoder.setstate(state.decoder)
+        self._carry = [state.carry] if state.carry else []
+        self._carried = len(state.carry)
+        self._partial = state.partial
+        self._next_line = state.next_line
+        self._bytes_in = state.bytes_in
+        self.empty_rows = state.empty_rows
+
     def _start(self, sample: bytes, *, final: bool) -> None:
         """Decide the encoding and delimiter from the first bytes of the file."""
         if self.encoding is None:
@@ -307,3 +362,35 @@ class CsvChunker:
                 raise self._record_too_long() from None
         self._next_line += consumed
         return chunks
+
+
+class CountState(msgspec.Struct, frozen=True, kw_only=True):
+    rows: int
+    chunker: ChunkerState
+
+
+class RecordCounter:
+    """A file's data records counted as its bytes arrive, by the chunker's own parsing (so
+    the count is the one its import will have), and resumable from `state()`: a file sent
+    in pieces, over several requests and gateway replicas, is counted once. Raises what
+    the chunker raises (CsvInputError) as soon as the bytes show it."""
+
+    def __init__(self, chunker: CsvChunker, state: CountState | None = None) -> None:
+        chunker.chunk_size = 1  # every record leaves at once: no rows are held
+        self._chunker = chunker
+        self.rows = 0
+        if state is not None:
+            chunker.restore(state.chunker)
+            self.rows = state.rows
+
+    @property
+    def header(self) -> list[str] | None:
+        return self._chunker.header
+
+    def feed(self, data: bytes) -> int:
+        """The data records counted so far, `data` included."""
+        self.rows += len(self._chunker.feed(data))
+        return self.rows
+
+    def state(self) -> CountState:
+        return CountState(rows=self.rows, chunker=self._chunker.snapshot())

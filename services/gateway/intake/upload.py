@@ -18,7 +18,13 @@ import asyncpg
 import msgspec
 
 from services.gateway.intake import import_store
-from services.gateway.intake.csv_stream import CsvChunker, CsvInputError, ParsedChunk
+from services.gateway.intake.csv_stream import (
+    CountState,
+    CsvChunker,
+    CsvInputError,
+    ParsedChunk,
+    RecordCounter,
+)
 from services.gateway.intake.options import ImportOptions, Owner
 from services.gateway.metrics import CHUNKS_SUBMITTED, IMPORT_BYTES, ROWS_RECEIVED
 from shared import chunk_store, events, operations
@@ -120,6 +126,63 @@ class ParsedUpload:
         self._spool.close()
 
 
+def chunker_for(table: TableDef, options: ImportOptions, max_record_bytes: int) -> CsvChunker:
+    return CsvChunker(
+        options.chunk_size,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
+        known_names=[c.name for c in table.columns] + list(options.rules.aliases()),
+        max_record_chars=max_record_bytes,
+    )
+
+
+def _map_header(
+    header: list[str], table: TableDef, options: ImportOptions
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The header's names as the table's columns, and their positions; or HeaderMismatch."""
+    required = [name for name, col in options.rules.columns.items() if col.required]
+    return map_header(
+        header,
+        table,
+        aliases=options.rules.aliases(),
+        also_required=required,
+        ignore_unknown=options.ignore_extra_columns,
+    )
+
+
+class EarlyCheck:
+    """The refusals of `parse_upload` that a file's bytes show before its end (bytes that
+    are not CSV, a header that does not fit the table, more records than one import may
+    hold), applied as the pieces of a file arrive; the state between pieces is `state()`,
+    for `resume`. The file is still parsed whole when it is complete."""
+
+    def __init__(
+        self,
+        table: TableDef,
+        options: ImportOptions,
+        max_record_bytes: int,
+        state: bytes | None = None,
+    ) -> None:
+        self._table = table
+        self._options = options
+        self._counter = RecordCounter(
+            chunker_for(table, options, max_record_bytes),
+            None if state is None else msgspec.msgpack.decode(state, type=CountState),
+        )
+
+    def feed(self, data: bytes) -> None:
+        had_header = self._counter.header is not None
+        rows = self._counter.feed(data)
+        header = self._counter.header
+        if not had_header and header is not None:
+            _map_header(Diagnostics(track=False).header(header), self._table, self._options)
+        if rows > self._options.max_records:
+            raise TooManyRecords(self._options.max_records)
+
+    def state(self) -> bytes:
+        return msgspec.msgpack.encode(self._counter.state())
+
+
 async def parse_upload(
     *, table: TableDef, body: AsyncIterator[bytes], options: ImportOptions, max_record_bytes: int
 ) -> ParsedUpload:
@@ -141,16 +204,7 @@ async def _parse_into(
     options: ImportOptions,
     max_record_bytes: int,
 ) -> None:
-    aliases = options.rules.aliases()
-    required = [name for name, col in options.rules.columns.items() if col.required]
-    chunker = CsvChunker(
-        options.chunk_size,
-        encoding=options.encoding,
-        delimiter=options.delimiter,
-        known_names=[c.name for c in table.columns] + list(aliases),
-        max_record_chars=max_record_bytes,
-    )
-
+    chunker = chunker_for(table, options, max_record_bytes)
     diagnostics = Diagnostics(track=options.parent_id is not None)
 
     kept: tuple[int, ...] = ()  # positions of the header's names the import keeps
@@ -159,13 +213,7 @@ async def _parse_into(
     def header_columns(header: list[str]) -> tuple[str, ...]:
         nonlocal kept, width
         header = diagnostics.header(header)
-        names, kept = map_header(
-            header,
-            table,
-            aliases=aliases,
-            also_required=required,
-            ignore_unknown=options.ignore_extra_columns,
-        )
+        names, kept = _map_header(header, table, options)
         width = len(header)
         return names
 

@@ -34,6 +34,7 @@ class Upload(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     expires_at: datetime
     expired: bool  # by the database's clock
+    checked: bytes | None  # the early check's state after the stored bytes (EarlyCheck)
 
     @property
     def finished(self) -> bool:
@@ -46,7 +47,7 @@ class OffsetMoved(Exception):
 
 COLUMNS = (
     "id, key_id, team, target_table, params, filename, length, received, import_id,"
-    " created_at, expires_at, expires_at <= now() AS expired"
+    " created_at, expires_at, expires_at <= now() AS expired, checked"
 )
 
 
@@ -95,17 +96,19 @@ async def get(conn: Conn, upload_id: uuid.UUID) -> Upload | None:
     return None if row is None else _upload(row)
 
 
-async def append(conn: Conn, upload_id: uuid.UUID, start: int, data: bytes) -> int:
-    """Store `data` at `start` and move the offset past it; the new offset. Raises
-    OffsetMoved when the upload is not (or no longer) at `start`, or is finished."""
+async def append(conn: Conn, upload_id: uuid.UUID, start: int, data: bytes, checked: bytes) -> int:
+    """Store `data` at `start` and move the offset past it, with the early check's state
+    after it; the new offset. Raises OffsetMoved when the upload is not (or no longer) at
+    `start`, or is finished."""
     async with conn.transaction():
         offset = await conn.fetchval(
-            "UPDATE tidegate.uploads SET received = received + $3 WHERE id = $1"
+            "UPDATE tidegate.uploads SET received = received + $3, checked = $4 WHERE id = $1"
             " AND received = $2 AND import_id IS NULL AND received + $3 < length"
             " RETURNING received",
             upload_id,
             start,
             len(data),
+            checked,
         )
         if offset is None:
             raise OffsetMoved
@@ -123,7 +126,8 @@ async def complete(conn: Conn, upload: Upload, start: int, import_id: uuid.UUID)
     (where the last part begins) to the length, the import linked, the parts deleted.
     Raises OffsetMoved if another completion came first (the transaction must roll back)."""
     linked = await conn.fetchval(
-        "UPDATE tidegate.uploads SET received = length, import_id = $3 WHERE id = $1"
+        "UPDATE tidegate.uploads SET received = length, import_id = $3, checked = NULL"
+        " WHERE id = $1"
         " AND received = $2 AND import_id IS NULL RETURNING id",
         upload.id,
         start,

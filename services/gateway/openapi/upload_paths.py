@@ -97,7 +97,10 @@ def upload_paths() -> dict[str, Schema]:
             "patch": operation(
                 "Bytes at Upload-Offset (tus core; with Upload-Checksum, stored only if"
                 " their digest matches). The PATCH that brings the last byte starts the"
-                " import, linked from the answer",
+                " import, linked from the answer. A file that cannot become an import (more"
+                " records than the key's limit, a header that does not fit, bytes that are"
+                " not CSV) is refused with 422 by the PATCH whose bytes show it, and the"
+                " upload ends",
                 {
                     204: {
                         "description": "stored",
