@@ -33,6 +33,7 @@ class Console:
         self.base = base
         self.errors: list[str] = []
         self.refusals: set[int] = set()  # statuses the test provokes (the browser logs them)
+        self.network_errors: set[str] = set()  # net::ERR_… the test provokes
         self.dialogs: list[str] = []
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
@@ -44,7 +45,7 @@ class Console:
         page.on("dialog", dismiss)
 
     def _console(self, message: ConsoleMessage) -> None:
-        refused = [f"status of {s} " for s in self.refusals]
+        refused = [f"status of {s} " for s in self.refusals] + list(self.network_errors)
         if message.type == "error" and not any(r in message.text for r in refused):
             self.errors.append(f"console: {message.text} at {message.location.get('url')}")
 

@@ -39,8 +39,22 @@ function headers(extra = {}) {
   return { Authorization: `Bearer ${getKey()}`, ...extra };
 }
 
-async function send(path, { method = "GET", query, body, signal } = {}) {
-  const extra = { Accept: "application/json, application/problem+json" };
+/** An answer that is not a success as an ApiError (its problem, or its text). */
+export function failure(status, type, text) {
+  let problem = { detail: text };
+  if (type.includes("json")) {
+    try {
+      problem = JSON.parse(text);
+    } catch {
+      // not JSON after all: its text is the detail
+    }
+  }
+  if (status === 401) unauthorized();
+  return new ApiError(status, problem);
+}
+
+async function send(path, { method = "GET", query, body, signal, headers: more = {} } = {}) {
+  const extra = { Accept: "application/json, application/problem+json", ...more };
   let payload = body;
   if (body !== undefined && !(body instanceof FormData) && !(body instanceof Blob)) {
     payload = JSON.stringify(body);
@@ -50,10 +64,7 @@ async function send(path, { method = "GET", query, body, signal } = {}) {
     method, body: payload, signal, headers: headers(extra), credentials: "omit", cache: "no-store",
   });
   if (answer.ok) return answer;
-  const type = answer.headers.get("Content-Type") || "";
-  const problem = type.includes("json") ? await answer.json() : { detail: await answer.text() };
-  if (answer.status === 401) unauthorized();
-  throw new ApiError(answer.status, problem);
+  throw failure(answer.status, answer.headers.get("Content-Type") || "", await answer.text());
 }
 
 /** The JSON body of a request (null for 204). */

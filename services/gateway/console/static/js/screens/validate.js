@@ -4,9 +4,12 @@
 // marked with its reason.
 
 import { api, download, subscribe } from "../api.js";
-import { count, FINAL, h, problemText, scroller, statusBadge, toast } from "../dom.js";
+import { count, FINAL, h, problemText, scroller, statusBadge, toast, when } from "../dom.js";
 import { delimiterName, mapHeader, recordsAt, sniff } from "../csv.js";
 import { progressBar } from "../progress.js";
+import { discard, sendFile, unfinished } from "../resumable.js";
+
+const megabytes = (bytes) => (bytes / 1e6).toFixed(1);
 
 const IMPORTS = "/api/v1/database/imports";
 // The import options, in the API reference's words (README, OpenAPI).
@@ -33,6 +36,7 @@ export function render(root, { can }) {
   const atomic = h("input", { id: "atomic", type: "checkbox", name: "atomic" });
   const preview = h("section", { class: "card", id: "preview", "aria-labelledby": "preview-title", hidden: true });
   const result = h("section", { class: "card", id: "result", "aria-labelledby": "result-title", hidden: true });
+  const waiting = h("section", { class: "card", id: "unfinished", "aria-labelledby": "unfinished-title", hidden: true });
   const message = h("p", { class: "error", role: "alert", id: "validate-error" });
   const actions = [
     can("validate") && h("button", { type: "button", id: "run-validate", onclick: () => run("validate_only") }, "Validate"),
@@ -55,6 +59,7 @@ export function render(root, { can }) {
         ] : "",
         h("div", { class: "actions" }, actions),
         message)),
+    waiting,
     preview,
     result,
   );
@@ -109,8 +114,6 @@ export function render(root, { can }) {
   async function run(mode) {
     message.textContent = "";
     if (!file.files[0] || !table.value) { message.textContent = "Choose a table and a file first."; return; }
-    const form = new FormData();
-    form.append("file", file.files[0], file.files[0].name);
     const query = {
       table: table.value,
       extra_columns: ignore.checked ? "ignore" : undefined,
@@ -118,15 +121,52 @@ export function render(root, { can }) {
       atomic: mode === "import" && atomic.checked ? "true" : undefined,
     };
     if (mode !== "import") query[mode] = "true";
+    const chosenFile = file.files[0];
+    const bar = h("progress", { max: String(chosenFile.size), value: "0", "aria-label": "Upload progress" });
+    const sent = h("span", { class: "percent" }, "0 %");
+    const note = h("p", { class: "muted", role: "status", id: "upload-note" });
+    result.hidden = false;
+    result.replaceChildren(
+      h("h2", { id: "result-title" }, `Uploading ${chosenFile.name}`),
+      h("div", { class: "progress", id: "upload-progress" }, bar, sent),
+      note,
+    );
     let imp;
     try {
-      imp = await api("/api/v1/database/import", { method: "POST", query, body: form, signal: stop.signal });
+      imp = await sendFile(chosenFile, query, {
+        signal: stop.signal,
+        onProgress: (done, total) => {
+          bar.value = done;
+          sent.textContent = `${Math.floor((done / total) * 100)} % (${megabytes(done)} of ${megabytes(total)} MB)`;
+        },
+        onNote: (text) => { note.textContent = text; },
+      });
     } catch (error) {
+      if (stop.signal.aborted) return;
+      result.hidden = true;
       message.textContent = problemText(error);
+      showUnfinished();
       return;
     }
     toast(`${mode.replace("_", " ")} started`);
     watch(imp);
+    showUnfinished().catch((e) => { message.textContent = problemText(e); });
+  }
+
+  /** This tab's uploads cut short (a drop it could not wait out, a reload): choosing the
+   * same file with the same options sends the rest. */
+  async function showUnfinished() {
+    const uploads = await unfinished();
+    waiting.hidden = !uploads.length;
+    waiting.replaceChildren(
+      h("h2", { id: "unfinished-title" }, "Unfinished uploads"),
+      h("p", {}, "Choose the same file, with the same table and options, and press the same button: only the rest is sent."),
+      h("ul", {}, uploads.map((u) => h("li", { "data-upload": u.id },
+        `${u.filename || "a file"} → ${u.table}: ${Math.floor((u.offset / u.length) * 100)} % stored (${megabytes(u.offset)} of ${megabytes(u.length)} MB), kept until ${when(u.expires_at)} `,
+        h("button", { type: "button", class: "quiet", onclick: () =>
+          discard(u).then(showUnfinished).catch((e) => { message.textContent = problemText(e); }) },
+        "Discard")))),
+    );
   }
 
   function watch(imp) {
@@ -229,5 +269,6 @@ export function render(root, { can }) {
       showPreview();
     })
     .catch((e) => { if (!stop.signal.aborted) message.textContent = problemText(e); });
+  showUnfinished().catch((e) => { if (!stop.signal.aborted) message.textContent = problemText(e); });
   return () => stop.abort();
 }
