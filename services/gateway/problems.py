@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from shared.db import PoolBusy
 from shared.failures import is_unavailable
@@ -68,6 +69,12 @@ def _no_nul(request: web.Request) -> None:
             )
 
 
+def _client_gone(request: web.Request, exc: Exception) -> bool:
+    """The request's connection broke off (its body cut short, the socket closed)."""
+    gone = request.transport is None or request.transport.is_closing()
+    return gone and isinstance(exc, ConnectionError | HttpProcessingError)
+
+
 @web.middleware
 async def problem_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,6 +104,12 @@ async def problem_middleware(
             instance=request.path,
         ) from None
     except Exception as exc:
+        if _client_gone(request, exc):
+            # Nobody reads the answer: logged as what happened, not as a fault of ours.
+            log.info("the client went away", path=request.path, error=repr(exc))
+            raise Problem(
+                499, "client-closed-request", "Client closed request", instance=request.path
+            ) from None
         if is_unavailable(exc):
             log.warning("a dependency is unavailable", path=request.path, error=repr(exc))
             raise retry_later(

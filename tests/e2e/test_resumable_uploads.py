@@ -105,6 +105,13 @@ async def test_an_upload_cut_three_times_and_resumed_with_tuspy_lands_once(
         await _cut_patch(http, url, data[offset:cut_at], offset)
         resumed = await _settled_offset(http, url, offset)
         assert offset < resumed <= cut_at  # every byte that arrived was kept
+    # Each cut is recorded as the client's doing (499), not as an unavailable database.
+    cut = "SELECT status FROM tidegate.audit_log WHERE path = $1 AND method = 'PATCH'"
+    for _ in range(50):
+        if len(statuses := [r["status"] for r in await db.fetch(cut, url)]) == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert statuses == [499, 499, 499]
 
     # The rest with a tus client, which asks where the upload is and goes on from there
     # (in a thread: it blocks, and the stack runs on this event loop).
