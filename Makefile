@@ -1,4 +1,4 @@
-.PHONY: setup demo dev test lint bench diagrams screenshots clean
+.PHONY: setup demo dev test lint bench bench-uploads diagrams screenshots clean
 
 setup:
 	sh scripts/setup.sh
@@ -18,6 +18,10 @@ lint: setup
 bench: setup
 	sh scripts/system-deps.sh bench
 	.venv/bin/python -m bench.run $(BENCH_ARGS)
+
+# A resumable upload against POST /import of the same 100 MB file, and resuming a cut one.
+bench-uploads: setup
+	.venv/bin/python -m bench.uploads $(BENCH_ARGS)
 
 # The seed's diagrams, from their Graphviz source (docs/diagrams/*.dot → *.svg).
 diagrams:
