@@ -9,18 +9,23 @@ import asyncio
 import base64
 import hashlib
 import io
+import itertools
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import asyncpg
+import msgspec
 from tusclient import client as tus_client
 
+from services.gateway.intake.csv_stream import CountState, CsvChunker, RecordCounter
+from shared.config import Settings
 from shared.service import SETTINGS
 from tests.conftest import MakeKey, Running, bearer, table_rows, typed, wait_final
 from tests.e2e.test_import_pipeline import as_csv
+from tests.e2e.test_limits import _second_gateway
 from tidegate.sample_data import rows
 
 UPLOADS = "/api/v1/database/uploads"
@@ -137,6 +142,43 @@ async def test_an_upload_cut_three_times_and_resumed_with_tuspy_lands_once(
         uuid.UUID(url.rsplit("/", 1)[1]),
     )
     assert parts == 0  # the bytes are deleted once the import holds them
+
+
+async def test_replicas_take_turns_with_one_upload(
+    services: Running,
+    http: aiohttp.ClientSession,
+    db: asyncpg.Connection,
+    customers: str,
+    settings_for: Callable[[str], Settings],
+) -> None:
+    """Each PATCH through the other gateway replica: each one goes on from the bytes, and
+    the early check's count, that the other stored; the second completes it."""
+    runner, second = await _second_gateway(settings_for("gateway"))
+    try:
+        data = _file(6_000)
+        url = await _create(http, customers, len(data), chunk_size="700")
+        bounds = [0, 70_001, 200_003, 333_333, 480_007, len(data)]
+        for n, (start, end) in enumerate(itertools.pairwise(bounds)):
+            replica = second if n % 2 else services.api
+            headers = {**PATCH, "Upload-Offset": str(start)}
+            async with http.patch(replica + url, data=data[start:end], headers=headers) as a:
+                assert a.status == 204, await a.text()
+                assert a.headers["Upload-Offset"] == str(end)
+            if end < len(data):
+                state = await db.fetchval(
+                    "SELECT checked FROM tidegate.uploads WHERE id = $1",
+                    uuid.UUID(url.rsplit("/", 1)[1]),
+                )
+                counted = msgspec.msgpack.decode(state, type=CountState).rows
+                # As one parser counts the records that end before the offset.
+                assert counted == RecordCounter(CsvChunker(1)).feed(data[:end]) > 0
+    finally:
+        await runner.cleanup()
+    async with http.get(url) as answer:
+        status = await answer.json()
+    final = await wait_final(db, status["import_id"])
+    assert final["status"] == "completed"
+    assert await table_rows(db, customers) == [typed(r) for r in rows(6_000)]
 
 
 async def test_a_retried_or_doubled_last_patch_is_one_import(
