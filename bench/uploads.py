@@ -71,9 +71,11 @@ async def link(api: str, mbit_per_s: float | None) -> AsyncIterator[str]:
         upstream_reader, upstream_writer = await asyncio.open_connection(
             target.hostname, target.port
         )
-        await asyncio.gather(
-            pipe(reader, upstream_writer, paced=True), pipe(upstream_reader, writer, paced=False)
-        )
+        with contextlib.suppress(asyncio.CancelledError):  # the proxy closing at the end
+            await asyncio.gather(
+                pipe(reader, upstream_writer, paced=True),
+                pipe(upstream_reader, writer, paced=False),
+            )
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -244,7 +246,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--link-mbit", type=float, default=100.0, help="the client's uplink in the second run"
+        "--link-mbit", type=float, default=100.0, help="the second run's uplink (0: no second run)"
     )
     args = parser.parse_args()
     path = dataset()
@@ -254,10 +256,10 @@ def main() -> None:
     runs = {}
     try:
         copy_s = asyncio.run(raw_copy(stack.database_url, path))
-        for label, mbit in (
-            ("localhost", None),
-            (f"a {args.link_mbit:g} Mbit/s uplink", args.link_mbit),
-        ):
+        links: list[tuple[str, float | None]] = [("localhost", None)]
+        if args.link_mbit:
+            links.append((f"a {args.link_mbit:g} Mbit/s uplink", args.link_mbit))
+        for label, mbit in links:
             print(f"{label}:", flush=True)
             runs[label] = asyncio.run(
                 rounds(stack.database_url, stack.api_url, path, size, args.rounds, mbit)
