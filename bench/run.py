@@ -110,7 +110,7 @@ def pgloader(database_url: str, path: Path, table: str) -> float | None:
     program = shutil.which("pgloader")
     if program is None:
         return None
-    asyncio.run(_fresh_table(database_url, table))
+    asyncio.run(fresh_table(database_url, table))
     asyncio.run(checkpoint(database_url))
     columns = ", ".join(HEADER)
     command = f"""LOAD CSV FROM '{path.resolve()}' ({columns})
@@ -149,12 +149,14 @@ def pgloader_url(database_url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=""))
 
 
-async def _fresh_table(database_url: str, table: str) -> None:
+async def fresh_table(database_url: str, table: str) -> str:
+    """A new empty table of the sample's shape in `public`; its qualified name."""
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(TABLE_SQL.format(table=f"public.{table}"))
     finally:
         await conn.close()
+    return f"public.{table}"
 
 
 async def wal_bytes(database_url: str) -> int:

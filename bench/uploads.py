@@ -27,12 +27,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 
-from bench.run import DATA, raw_copy
+from bench.run import DATA, fresh_table, raw_copy
 from tidegate import client, resumable
 from tidegate.keys import create_key
-from tidegate.sample_data import TABLE_SQL, rows, write_csv
+from tidegate.sample_data import rows, write_csv
 from tidegate.stack import Stack
 
 RECORDS = 10_000
@@ -99,15 +98,6 @@ def dataset() -> Path:
             for row in rows(RECORDS):
                 writer.writerow([*row[:8], (row[8] + " " + "n" * pad)[: len(row[8]) + pad]])
     return path
-
-
-async def fresh_table(database_url: str, table: str) -> str:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(TABLE_SQL.format(table=f"public.{table}"))
-    finally:
-        await conn.close()
-    return f"public.{table}"
 
 
 async def posted(

@@ -19,19 +19,11 @@ from services.gateway.intake.csv_stream import (
     RecordCounter,
 )
 from shared.text_encoding import UTF8, Decision, lookup
+from tests.unit.test_csv_stream import TRICKY as TRICKY_RECORDS
 
 SMALL_SAMPLE = 16
 CORPUS = sorted((Path(__file__).parents[1] / "corpus").glob("*.*sv"))
-TRICKY = (
-    "\ufeffid,name,notes\r\n"
-    '1,"Doe, Jane","she said ""hi"""\r\n'
-    '2,Zoë,"two\r\nlines"\r\n'
-    "\r\n"
-    '3,"李 ☕","three\nmore\nlines"\r\n'
-    '4,5" screen,plain\r\n'
-    ",,\r\n"
-    "5,last\r\n"
-).encode()
+TRICKY = TRICKY_RECORDS + b"\r\n,,\r\n"  # and a spreadsheet's empty row: not a record
 
 
 def chunker(encoding: str | None) -> CsvChunker:
