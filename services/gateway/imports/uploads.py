@@ -87,22 +87,11 @@ async def discover(request: web.Request) -> web.Response:
 
 @routes.post(UPLOADS, name="uploads.create")
 async def create_upload(request: web.Request) -> web.Response:
-    """A new upload: its length (at most the file size limit) and the import's options,
-    checked now as POST /import checks them; 201 with its URL."""
+    """A new upload: the import's options, checked now as POST /import checks them, then
+    its length (at most the file size limit); 201 with its URL."""
     settings = request.app[SETTINGS]
     tus.require_version(request.headers)
     length = tus.non_negative(request.headers, "Upload-Length")
-    if length > settings.max_file_bytes:
-        raise Problem(
-            413,
-            "file-too-large",
-            "File too large",
-            f"The upload's length is over the maximum file size of {settings.max_file_bytes}"
-            " bytes.",
-            max_file_size=settings.max_file_bytes,
-        )
-    if length == 0:
-        raise Problem(400, "empty-upload", "Empty upload", "An empty file has nothing to import.")
     metadata = tus.metadata(request.headers.get("Upload-Metadata"))
     params = upload_params(request.query, metadata)
     if not params.get("table", "").strip():
@@ -116,6 +105,17 @@ async def create_upload(request: web.Request) -> web.Response:
     table = await find_table(request, params["table"].strip())
     options = import_options(request, settings, table, query=params)
     principal = require(request, "validate" if options.mode == "validate_only" else "import")
+    if length > settings.max_file_bytes:
+        raise Problem(
+            413,
+            "file-too-large",
+            "File too large",
+            f"The upload's length is over the maximum file size of {settings.max_file_bytes}"
+            " bytes.",
+            max_file_size=settings.max_file_bytes,
+        )
+    if length == 0:
+        raise Problem(400, "empty-upload", "Empty upload", "An empty file has nothing to import.")
     async with request.app[POOL].acquire() as conn:
         upload = await upload_parts.create(
             conn,
