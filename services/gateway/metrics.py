@@ -25,6 +25,16 @@ OUTBOX_PUBLISHED = Counter(
 OUTBOX_PENDING = Gauge(
     "tidegate_outbox_pending_events", "Outbox events not yet acknowledged by the broker."
 )
+UPLOAD_BYTES = Counter(
+    "tidegate_gateway_upload_bytes_stored_total",
+    "Bytes of resumable uploads stored (PATCH bodies, in parts).",
+)
+UPLOAD_OUTCOMES = Counter(
+    "tidegate_gateway_uploads_total",
+    "Resumable uploads by what became of them: created, completed (an import), refused"
+    " (422: the file cannot be one import), terminated (DELETE), expired (unfinished).",
+    ["outcome"],
+)
 IMPORTS_CANCELLED = Counter("tidegate_gateway_imports_cancelled_total", "Imports cancelled.")
 STREAMS_OPEN = Gauge("tidegate_gateway_open_streams", "Server-Sent Event streams open.")
 STREAM_POLLS = Counter(

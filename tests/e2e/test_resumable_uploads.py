@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import msgspec
+from prometheus_client import REGISTRY
 from tusclient import client as tus_client
 
 from services.gateway.intake.csv_stream import CountState, CsvChunker, RecordCounter
@@ -82,6 +83,15 @@ async def _cut_patch(http: aiohttp.ClientSession, url: str, data: bytes, offset:
         pass
     else:
         raise AssertionError("the PATCH was not cut")
+
+
+def _uploads(outcome: str) -> float:
+    """tidegate_gateway_uploads_total{outcome} (the session's services share a registry)."""
+    return REGISTRY.get_sample_value("tidegate_gateway_uploads_total", {"outcome": outcome}) or 0
+
+
+def _stored_bytes() -> float:
+    return REGISTRY.get_sample_value("tidegate_gateway_upload_bytes_stored_total") or 0
 
 
 async def _imports_of(db: asyncpg.Connection, table: str) -> list[Any]:
@@ -259,8 +269,10 @@ async def test_refusals_are_problems_and_store_nothing(
         "UPDATE tidegate.uploads SET expires_at = now() - interval '1 second' WHERE id = $1",
         upload_id,
     )
+    expired = _uploads("expired")
     async with http.head(url, headers=TUS) as a:
         assert a.status == 410
+    assert _uploads("expired") == expired + 1
     assert await stored() == (-1, -1)
     # Over the file size limit: refused when it is created.
     limit = services.apps["gateway"][SETTINGS].max_file_bytes
@@ -305,6 +317,8 @@ async def test_a_file_that_cannot_be_one_import_is_refused_before_its_end(
     """Too many records, and a header that does not fit, are refused by the PATCH whose
     bytes show them, counted across PATCHes, not after the last byte."""
     token = await make_key("data_manager", max_records_per_import=2_000, requests_per_minute=1_000)
+    before = {outcome: _uploads(outcome) for outcome in ("created", "completed", "refused")}
+    stored = _stored_bytes()
     async with aiohttp.ClientSession(base_url=services.api, headers=bearer(token)) as session:
         # 2,000 records fit; the upload's first 180 kB (in three PATCHes, cut inside
         # records) hold more than 1,500 of them, and are stored.
@@ -356,6 +370,13 @@ async def test_a_file_that_cannot_be_one_import_is_refused_before_its_end(
     )
     assert len(upload_ids) == 1  # only the one that became an import
     assert len(await _imports_of(db, customers)) == 1
+    # Prometheus: three created, one completed, two refused; the stored parts' bytes.
+    assert {o: _uploads(o) - n for o, n in before.items()} == {
+        "created": 3,
+        "completed": 1,
+        "refused": 2,
+    }
+    assert _stored_bytes() - stored >= 180_007 + 100_000
 
 
 async def test_an_upload_is_its_creators_and_follows_the_keys_role_and_tables(

@@ -28,6 +28,7 @@ from services.gateway.intake import tus, upload_parts
 from services.gateway.intake.body import BLOCK, body_blocks
 from services.gateway.intake.upload import EarlyCheck
 from services.gateway.intake.upload_parts import PART_BYTES, OffsetMoved, Upload
+from services.gateway.metrics import UPLOAD_OUTCOMES
 from services.gateway.params import path_id
 from services.gateway.problems import Problem
 from services.gateway.tables.lookup import find_table
@@ -128,6 +129,7 @@ async def create_upload(request: web.Request) -> web.Response:
             expiry_seconds=settings.upload_expiry_seconds,
         )
     request[TARGET] = str(upload.id)
+    UPLOAD_OUTCOMES.labels("created").inc()
     log.info("upload created", upload_id=str(upload.id), table=table.qualified_name, length=length)
     return web.Response(
         status=201, headers={**_status_headers(upload), "Location": upload_url(upload.id)}
@@ -144,7 +146,8 @@ async def _own_upload(conn: Conn, request: web.Request, principal: Principal) ->
     if upload is None or not mine:
         raise Problem(404, "upload-not-found", "Upload not found")
     if upload.expired and not upload.finished:
-        await upload_parts.delete(conn, upload.id)
+        if await upload_parts.delete(conn, upload.id):
+            UPLOAD_OUTCOMES.labels("expired").inc()
         raise Problem(
             410,
             "upload-expired",
@@ -192,7 +195,8 @@ async def delete_upload(request: web.Request) -> web.Response:
     tus.require_version(request.headers)
     async with request.app[POOL].acquire() as conn:
         upload = await _own_upload(conn, request, principal_of(request))
-        await upload_parts.delete(conn, upload.id)
+        if await upload_parts.delete(conn, upload.id):
+            UPLOAD_OUTCOMES.labels("terminated").inc()
     return web.Response(status=204, headers=tus.headers())
 
 
@@ -352,7 +356,8 @@ async def append_to_upload(request: web.Request) -> web.Response:
     except Problem as problem:
         if problem.status == 422:  # the file cannot become an import: the upload ends
             async with request.app[POOL].acquire() as conn:
-                await upload_parts.delete(conn, upload.id)
+                if await upload_parts.delete(conn, upload.id):
+                    UPLOAD_OUTCOMES.labels("refused").inc()
         raise
 
 
@@ -388,6 +393,7 @@ async def _finish(
             current = await upload_parts.get(conn, upload.id)
         raise _moved(current or upload, start) from None
     location = accepted.headers["Location"]
+    UPLOAD_OUTCOMES.labels("completed").inc()
     log.info("upload finished", upload_id=str(upload.id), length=upload.length)
     return web.Response(
         status=204,

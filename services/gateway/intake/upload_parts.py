@@ -16,6 +16,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
+from services.gateway.metrics import UPLOAD_BYTES, UPLOAD_OUTCOMES
 from shared.db import Conn
 
 PART_BYTES = 1 << 20  # the most bytes stored in one row (and held in memory per PATCH)
@@ -118,6 +119,7 @@ async def append(conn: Conn, upload_id: uuid.UUID, start: int, data: bytes, chec
             start,
             data,
         )
+    UPLOAD_BYTES.inc(len(data))
     return int(offset)
 
 
@@ -166,9 +168,12 @@ async def delete(conn: Conn, upload_id: uuid.UUID) -> bool:
 
 async def delete_expired(conn: Conn) -> int:
     """Every upload past its expiry, finished or not, with its bytes; how many."""
-    return int(
-        await conn.fetchval(
-            "WITH gone AS (DELETE FROM tidegate.uploads WHERE expires_at <= now() RETURNING 1)"
-            " SELECT count(*) FROM gone"
-        )
+    row = await conn.fetchrow(
+        "WITH gone AS (DELETE FROM tidegate.uploads WHERE expires_at <= now()"
+        " RETURNING import_id IS NULL AS unfinished)"
+        " SELECT count(*) AS deleted, count(*) FILTER (WHERE unfinished) AS unfinished"
+        " FROM gone"
     )
+    assert row is not None
+    UPLOAD_OUTCOMES.labels("expired").inc(row["unfinished"])
+    return int(row["deleted"])
