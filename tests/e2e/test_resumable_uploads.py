@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from tusclient import client as tus_client
 
 from services.gateway.intake.csv_stream import CountState, CsvChunker, RecordCounter
+from services.gateway.intake.upload_parts import PART_BYTES
 from shared.config import Settings
 from shared.service import SETTINGS
 from tests.conftest import MakeKey, Running, bearer, table_rows, typed, wait_final
@@ -189,6 +190,30 @@ async def test_replicas_take_turns_with_one_upload(
     final = await wait_final(db, status["import_id"])
     assert final["status"] == "completed"
     assert await table_rows(db, customers) == [typed(r) for r in rows(6_000)]
+
+
+async def test_an_upload_begun_before_the_early_check_is_finished_and_checked_at_the_end(
+    http: aiohttp.ClientSession, db: asyncpg.Connection, customers: str
+) -> None:
+    """Bytes stored with no early-check state (an upload begun before migration 0016):
+    the rest is taken unchecked, not read as the start of a file, and the whole file is
+    checked when it is complete."""
+    wide = [[*row[:8], row[8] + " " + "x" * 250] for row in rows(5_000)]
+    data = as_csv(wide).encode()
+    url = await _create(http, customers, len(data))
+    half = 100_007  # inside a record: the rest (over 1 MiB, so a part is stored) has no header
+    assert len(data) - half > PART_BYTES
+    async with http.patch(url, data=data[:half], headers={**PATCH, "Upload-Offset": "0"}) as a:
+        assert a.status == 204
+    upload_id = uuid.UUID(url.rsplit("/", 1)[1])
+    await db.execute("UPDATE tidegate.uploads SET checked = NULL WHERE id = $1", upload_id)
+    headers = {**PATCH, "Upload-Offset": str(half)}
+    async with http.patch(url, data=io.BytesIO(data[half:]), headers=headers) as a:
+        assert a.status == 204, await a.text()
+    import_id = await db.fetchval("SELECT import_id FROM tidegate.uploads WHERE id = $1", upload_id)
+    final = await wait_final(db, str(import_id))
+    assert final["status"] == "completed"
+    assert await table_rows(db, customers) == [typed(r) for r in wide]
 
 
 async def test_a_retried_or_doubled_last_patch_is_one_import(

@@ -235,7 +235,14 @@ class _Receiver:
         self._table = table
         settings = request.app[SETTINGS]
         options = import_options(request, settings, table, query=upload.params)
-        self._check = EarlyCheck(table, options, settings.max_record_bytes, upload.checked)
+        # An upload stored before the early check existed has bytes but no check state:
+        # its file is checked when it is complete, as before.
+        legacy = upload.received > 0 and upload.checked is None
+        self._check = (
+            None
+            if legacy
+            else EarlyCheck(table, options, settings.max_record_bytes, upload.checked)
+        )
         self.offset = offset  # where the bytes not stored yet begin
         self._pending = bytearray()
         self.tail: bytes | None = None
@@ -262,9 +269,11 @@ class _Receiver:
         return self.offset + len(self._pending) == self._upload.length
 
     async def _store(self, part: bytes) -> None:
-        with refusals_as_problems(self._table):
-            self._check.feed(part)
-        checked = self._check.state()
+        checked = None
+        if self._check is not None:
+            with refusals_as_problems(self._table):
+                self._check.feed(part)
+            checked = self._check.state()
         async with self._request.app[POOL].acquire() as conn:
             try:
                 self.offset = await upload_parts.append(

@@ -97,7 +97,9 @@ async def get(conn: Conn, upload_id: uuid.UUID) -> Upload | None:
     return None if row is None else _upload(row)
 
 
-async def append(conn: Conn, upload_id: uuid.UUID, start: int, data: bytes, checked: bytes) -> int:
+async def append(
+    conn: Conn, upload_id: uuid.UUID, start: int, data: bytes, checked: bytes | None
+) -> int:
     """Store `data` at `start` and move the offset past it, with the early check's state
     after it; the new offset. Raises OffsetMoved when the upload is not (or no longer) at
     `start`, or is finished."""
