@@ -21,7 +21,7 @@ import msgspec
 from prometheus_client import REGISTRY
 from tusclient import client as tus_client
 
-from services.gateway.intake.csv_stream import CountState, CsvChunker, RecordCounter
+from services.gateway.intake.csv_stream import ChunkerState, CsvChunker, RecordCounter
 from services.gateway.intake.upload_parts import PART_BYTES
 from shared.config import Settings
 from shared.service import SETTINGS
@@ -180,7 +180,7 @@ async def test_replicas_take_turns_with_one_upload(
                     "SELECT checked FROM tidegate.uploads WHERE id = $1",
                     uuid.UUID(url.rsplit("/", 1)[1]),
                 )
-                counted = msgspec.msgpack.decode(state, type=CountState).rows
+                counted = msgspec.msgpack.decode(state, type=ChunkerState).records
                 # As one parser counts the records that end before the offset.
                 assert counted == RecordCounter(CsvChunker(1)).feed(data[:end]) > 0
     finally:

@@ -13,7 +13,7 @@ import pytest
 
 from services.gateway.intake import csv_stream
 from services.gateway.intake.csv_stream import (
-    CountState,
+    ChunkerState,
     CsvChunker,
     CsvInputError,
     RecordCounter,
@@ -50,7 +50,7 @@ def in_pieces(data: bytes, cuts: list[int], encoding: str | None = None) -> int 
     state: bytes | None = None
     rows = 0
     for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
-        previous = None if state is None else msgspec.msgpack.decode(state, type=CountState)
+        previous = None if state is None else msgspec.msgpack.decode(state, type=ChunkerState)
         counter = RecordCounter(chunker(encoding), previous)
         try:
             counted = counter.feed(data[start:end])

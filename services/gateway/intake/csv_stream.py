@@ -83,6 +83,7 @@ class ChunkerState(msgspec.Struct, frozen=True, kw_only=True):
     next_line: int
     bytes_in: int
     empty_rows: int
+    records: int
 
 
 @dataclass
@@ -179,8 +180,11 @@ class CsvChunker:
         delimiter: str | None = None,
         known_names: Collection[str] = (),
         max_record_chars: int = DEFAULT_MAX_RECORD,
+        keep_rows: bool = True,
     ) -> None:
         self.chunk_size = chunk_size
+        self.keep_rows = keep_rows  # False: records are counted, and no chunk is made
+        self.records = 0  # data records read
         self.header: list[str] | None = None
         self.encoding = encoding
         self.delimiter = delimiter
@@ -222,7 +226,7 @@ class CsvChunker:
 
     def snapshot(self) -> ChunkerState:
         """Where the parse is, between two `feed`s with no chunk being filled (a chunker
-        of chunk_size 1): `restore` on a new chunker goes on from here."""
+        that does not keep rows): `restore` on a new chunker goes on from here."""
         assert not self._current.rows, "a chunk is being filled"
         return ChunkerState(
             encoding=self.encoding,
@@ -236,6 +240,7 @@ class CsvChunker:
             next_line=self._next_line,
             bytes_in=self._bytes_in,
             empty_rows=self.empty_rows,
+            records=self.records,
         )
 
     def restore(self, state: ChunkerState) -> None:
@@ -254,6 +259,7 @@ class CsvChunker:
         self._next_line = state.next_line
         self._bytes_in = state.bytes_in
         self.empty_rows = state.empty_rows
+        self.records = state.records
 
     def _start(self, sample: bytes, *, final: bool) -> None:
         """Decide the encoding and delimiter from the first bytes of the file."""
@@ -343,6 +349,9 @@ class CsvChunker:
                 if self.header is None:
                     self.header = record
                     continue
+                self.records += 1
+                if not self.keep_rows:
+                    continue
                 self._current.rows.append(record)
                 self._current.lines.append(start)
                 if len(self._current.rows) >= self.chunk_size:
@@ -364,24 +373,18 @@ class CsvChunker:
         return chunks
 
 
-class CountState(msgspec.Struct, frozen=True, kw_only=True):
-    rows: int
-    chunker: ChunkerState
-
-
 class RecordCounter:
     """A file's data records counted as its bytes arrive, by the chunker's own parsing (so
-    the count is the one its import will have), and resumable from `state()`: a file sent
-    in pieces, over several requests and gateway replicas, is counted once. Raises what
-    the chunker raises (CsvInputError) as soon as the bytes show it."""
+    the count is the one its import will have; no rows are kept), and resumable from
+    `state()`: a file sent in pieces, over several requests and gateway replicas, is
+    counted once. Raises what the chunker raises (CsvInputError) as soon as the bytes show
+    it."""
 
-    def __init__(self, chunker: CsvChunker, state: CountState | None = None) -> None:
-        chunker.chunk_size = 1  # every record leaves at once: no rows are held
+    def __init__(self, chunker: CsvChunker, state: ChunkerState | None = None) -> None:
+        chunker.keep_rows = False
         self._chunker = chunker
-        self.rows = 0
         if state is not None:
-            chunker.restore(state.chunker)
-            self.rows = state.rows
+            chunker.restore(state)
 
     @property
     def header(self) -> list[str] | None:
@@ -389,8 +392,8 @@ class RecordCounter:
 
     def feed(self, data: bytes) -> int:
         """The data records counted so far, `data` included."""
-        self.rows += len(self._chunker.feed(data))
-        return self.rows
+        self._chunker.feed(data)
+        return self._chunker.records
 
-    def state(self) -> CountState:
-        return CountState(rows=self.rows, chunker=self._chunker.snapshot())
+    def state(self) -> ChunkerState:
+        return self._chunker.snapshot()

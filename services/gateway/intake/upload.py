@@ -19,7 +19,7 @@ import msgspec
 
 from services.gateway.intake import import_store
 from services.gateway.intake.csv_stream import (
-    CountState,
+    ChunkerState,
     CsvChunker,
     CsvInputError,
     ParsedChunk,
@@ -167,7 +167,7 @@ class EarlyCheck:
         self._options = options
         self._counter = RecordCounter(
             chunker_for(table, options, max_record_bytes),
-            None if state is None else msgspec.msgpack.decode(state, type=CountState),
+            None if state is None else msgspec.msgpack.decode(state, type=ChunkerState),
         )
 
     def feed(self, data: bytes) -> None:
