@@ -19,6 +19,7 @@ import asyncio
 import base64
 import contextlib
 import csv
+import io
 import statistics
 import tempfile
 import time
@@ -87,16 +88,14 @@ def dataset() -> Path:
     DATA.mkdir(exist_ok=True)
     path = DATA / f"uploads_{RECORDS}_{SIZE}.csv"
     if not path.exists():
-        base = DATA / "uploads_base.csv"
-        with base.open("w", encoding="utf-8", newline="") as out:
-            write_csv(out, RECORDS)
-        pad = (SIZE - base.stat().st_size) // RECORDS
-        base.unlink()
+        plain = io.StringIO()
+        write_csv(plain, RECORDS)
+        pad = (SIZE - len(plain.getvalue().encode())) // RECORDS  # bytes to add per note
         with path.open("w", encoding="utf-8", newline="") as out:
             write_csv(out, 0)  # the header
             writer = csv.writer(out, lineterminator="\n")
             for row in rows(RECORDS):
-                writer.writerow([*row[:8], (row[8] + " " + "n" * pad)[: len(row[8]) + pad]])
+                writer.writerow([*row[:8], f"{row[8]} {'n' * (pad - 1)}"])
     return path
 
 

@@ -309,3 +309,13 @@ async def gateway_process(home: Path, database_url: str, bootstrap: str, **env: 
     stack.spawn("gateway")
     await asyncio.to_thread(stack.wait_healthy, ("gateway",))
     return stack
+
+
+async def second_gateway(settings: Settings) -> tuple[web.AppRunner, str]:
+    """Another gateway replica on the same database and broker: its runner and address
+    (`await runner.cleanup()` ends it)."""
+    runner = web.AppRunner(gateway_app(settings))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"

@@ -13,26 +13,16 @@ import aiohttp
 import asyncpg
 import msgspec
 import pytest
-from aiohttp import web
 from yarl import URL
 
-from services.gateway.app import create_app
 from shared.config import Settings
-from tests.conftest import MakeKey, Running, bearer, wait_final
+from tests.conftest import MakeKey, Running, bearer, second_gateway, wait_final
 
 CSV = b"id,name,email,signup_date,active\n"
 
 
 def row(n: int) -> bytes:
     return f"{n},N{n},n{n}@example.com,2024-01-02,yes\n".encode()
-
-
-async def _second_gateway(settings: Settings) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 def _rate_fields(headers: Mapping[str, str]) -> tuple[int, int]:
@@ -45,7 +35,7 @@ async def test_the_61st_request_in_a_minute_is_429_on_any_gateway(
     services: Running, make_key: MakeKey, settings_for: Callable[[str], Settings]
 ) -> None:
     token = await make_key("viewer", name="rate limited")  # the default: 60 per minute
-    runner, second = await _second_gateway(settings_for("gateway"))
+    runner, second = await second_gateway(settings_for("gateway"))
     try:
         async with aiohttp.ClientSession(headers=bearer(token)) as session:
             remaining = []
@@ -215,7 +205,7 @@ async def test_a_streamed_body_is_cut_off_at_the_limit(
     """Without Content-Length the byte count decides: a gateway with a 1 MiB limit answers
     413 while the body is still arriving (it never ends)."""
     limited = msgspec.structs.replace(settings_for("gateway"), max_file_bytes=1 << 20)
-    runner, api = await _second_gateway(limited)
+    runner, api = await second_gateway(limited)
     sent = 0
 
     async def endless() -> AsyncIterator[bytes]:

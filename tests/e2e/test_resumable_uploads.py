@@ -25,9 +25,16 @@ from services.gateway.intake.csv_stream import ChunkerState, CsvChunker, RecordC
 from services.gateway.intake.upload_parts import PART_BYTES
 from shared.config import Settings
 from shared.service import SETTINGS
-from tests.conftest import MakeKey, Running, bearer, table_rows, typed, wait_final
+from tests.conftest import (
+    MakeKey,
+    Running,
+    bearer,
+    second_gateway,
+    table_rows,
+    typed,
+    wait_final,
+)
 from tests.e2e.test_import_pipeline import as_csv
-from tests.e2e.test_limits import _second_gateway
 from tidegate.sample_data import rows
 
 UPLOADS = "/api/v1/database/uploads"
@@ -164,7 +171,7 @@ async def test_replicas_take_turns_with_one_upload(
 ) -> None:
     """Each PATCH through the other gateway replica: each one goes on from the bytes, and
     the early check's count, that the other stored; the second completes it."""
-    runner, second = await _second_gateway(settings_for("gateway"))
+    runner, second = await second_gateway(settings_for("gateway"))
     try:
         data = _file(6_000)
         url = await _create(http, customers, len(data), chunk_size="700")

@@ -26,6 +26,7 @@ from services.gateway.imports.resources import API, import_url
 from services.gateway.imports.submit import accept_import, refusals_as_problems
 from services.gateway.intake import tus, upload_parts
 from services.gateway.intake.body import BLOCK, body_blocks
+from services.gateway.intake.options import ImportOptions
 from services.gateway.intake.upload import EarlyCheck
 from services.gateway.intake.upload_parts import PART_BYTES, OffsetMoved, Upload
 from services.gateway.metrics import UPLOAD_OUTCOMES
@@ -229,12 +230,18 @@ class _Receiver:
     that would reach the upload's length is kept back (`tail`) for the import's
     transaction."""
 
-    def __init__(self, request: web.Request, upload: Upload, offset: int, table: TableDef) -> None:
+    def __init__(
+        self,
+        request: web.Request,
+        upload: Upload,
+        offset: int,
+        table: TableDef,
+        options: ImportOptions,
+    ) -> None:
         self._request = request
         self._upload = upload
         self._table = table
         settings = request.app[SETTINGS]
-        options = import_options(request, settings, table, query=upload.params)
         # An upload stored before the early check existed has bytes but no check state:
         # its file is checked when it is complete, as before.
         legacy = upload.received > 0 and upload.checked is None
@@ -353,7 +360,8 @@ async def append_to_upload(request: web.Request) -> web.Response:
     if request.content_length is not None and offset + request.content_length > upload.length:
         raise _too_long(upload)
     table = await find_table(request, upload.target_table)
-    receiver = _Receiver(request, upload, offset, table)
+    options = import_options(request, request.app[SETTINGS], table, query=upload.params)
+    receiver = _Receiver(request, upload, offset, table, options)
     try:
         await _receive(request, receiver, checksum)
         if receiver.tail is None:
@@ -361,7 +369,7 @@ async def append_to_upload(request: web.Request) -> web.Response:
             more = {"Upload-Offset": str(receiver.offset)}
             more["Upload-Expires"] = tus.expires(upload.expires_at)
             return web.Response(status=204, headers=tus.headers(**more))
-        return await _finish(request, upload, table, receiver.offset, receiver.tail)
+        return await _finish(request, upload, table, options, receiver.offset, receiver.tail)
     except Problem as problem:
         if problem.status == 422:  # the file cannot become an import: the upload ends
             async with request.app[POOL].acquire() as conn:
@@ -371,11 +379,15 @@ async def append_to_upload(request: web.Request) -> web.Response:
 
 
 async def _finish(
-    request: web.Request, upload: Upload, table: TableDef, start: int, tail: bytes
+    request: web.Request,
+    upload: Upload,
+    table: TableDef,
+    options: ImportOptions,
+    start: int,
+    tail: bytes,
 ) -> web.Response:
     """The upload's bytes as a new import, recorded with the upload's last part; 204 with
     the import's link."""
-    options = import_options(request, request.app[SETTINGS], table, query=upload.params)
     principal = require(request, "validate" if options.mode == "validate_only" else "import")
 
     async def body() -> AsyncIterator[bytes]:
